@@ -1,0 +1,74 @@
+# openbsd.vmm: two entry points, `make demo` and `make test`; everything else is a step of theirs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT        := $(CURDIR)
+VENV        := $(ROOT)/.venv
+PY          := $(VENV)/bin/python
+COLL_ROOT   := $(ROOT)/.build/ansible_collections
+COLL_DIR    := $(COLL_ROOT)/openbsd/vmm
+SITE        = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PYVER       = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+LAB_BIN     := $(ROOT)/tests/lab/bin
+ANSIBLE_TEST = cd $(COLL_DIR) && PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-test
+
+.PHONY: help venv collection test-tools sanity units lab-tests integration test demo clean
+
+help:
+	@echo "make demo   - set up and run the demo against the lab"
+	@echo "make test   - set up and run every test (sanity, units, lab, integration)"
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	@py=$$(scripts/find-python) && echo "using $$py" && \
+	  { [ -x $(PY) ] || $$py -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# ansible-test wants the collection at .../ansible_collections/openbsd/vmm; its dependencies
+# come from the `ansible` package installed in the venv.
+collection: venv
+	@mkdir -p $(COLL_ROOT)/openbsd $(COLL_ROOT)/ansible $(COLL_ROOT)/community
+	@ln -sfn $(ROOT) $(COLL_DIR)
+	@ln -sfn $(SITE)/ansible_collections/ansible/posix $(COLL_ROOT)/ansible/posix
+	@ln -sfn $(SITE)/ansible_collections/community/general $(COLL_ROOT)/community/general
+	@# ansible-test downloads a get-pip script for its venvs; offline we seed its cache with one using ensurepip.
+	@pipver=$$($(PY) -c 'from ansible_test._internal.python_requirements import get_venv_packages as g; print(g(type("P",(),{"version":"x"})())["pip"])') && \
+	  mkdir -p $$HOME/.ansible/test/cache && \
+	  cp scripts/get_pip_offline.py $$HOME/.ansible/test/cache/get_pip_$${pipver//./_}.py
+
+test-tools:
+	@missing=""; \
+	  command -v qemu-img >/dev/null || missing="$$missing qemu-utils"; \
+	  command -v dhcpd >/dev/null || [ -x /usr/sbin/dhcpd ] || missing="$$missing isc-dhcp-server"; \
+	  command -v doas >/dev/null || missing="$$missing doas"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi
+
+sanity: collection
+	$(ANSIBLE_TEST) sanity --venv --python $(PYVER) --color no
+
+units: collection
+	$(ANSIBLE_TEST) units --venv --python $(PYVER) --color no
+
+lab-tests: venv test-tools
+	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q tests/lab/tests
+
+integration: collection test-tools
+	$(ANSIBLE_TEST) integration --local --python $(PYVER) --color no
+
+test: venv test-tools collection
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory units
+	$(MAKE) --no-print-directory lab-tests
+	$(MAKE) --no-print-directory integration
+
+demo: collection
+	PATH=$(VENV)/bin:$$PATH scripts/demo
+
+clean:
+	rm -rf .build tests/output
