@@ -28,10 +28,12 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 venv: $(VENV)/.installed
 
 # ansible-test wants the collection at .../ansible_collections/openbsd/vmm; its dependencies
-# come from the `ansible` package installed in the venv.
+# come from the `ansible` package installed in the venv. Re-run after every change (make does).
 collection: venv
 	@mkdir -p $(COLL_ROOT)/openbsd $(COLL_ROOT)/ansible $(COLL_ROOT)/community
-	@ln -sfn $(ROOT) $(COLL_DIR)
+	@# A copy, not a symlink: ansible-test resolves its working directory physically.
+	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)
+	@git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $(COLL_DIR)
 	@ln -sfn $(SITE)/ansible_collections/ansible/posix $(COLL_ROOT)/ansible/posix
 	@ln -sfn $(SITE)/ansible_collections/community/general $(COLL_ROOT)/community/general
 	@# ansible-test downloads a get-pip script for its venvs; offline we seed its cache with one using ensurepip.
