@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+"""The qcow2 header reader against images made by qemu-img and by the header layout vmctl writes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from ansible_collections.openbsd.vmm.plugins.module_utils import qcow2
+
+CLUSTER = 65536
+MIB = 1024 * 1024
+
+needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='qemu-img (qemu-utils) is not installed')
+
+
+def write_vmctl_qcow2(path, size, base=None):
+    """Write a fresh qcow2 image exactly as qcow2-facts.md section 1 says vmctl create does."""
+    backing = os.fsencode(base) if base else b''
+    l1_size = -(-size // (512 * MIB))
+    l1_clusters = max(1, -(-(l1_size * 8) // CLUSTER))
+    refcount_table_offset = CLUSTER + l1_clusters * CLUSTER
+    refcount_table_clusters = max(1, -(-size // 2 ** 47))
+    refcount_block_offset = refcount_table_offset + refcount_table_clusters * CLUSTER
+    metadata_clusters = 1 + l1_clusters + refcount_table_clusters + 1
+    header = struct.pack('>4sIQIIQIIQQIIQQQQII', b'QFI\xfb', 3, 104 if base else 0, len(backing), 16, size, 0,
+                         l1_size, CLUSTER, refcount_table_offset, refcount_table_clusters, 0, 0, 0, 0, 0, 4, 104)
+    with open(path, 'xb') as image:
+        image.truncate(metadata_clusters * CLUSTER)
+        image.write(header + backing)
+        image.seek(refcount_table_offset)
+        image.write(struct.pack('>Q', refcount_block_offset))
+        image.seek(refcount_block_offset)
+        image.write(struct.pack('>H', 1) * metadata_clusters)
+    os.chmod(path, 0o600)
+    return path
+
+
+def qemu_img_create(path, size, *options):
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2'] + list(options) + [str(path), str(size)], check=True)
+    return str(path)
+
+
+def patch(path, offset, fmt, value):
+    with open(path, 'r+b') as image:
+        image.seek(offset)
+        image.write(struct.pack(fmt, value))
+
+
+# -- images vmctl would write --------------------------------------------
+
+@pytest.mark.parametrize('size', [MIB, 512 * MIB, 10 * 1024 * MIB, 3 * 1024 * 1024 * MIB])
+def test_reads_vmctl_layout(tmp_path, size):
+    path = write_vmctl_qcow2(str(tmp_path / 'disk.qcow2'), size)
+    header = qcow2.read_header(path)
+    assert (header.version, header.size, header.cluster_size, header.refcount_order) == (3, size, CLUSTER, 4)
+    assert header.backing_file is None
+    assert header.l1_size == -(-size // (512 * MIB))
+    assert qcow2.vmd_problems(header) == []
+
+
+@pytest.mark.parametrize('base', ['base.qcow2', '/var/vmm/golden image.qcow2', '../up/b.qcow2'])
+def test_backing_path_is_returned_verbatim(tmp_path, base):
+    path = write_vmctl_qcow2(str(tmp_path / 'overlay.qcow2'), 1024 * MIB, base=base)
+    assert qcow2.read_header(path).backing_file == base
+
+
+@needs_qemu_img
+def test_vmctl_layout_passes_qemu_img_check(tmp_path):
+    """Guards the fixture writer itself: qemu agrees it is a consistent image."""
+    base = write_vmctl_qcow2(str(tmp_path / 'base.qcow2'), 64 * MIB)
+    overlay = write_vmctl_qcow2(str(tmp_path / 'overlay.qcow2'), 64 * MIB, base='base.qcow2')
+    for image in (base, overlay):
+        subprocess.run(['qemu-img', 'check', '-q', '-f', 'qcow2', image], check=True)
+
+
+def test_is_qcow2_sniffs_the_magic(tmp_path):
+    qcow = write_vmctl_qcow2(str(tmp_path / 'a.img'), MIB)
+    raw = tmp_path / 'b.qcow2'
+    raw.write_bytes(b'\0' * 4096)
+    assert qcow2.is_qcow2(qcow)
+    assert not qcow2.is_qcow2(str(raw))
+
+
+# -- images qemu-img makes -------------------------------------------------
+
+@needs_qemu_img
+def test_reads_qemu_img_compat_1_1(tmp_path):
+    base = qemu_img_create(tmp_path / 'base.qcow2', '1G', '-o', 'compat=1.1')
+    overlay = qemu_img_create(tmp_path / 'overlay.qcow2', '1G', '-o', 'compat=1.1', '-b', 'base.qcow2', '-F', 'qcow2')
+    header = qcow2.read_header(base)
+    assert (header.version, header.size, header.refcount_order) == (3, 1024 * MIB, 4)
+    assert qcow2.vmd_problems(header) == []
+    assert qcow2.read_header(overlay).backing_file == 'base.qcow2'
+
+
+@needs_qemu_img
+def test_qemu_version_2_is_refused_like_vmd(tmp_path):
+    """qemu's 72-byte v2 header leaves no refcount_order at offset 96: vmd says unsupported refcount size."""
+    path = qemu_img_create(tmp_path / 'v2.qcow2', '10M', '-o', 'compat=0.10')
+    header = qcow2.read_header(path)
+    assert header.version == 2 and header.size == 10 * MIB
+    problems = qcow2.vmd_problems(header)
+    assert problems and problems[0].startswith('unsupported refcount size')
+
+
+@needs_qemu_img
+@pytest.mark.parametrize('bits', ['8', '32'])
+def test_other_refcount_widths_are_refused(tmp_path, bits):
+    path = qemu_img_create(tmp_path / 'r.qcow2', '10M', '-o', 'refcount_bits=' + bits)
+    assert qcow2.vmd_problems(qcow2.read_header(path))[0].startswith('unsupported refcount size')
+
+
+@needs_qemu_img
+def test_extended_l2_is_an_unsupported_feature(tmp_path):
+    path = qemu_img_create(tmp_path / 'l2.qcow2', '10M', '-o', 'extended_l2=on')
+    problems = qcow2.vmd_problems(qcow2.read_header(path))
+    assert any(problem.startswith('unsupported features') for problem in problems)
+
+
+# -- what vmd tolerates and refuses in the header fields --------------------
+
+def test_dirty_and_corrupt_bits_are_tolerated(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'd.qcow2'), MIB)
+    patch(path, 72, '>Q', 0x3)
+    assert qcow2.vmd_problems(qcow2.read_header(path)) == []
+
+
+def test_external_data_file_bit_is_refused(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'd.qcow2'), MIB)
+    patch(path, 72, '>Q', 0x4)
+    assert qcow2.vmd_problems(qcow2.read_header(path)) == ['unsupported features 4']
+
+
+def test_encryption_is_refused(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'e.qcow2'), MIB)
+    patch(path, 32, '>I', 1)
+    assert any('encrypted' in problem for problem in qcow2.vmd_problems(qcow2.read_header(path)))
+
+
+# -- truncated and corrupt headers --------------------------------------------
+
+@pytest.mark.parametrize('length', [0, 3, 4, 50, 71])
+def test_truncated_before_the_v2_fields(tmp_path, length):
+    source = write_vmctl_qcow2(str(tmp_path / 'full.qcow2'), MIB)
+    with open(source, 'rb') as image:
+        data = image.read(length)
+    path = tmp_path / 'cut.qcow2'
+    path.write_bytes(data)
+    with pytest.raises(qcow2.Qcow2Error, match='truncated qcow2 header|not a qcow2 image'):
+        qcow2.read_header(str(path))
+
+
+@pytest.mark.parametrize('length', [72, 100, 103])
+def test_truncated_version_3_header(tmp_path, length):
+    source = write_vmctl_qcow2(str(tmp_path / 'full.qcow2'), MIB)
+    with open(source, 'rb') as image:
+        data = image.read(length)
+    path = tmp_path / 'cut.qcow2'
+    path.write_bytes(data)
+    with pytest.raises(qcow2.Qcow2Error, match=r'truncated qcow2 header: %d bytes, a version 3 header needs 104' % length):
+        qcow2.read_header(str(path))
+
+
+def test_truncated_image_behind_a_whole_header(tmp_path):
+    """A header that survived while the tables it points at did not (a copy cut short)."""
+    source = write_vmctl_qcow2(str(tmp_path / 'full.qcow2'), MIB)
+    with open(source, 'rb') as image:
+        data = image.read(CLUSTER + 512)
+    path = tmp_path / 'cut.qcow2'
+    path.write_bytes(data)
+    with pytest.raises(qcow2.Qcow2Error, match='truncated qcow2 image'):
+        qcow2.read_header(str(path))
+
+
+def test_backing_name_cut_off(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'o.qcow2'), MIB, base='some/base.qcow2')
+    with open(path, 'rb') as image:
+        data = image.read(110)
+    with pytest.raises(qcow2.Qcow2Error, match='backing file name ends at byte 119'):
+        qcow2.parse_header(data)
+
+
+def test_not_qcow2(tmp_path):
+    with pytest.raises(qcow2.Qcow2Error, match='does not start with the qcow2 magic'):
+        qcow2.parse_header(b'\0' * 104)
+
+
+@pytest.mark.parametrize('offset, fmt, value, message', [
+    (4, '>I', 1, 'unknown qcow2 version 1'),
+    (4, '>I', 4, 'unknown qcow2 version 4'),
+    (20, '>I', 8, 'cluster_bits 8 is outside 9..21'),
+    (20, '>I', 40, 'cluster_bits 40 is outside 9..21'),
+    (40, '>Q', 1000, 'l1_table_offset 1000 is not a non-zero multiple'),
+    (48, '>Q', 0, 'refcount_table_offset 0 is not a non-zero multiple'),
+    (56, '>I', 0, 'refcount_table_clusters is 0'),
+    (36, '>I', 0, 'l1_size 0 is too small'),
+    (100, '>I', 96, 'header_length 96 is below 104'),
+    (100, '>I', 108, 'header_length 108 is not a multiple of 8'),
+])
+def test_corrupt_fields(tmp_path, offset, fmt, value, message):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), 2048 * MIB)
+    patch(path, offset, fmt, value)
+    with pytest.raises(qcow2.Qcow2Error, match=message):
+        qcow2.read_header(path)
+
+
+def test_backing_name_length_out_of_range(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), MIB, base='b.qcow2')
+    patch(path, 16, '>I', 5000)
+    with pytest.raises(qcow2.Qcow2Error, match='backing_file_size 5000 is outside 1..1023'):
+        qcow2.read_header(path)
+
+
+def test_errors_name_the_file(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'named.qcow2'), MIB)
+    patch(path, 20, '>I', 3)
+    with pytest.raises(qcow2.Qcow2Error) as caught:
+        qcow2.read_header(path)
+    assert str(caught.value).startswith(path + ': corrupt qcow2 header')
