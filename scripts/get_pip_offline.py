@@ -7,13 +7,14 @@ installs pip from the interpreter's own ensurepip wheel, then lets that pip
 install the exact packages ansible-test asked for (pip==X) from the package
 index that pip is configured to use.
 """
-import ensurepip
 import subprocess
 import sys
 
 
 def main():
-    ensurepip.bootstrap(upgrade=True)
+    # In a child process: ensurepip.bootstrap() points PIP_CONFIG_FILE at /dev/null in its own
+    # process, which would hide the machine's pip configuration (certificates, mirrors) from pip.
+    subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade'])
     args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]
     subprocess.check_call([sys.executable, '-m', 'pip', 'install'] + args)
 

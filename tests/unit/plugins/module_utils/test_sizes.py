@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import (
+    MIB, SizeError, fmt_scaled, round_down_mib, round_up_mib, scan_scaled)
+
+GIB = 1024 * MIB
+
+
+# The examples in vmctl-facts.md §2 "Memory formatting", computed there with fmt_scaled.
+@pytest.mark.parametrize('number, text', [
+    (512 * MIB, '512M'), (GIB, '1.0G'), (GIB + GIB // 2, '1.5G'), (2 * GIB, '2.0G'),
+    (16 * GIB, '16.0G'), (64 * MIB, '64.0M'), (100 * MIB, '100M'), (1000 * MIB, '1000M'),
+    (1023 * MIB, '1023M'), (128 * GIB, '128G'), (0, '0B'),
+    (512, '512B'), (1024, '1.0K'),
+    # fmt_scaled's quirk: a fraction that rounds to 10 tenths bumps the integer but keeps the unit.
+    (1023 * 1024 + 1000, '1024K'), (1024 * 1024 * 1024 - 1, '1024M'),
+])
+def test_fmt_scaled_matches_reference_examples(number, text):
+    assert fmt_scaled(number) == text
+
+
+@pytest.mark.parametrize('text, number', [
+    ('512M', 512 * MIB), ('1G', GIB), ('1g', GIB), ('1.5G', GIB + GIB // 2), ('1024', 1024),
+    ('1500K', 1500 * 1024), ('0', 0), ('2T', 2 * 1024 * GIB), ('1B', 1), ('.5M', MIB // 2), (4096, 4096),
+])
+def test_scan_scaled_bare_number_is_bytes_and_units_are_binary(text, number):
+    assert scan_scaled(text) == number
+
+
+@pytest.mark.parametrize('text, rule', [
+    ('abc', 'expected a number'), ('-1G', 'cannot be negative'), ('1X', 'unit must be one of'),
+    ('', 'expected a number'), ('1 G B', 'expected a number'), (True, 'expected a number'), (-5, 'cannot be negative'),
+    ('99999999E', 'Result too large'),
+])
+def test_scan_scaled_rejects_with_the_rule(text, rule):
+    with pytest.raises(SizeError, match=rule):
+        scan_scaled(text)
+
+
+def test_rounding_to_mib_like_vmctl():
+    assert round_down_mib(1500 * 1024) == MIB
+    assert round_up_mib(1500 * 1024) == 2 * MIB
+    assert round_up_mib(2 * MIB) == 2 * MIB
+    # vmctl's own warning text for -s 1500K says "rounded to 1.0M"
+    assert fmt_scaled(round_down_mib(scan_scaled('1500K'))) == '1.0M'
