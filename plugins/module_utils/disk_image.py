@@ -1,0 +1,519 @@
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+"""The logic of the vmm_disk module: inspect a disk image, plan a change, apply it.
+
+An existing image is inspected without vmctl (qcow2 header reader, file size
+for raw), so a run that changes nothing runs no vmctl command at all. Changes
+never lose data silently: a different format or base needs ``force``, a larger
+size needs ``grow`` (done by copying into a temporary file beside the image and
+renaming it into place), shrinking is refused, and an image held by a running
+VM (vmd takes an exclusive non-blocking flock on it) is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from ansible_collections.openbsd.vmm.plugins.module_utils import qcow2
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB, SizeError, fmt_scaled, round_down_mib, scan_scaled
+
+FORMATS = ('raw', 'qcow2')
+# vmctl's extension rule for a new file (case-insensitive, only these two).
+_EXTENSIONS = {'.raw': 'raw', '.qcow2': 'qcow2'}
+MAX_CHAIN = 4  # vmd opens at most the disk plus 3 bases
+
+
+class DiskError(Exception):
+    """A request that cannot or must not be carried out; the message says why and what would help."""
+
+
+class DiskInUse(DiskError):
+    """A running VM holds the image (vmd's exclusive lock)."""
+
+
+@dataclass
+class DiskImage:
+    """What is on disk: format, virtual size in bytes, base as stored in the image."""
+    path: str
+    format: str
+    size: int
+    base: Optional[str] = None
+    problems: List[str] = field(default_factory=list)
+
+    def as_dict(self):
+        return {'path': self.path, 'format': self.format, 'size': self.size,
+                'size_human': fmt_scaled(self.size), 'base': self.base}
+
+
+@dataclass
+class DiskRequest:
+    """The validated module parameters. ``size`` is the effective size vmctl would create."""
+    path: str
+    state: str = 'present'
+    size: Optional[int] = None
+    format: Optional[str] = None
+    base: Optional[str] = None
+    source: Optional[str] = None
+    grow: bool = False
+    force: bool = False
+    warnings: List[str] = field(default_factory=list)
+    # Filled by validation: what base and source are.
+    base_image: Optional[DiskImage] = None
+    source_image: Optional[DiskImage] = None
+
+
+@dataclass
+class Plan:
+    """What to do: action is none, create, grow, replace or delete."""
+    action: str
+    request: DiskRequest
+    current: Optional[DiskImage]
+    format: Optional[str] = None
+    size: Optional[int] = None
+    base: Optional[str] = None
+    reasons: List[str] = field(default_factory=list)
+
+    @property
+    def changed(self):
+        return self.action != 'none'
+
+    def after(self):
+        """The image as it will be after the change (None when it will be gone)."""
+        if self.action == 'delete':
+            return None
+        if self.action == 'none':
+            return self.current
+        return DiskImage(self.request.path, self.format, self.size, self.base)
+
+
+# -- reading images --------------------------------------------------------
+
+def format_for_new_file(path, requested=None):
+    """vmctl create's rule for a file that does not exist yet: prefix, else extension, else raw."""
+    if requested:
+        return requested
+    return _EXTENSIONS.get(os.path.splitext(path)[1].lower(), 'raw')
+
+
+def inspect_image(path, name='path'):
+    """The image at ``path``, or None when nothing is there. Never calls vmctl.
+
+    Raises DiskError for things that are not disk images: directories, devices,
+    a broken qcow2 header, a file named *.qcow2 without the qcow2 magic, or a
+    file whose size vmctl could never have made (not a whole number of MiB).
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DiskError('%s %s cannot be examined: %s' % (name, path, exc.strerror))
+    if stat.S_ISDIR(info.st_mode):
+        raise DiskError('%s %s is a directory; give the path of an image file' % (name, path))
+    if not stat.S_ISREG(info.st_mode):
+        raise DiskError('%s %s is not a regular file; vmm_disk manages image files' % (name, path))
+    try:
+        with open(path, 'rb') as image:
+            magic = image.read(len(qcow2.MAGIC))
+    except OSError as exc:
+        raise DiskError('%s %s cannot be read: %s' % (name, path, exc.strerror))
+    if qcow2.has_magic(magic):
+        try:
+            header = qcow2.read_header(path)
+        except qcow2.Qcow2Error as exc:
+            raise DiskError('%s %s is not a usable disk image: %s' % (name, path, exc))
+        return DiskImage(path, 'qcow2', header.size, header.backing_file, qcow2.vmd_problems(header))
+    if os.path.splitext(path)[1].lower() == '.qcow2':
+        raise DiskError('%s %s exists and is not a disk image: its name ends in .qcow2 but it has no qcow2 header '
+                        '(vmctl and vmd would read it as qcow2 and fail); remove it or choose another path' % (name, path))
+    if info.st_size == 0 or info.st_size % MIB:
+        raise DiskError('%s %s exists and is not a disk image: its size (%d bytes) is not a whole number of MiB, '
+                        'which every raw image vmctl makes is; remove it or choose another path' % (name, path, info.st_size))
+    return DiskImage(path, 'raw', info.st_size)
+
+
+def resolve_base(image_path, base):
+    """The file a stored (or requested) base names: relative paths are relative to the image's directory, as vmd reads them."""
+    if os.path.isabs(base):
+        return base
+    return os.path.join(os.path.dirname(image_path), base)
+
+
+def same_file(first, second):
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return os.path.realpath(first) == os.path.realpath(second)
+
+
+def images_based_on(path):
+    """Images in the same directory whose stored base is ``path`` (they break if it goes)."""
+    directory = os.path.dirname(path)
+    dependents = []
+    for entry in sorted(os.listdir(directory)):
+        candidate = os.path.join(directory, entry)
+        if same_file(candidate, path) or not os.path.isfile(candidate):
+            continue
+        try:
+            if not qcow2.is_qcow2(candidate):
+                continue
+            header = qcow2.read_header(candidate)
+        except (OSError, qcow2.Qcow2Error):
+            continue  # unreadable or broken files cannot depend on anything usable
+        if header.backing_file and same_file(resolve_base(candidate, header.backing_file), path):
+            dependents.append(candidate)
+    return dependents
+
+
+# -- the lock vmd holds ----------------------------------------------------
+
+IN_USE_MESSAGE = ('%s is in use: a running VM holds it (vmd keeps an exclusive lock, flock LOCK_EX, on the disks of running VMs '
+                  'and this lock could not be taken); stop the VM first')
+
+
+@contextlib.contextmanager
+def exclusive_lock(path):
+    """Hold vmd's lock on ``path`` for the duration; raise DiskInUse if a running VM has it.
+
+    vmd opens a VM's top image with O_EXLOCK|O_NONBLOCK, i.e. flock(LOCK_EX|LOCK_NB);
+    taking the same lock is how to tell whether a VM uses the image, and holding
+    it keeps a VM from starting on the image while it is being changed.
+    """
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise DiskInUse(IN_USE_MESSAGE % path)
+            raise
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def check_not_in_use(path):
+    with exclusive_lock(path):
+        pass
+
+
+# -- validating the request ------------------------------------------------
+
+def parse_size(value):
+    """Effective size in bytes of the ``size`` parameter, and the warning vmctl would print (or None)."""
+    try:
+        size = scan_scaled(value)
+    except SizeError as exc:
+        raise DiskError('size: %s' % exc)
+    if size < MIB:
+        raise DiskError("size: invalid size '%s': a disk must be at least 1M (vmctl: disk size must be at least 1MB)" % value)
+    rounded = round_down_mib(size)
+    warning = None
+    if rounded != size:
+        warning = 'size %s is not a whole number of MiB; vmctl rounds it down to %s' % (value, fmt_scaled(rounded))
+    return rounded, warning
+
+
+def validate_request(params):
+    """Turn module parameters into a DiskRequest, or raise DiskError naming the parameter and the rule.
+
+    Only reads the file system; nothing is created or changed here.
+    """
+    path = params['path']
+    if not path or not os.path.isabs(path):
+        raise DiskError('path: %r is not an absolute path; give the full path of the image, e.g. /var/vmm/disk.qcow2' % (path,))
+    if path.endswith('/'):
+        raise DiskError('path: %s ends with a slash; give the path of an image file, not a directory' % path)
+    path = os.path.normpath(path)
+    request = DiskRequest(path=path, state=params.get('state') or 'present', format=params.get('format'),
+                          base=params.get('base'), source=params.get('source'),
+                          grow=bool(params.get('grow')), force=bool(params.get('force')))
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise DiskError('path: the directory %s does not exist; create it first (vmm_disk does not create directories)' % directory)
+    if os.path.isdir(path):
+        raise DiskError('path: %s is a directory; give the path of an image file' % path)
+    if request.state == 'absent':
+        return request
+    if request.format is not None and request.format not in FORMATS:
+        raise DiskError('format: %r is not one of raw, qcow2' % (request.format,))
+    if request.base and request.source:
+        raise DiskError('base and source are mutually exclusive: an image is either an overlay on a base (vmctl create -b) '
+                        'or a copy of a source (vmctl create -i)')
+    if params.get('size') is not None:
+        request.size, warning = parse_size(params['size'])
+        if warning:
+            request.warnings.append(warning)
+    if request.base:
+        _validate_base(request)
+    if request.source:
+        _validate_source(request)
+    return request
+
+
+def _validate_base(request):
+    existing_format = _existing_format(request.path)
+    target_format = existing_format or format_for_new_file(request.path, request.format)
+    if request.format == 'raw' or target_format != 'qcow2':
+        raise DiskError('base: only qcow2 images can have a base (vmctl: base images require qcow2 disk format); '
+                        'set format: qcow2 or name the image *.qcow2')
+    base_path = resolve_base(request.path, request.base)
+    if same_file(base_path, request.path):
+        raise DiskError('base: %s is the image itself' % request.base)
+    if not os.path.exists(base_path):
+        raise DiskError('base: %s does not exist (a relative base is relative to the directory of path, as vmd reads it)' % base_path)
+    base_image = inspect_image(base_path, name='base')
+    if base_image.format != 'qcow2':
+        raise DiskError('base: %s is not a qcow2 image (vmctl: base image is not a qcow2 file); a base must be qcow2' % base_path)
+    if base_image.problems:
+        raise DiskError('base: vmd cannot use %s: %s' % (base_path, '; '.join(base_image.problems)))
+    depth = _chain_length(base_path)
+    if depth + 1 > MAX_CHAIN:
+        raise DiskError('base: %s already has a chain of %d images; vmd opens at most %d per disk' % (base_path, depth, MAX_CHAIN))
+    if request.size is not None and request.size != base_image.size:
+        raise DiskError('size: %s does not match the virtual size of base %s (%s, %d bytes); an overlay must have exactly '
+                        "its base's size (vmctl: base size does not match requested size); omit size or set it to %d"
+                        % (fmt_scaled(request.size), base_path, fmt_scaled(base_image.size), base_image.size, base_image.size))
+    request.base_image = base_image
+
+
+def _validate_source(request):
+    source_path = request.source
+    if not os.path.isabs(source_path):
+        raise DiskError('source: %r is not an absolute path' % (source_path,))
+    if not os.path.exists(source_path):
+        raise DiskError('source: %s does not exist' % source_path)
+    if same_file(source_path, request.path):
+        raise DiskError('source: %s is the image itself' % source_path)
+    source_image = inspect_image(source_path, name='source')
+    if source_image.problems:
+        raise DiskError('source: vmctl cannot read %s: %s' % (source_path, '; '.join(source_image.problems)))
+    if request.size is not None and request.size < source_image.size:
+        raise DiskError('size: %s is smaller than source %s (%s); a copy cannot be smaller than its source '
+                        '(vmctl: size cannot be smaller than input disk size)'
+                        % (fmt_scaled(request.size), source_path, fmt_scaled(source_image.size)))
+    request.source_image = source_image
+
+
+def _existing_format(path):
+    try:
+        return 'qcow2' if qcow2.is_qcow2(path) else None
+    except OSError:
+        return None
+
+
+def _chain_length(path):
+    """Number of images in the backing chain starting at ``path`` (itself included)."""
+    length, current, seen = 0, path, set()
+    while current and length <= MAX_CHAIN:
+        real = os.path.realpath(current)
+        if real in seen:
+            raise DiskError('base: the backing chain of %s loops back to %s' % (path, current))
+        seen.add(real)
+        length += 1
+        try:
+            backing = qcow2.read_header(current).backing_file if qcow2.is_qcow2(current) else None
+        except (OSError, qcow2.Qcow2Error) as exc:
+            raise DiskError('base: cannot read %s in the backing chain of %s: %s' % (current, path, exc))
+        current = resolve_base(current, backing) if backing else None
+    return length
+
+
+# -- planning --------------------------------------------------------------
+
+def plan_change(request, current):
+    """Compare the request with what is on disk; return a Plan or raise DiskError if refused."""
+    if request.state == 'absent':
+        return _plan_absent(request, current)
+    if current is None:
+        return _plan_create(request)
+    return _plan_existing(request, current)
+
+
+def _plan_absent(request, current):
+    if current is None:
+        return Plan('none', request, None)
+    dependents = images_based_on(request.path)
+    if dependents and not request.force:
+        raise DiskError('state=absent: %s is the base of %s in the same directory; deleting it would break them. '
+                        'Remove them first or set force: true' % (request.path, ', '.join(dependents)))
+    check_not_in_use(request.path)
+    reasons = ['delete %s' % request.path]
+    if dependents:
+        reasons.append('force: deleting although %s use it as base' % ', '.join(dependents))
+    return Plan('delete', request, current, reasons=reasons)
+
+
+def _planned_size(request):
+    if request.size is not None:
+        return request.size
+    if request.base_image is not None:
+        return request.base_image.size
+    if request.source_image is not None:
+        # vmctl create -i without -s: the source size rounded up to whole MiB.
+        return -(-request.source_image.size // MIB) * MIB
+    return None
+
+
+def _plan_create(request):
+    size = _planned_size(request)
+    if size is None:
+        raise DiskError('size: required to create %s (or give base or source to take the size from)' % request.path)
+    fmt = format_for_new_file(request.path, request.format)
+    return Plan('create', request, None, format=fmt, size=size, base=request.base,
+                reasons=['create %s %s image %s' % (fmt_scaled(size), fmt, request.path)])
+
+
+def _plan_existing(request, current):
+    differences = []  # (what, how to change it)
+    wanted_format = request.format or current.format
+    if wanted_format != current.format:
+        differences.append('format is %s, requested %s' % (current.format, wanted_format))
+    if request.base is not None:
+        if current.base is None or not same_file(resolve_base(current.path, current.base), resolve_base(request.path, request.base)):
+            differences.append('base is %s, requested %s' % (current.base or 'none', request.base))
+    if current.problems:
+        differences.append('vmd cannot use the image: %s' % '; '.join(current.problems))
+    wanted_size = request.size if request.size is not None else current.size
+
+    if differences:
+        if not request.force:
+            raise DiskError('%s exists and differs: %s; set force: true to replace it with a new image '
+                            '(its data is lost) or change the request to match' % (request.path, ', '.join(differences)))
+        check_not_in_use(request.path)
+        # The replacement is made like a new image; without size it keeps the current size.
+        new_size = _planned_size(request) or current.size
+        if request.base is None and request.source is None and new_size < current.size:
+            raise DiskError('size: shrinking is refused: %s is %s, requested %s'
+                            % (request.path, fmt_scaled(current.size), fmt_scaled(new_size)))
+        return Plan('replace', request, current, format=wanted_format, size=new_size,
+                    base=request.base, reasons=['replace: ' + ', '.join(differences)])
+
+    if wanted_size == current.size:
+        return Plan('none', request, current, format=current.format, size=current.size, base=current.base)
+    if wanted_size < current.size:
+        raise DiskError('size: shrinking is refused: %s is %s (%d bytes), requested %s (%d bytes); vmctl cannot shrink an '
+                        'image and shrinking would cut off data' % (request.path, fmt_scaled(current.size), current.size,
+                                                                     fmt_scaled(wanted_size), wanted_size))
+    if current.base is not None:
+        raise DiskError('size: %s is an overlay on %s and must keep its base\'s size (%s); it cannot be grown on its own'
+                        % (request.path, current.base, fmt_scaled(current.size)))
+    if not request.grow:
+        raise DiskError('size: %s is %s, requested %s; set grow: true to grow it (its data is kept)'
+                        % (request.path, fmt_scaled(current.size), fmt_scaled(wanted_size)))
+    check_not_in_use(request.path)
+    return Plan('grow', request, current, format=current.format, size=wanted_size, base=None,
+                reasons=['grow %s from %s to %s' % (request.path, fmt_scaled(current.size), fmt_scaled(wanted_size))])
+
+
+# -- applying --------------------------------------------------------------
+
+def diff(plan):
+    """Ansible diff of format, size and base."""
+    def view(image):
+        if image is None:
+            return {'state': 'absent'}
+        return {'state': 'present', 'format': image.format, 'size': fmt_scaled(image.size), 'base': image.base}
+    return {'before': view(plan.current), 'after': view(plan.after()), 'before_header': plan.request.path,
+            'after_header': plan.request.path}
+
+
+def apply_plan(plan, vmctl):
+    """Carry the plan out with ``vmctl`` (a module_utils.vmctl.Vmctl); return the resulting DiskImage or None."""
+    request = plan.request
+    if plan.action == 'none':
+        return plan.current
+    if plan.action == 'delete':
+        with exclusive_lock(request.path):
+            os.unlink(request.path)
+        return None
+    if plan.action == 'create':
+        with _working_directory(os.path.dirname(request.path)):
+            vmctl.create(request.path, size=_size_argument(plan), base=request.base, source=request.source, fmt=request.format)
+        return verify(request.path, plan)
+    if plan.action == 'grow':
+        return _copy_into_place(plan, vmctl, source=request.path)
+    if plan.action == 'replace':
+        return _copy_into_place(plan, vmctl, source=request.source)
+    raise DiskError('unknown plan action %r' % plan.action)
+
+
+def _size_argument(plan):
+    # An overlay takes its base's size; -s would only restate it.
+    return None if plan.base else plan.size
+
+
+def _copy_into_place(plan, vmctl, source):
+    """Create the new image in a temporary file beside the old one, verify it, then rename it over the old one.
+
+    The old image stays untouched (and locked against VMs) until the rename.
+    """
+    path = plan.request.path
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, '.%s.vmm_disk-%s.tmp' % (name, secrets.token_hex(4)))
+    original = os.stat(path)
+    with exclusive_lock(path):
+        try:
+            with _working_directory(directory):
+                vmctl.create(temporary, size=_size_argument(plan), base=plan.base, source=source, fmt=plan.format)
+            verify(temporary, plan)
+            if plan.action == 'grow' and plan.format == 'raw':
+                _check_prefix_kept(path, temporary)
+            os.chmod(temporary, stat.S_IMODE(original.st_mode))
+            with contextlib.suppress(PermissionError):
+                os.chown(temporary, original.st_uid, original.st_gid)
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+    return inspect_image(path)
+
+
+def _check_prefix_kept(old, new, chunk=MIB):
+    """A cheap data check for a raw grow: the first MiB of the copy equals the original's."""
+    with open(old, 'rb') as before, open(new, 'rb') as after:
+        if before.read(chunk) != after.read(chunk):
+            raise DiskError('grow: the copy of %s differs from the original in its first MiB; the original is kept' % old)
+
+
+def verify(path, plan):
+    """Read back what vmctl made and make sure it is what the plan asked for."""
+    try:
+        made = inspect_image(path)
+    except DiskError as exc:
+        raise DiskError('vmctl create made an unusable image: %s' % exc)
+    if made is None:
+        raise DiskError('vmctl create reported success but %s does not exist' % path)
+    wrong = []
+    if made.format != plan.format:
+        wrong.append('format %s instead of %s' % (made.format, plan.format))
+    if made.size != plan.size:
+        wrong.append('size %d instead of %d' % (made.size, plan.size))
+    if (made.base or None) != (plan.base or None):
+        wrong.append('base %s instead of %s' % (made.base, plan.base))
+    if made.problems:
+        wrong.extend(made.problems)
+    if wrong:
+        raise DiskError('vmctl create made %s with %s' % (path, ', '.join(wrong)))
+    made.path = plan.request.path
+    return made
+
+
+@contextlib.contextmanager
+def _working_directory(directory):
+    """Run vmctl from the image's directory: vmctl create opens a relative base from its working
+    directory, vmd resolves it from the image's directory; this makes both read the same file."""
+    previous = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(previous)

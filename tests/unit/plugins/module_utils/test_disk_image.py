@@ -1,0 +1,359 @@
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+"""disk_image: inspect, validate, plan and apply, with a stand-in vmctl that writes real image files."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+
+import pytest
+
+from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
+from ansible_collections.openbsd.vmm.plugins.module_utils.disk_image import DiskError, DiskInUse
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import VmctlError
+from ansible_collections.openbsd.vmm.tests.unit.plugins.module_utils.test_qcow2 import write_vmctl_qcow2
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+class FakeVmctl:
+    """Records create calls like Vmctl.calls and writes images the way vmctl create would."""
+
+    def __init__(self, fail_with=None, wrong_size=False):
+        self.calls = []
+        self.cwds = []
+        self.fail_with = fail_with
+        self.wrong_size = wrong_size
+
+    def create(self, path, size=None, base=None, source=None, fmt=None):
+        argv = ['vmctl', 'create'] + (['-b', base] if base else []) + (['-i', source] if source else [])
+        argv += (['-s', str(size)] if size is not None else []) + ['%s:%s' % (fmt, path) if fmt else path]
+        self.calls.append(argv)
+        self.cwds.append(os.getcwd())
+        if self.fail_with:
+            raise VmctlError(self.fail_with, argv=argv, rc=1, stderr='vmctl: ' + self.fail_with)
+        fmt = fmt or disk_image.format_for_new_file(path)
+        if base:
+            size = disk_image.inspect_image(base).size  # relative to the working directory, like vmctl
+        elif source and size is None:
+            size = -(-os.path.getsize(source) // MIB) * MIB
+        if self.wrong_size:
+            size += MIB
+        if fmt == 'qcow2':
+            write_vmctl_qcow2(path, size, base=base)
+        else:
+            with open(path, 'xb') as image:
+                if source:
+                    with open(source, 'rb') as original:
+                        image.write(original.read())
+                image.truncate(size)
+        return 'vmctl: %s imagefile created' % fmt
+
+
+def make_raw(path, size, data=b''):
+    with open(path, 'wb') as image:
+        image.write(data)
+        image.truncate(size)
+    return str(path)
+
+
+def snapshot(directory):
+    """Names, modes and content hashes of everything in ``directory``: proves nothing changed."""
+    state = {}
+    for name in sorted(os.listdir(directory)):
+        full = os.path.join(directory, name)
+        info = os.lstat(full)
+        digest = None
+        if os.path.isfile(full):
+            with open(full, 'rb') as handle:
+                digest = hashlib.sha256(handle.read()).hexdigest()
+        state[name] = (info.st_mode, info.st_size, digest)
+    return state
+
+
+def params(path, **overrides):
+    values = dict(path=str(path), state='present', size=None, format=None, base=None, source=None, grow=False, force=False)
+    values.update(overrides)
+    return values
+
+
+def plan_for(**kwargs):
+    request = disk_image.validate_request(params(**kwargs))
+    return disk_image.plan_change(request, disk_image.inspect_image(request.path))
+
+
+@pytest.fixture
+def held(tmp_path):
+    """Hold vmd's lock on a file the way a running VM does (a separate open file description)."""
+    handles = []
+
+    def hold(path):
+        handle = open(path, 'rb')
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handles.append(handle)
+    yield hold
+    for handle in handles:
+        handle.close()
+
+
+# -- inspecting ----------------------------------------------------------------
+
+def test_inspect_raw_and_qcow2(tmp_path):
+    raw = make_raw(tmp_path / 'a.img', 3 * MIB)
+    base = write_vmctl_qcow2(str(tmp_path / 'b.qcow2'), GIB)
+    overlay = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), GIB, base='b.qcow2')
+    assert disk_image.inspect_image(raw).as_dict() == dict(path=raw, format='raw', size=3 * MIB, size_human='3.0M', base=None)
+    assert (disk_image.inspect_image(base).format, disk_image.inspect_image(base).size) == ('qcow2', GIB)
+    assert disk_image.inspect_image(overlay).base == 'b.qcow2'
+    assert disk_image.inspect_image(str(tmp_path / 'missing.img')) is None
+
+
+@pytest.mark.parametrize('name, content, message', [
+    ('notes.img', b'hello\n', 'is not a whole number of MiB'),
+    ('empty.raw', b'', r'size \(0 bytes\)'),
+    ('fake.qcow2', b'\0' * MIB, 'ends in .qcow2 but it has no qcow2 header'),
+    ('broken.img', b'QFI\xfb\0\0\0\x03', 'truncated qcow2 header'),
+])
+def test_inspect_refuses_files_that_are_not_images(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DiskError, match=message):
+        disk_image.inspect_image(str(path))
+
+
+def test_inspect_refuses_a_directory(tmp_path):
+    with pytest.raises(DiskError, match='is a directory'):
+        disk_image.inspect_image(str(tmp_path))
+
+
+@pytest.mark.parametrize('name, requested, expected', [
+    ('d.qcow2', None, 'qcow2'), ('d.QCOW2', None, 'qcow2'), ('d.raw', None, 'raw'), ('d.img', None, 'raw'),
+    ('d.qcow', None, 'raw'), ('d', None, 'raw'), ('d.img', 'qcow2', 'qcow2'), ('d.qcow2', 'raw', 'raw'),
+])
+def test_format_for_new_file_follows_vmctl(name, requested, expected):
+    assert disk_image.format_for_new_file('/x/' + name, requested) == expected
+
+
+# -- bad input: a clear error and an untouched directory ---------------------------
+
+@pytest.fixture
+def lab_dir(tmp_path):
+    write_vmctl_qcow2(str(tmp_path / 'base.qcow2'), GIB)
+    make_raw(tmp_path / 'plain.raw', 8 * MIB)
+    (tmp_path / 'notes.txt').write_text('not a disk\n')
+    (tmp_path / 'subdir').mkdir()
+    return tmp_path
+
+
+BAD_INPUTS = [
+    (dict(name='d.img', size='0'), r"size: invalid size '0': a disk must be at least 1M"),
+    (dict(name='d.img', size='abc'), r"size: invalid size 'abc'"),
+    (dict(name='d.img', size='-1G'), r"size: invalid size '-1G': a size cannot be negative"),
+    (dict(name='d.img', size='1B'), r"size: invalid size '1B': a disk must be at least 1M"),
+    (dict(name='d.img', size='1X'), r'unit must be one of'),
+    (dict(path='relative/d.img', size='1G'), r"path: 'relative/d.img' is not an absolute path"),
+    (dict(name='nowhere/d.img', size='1G'), r'path: the directory .*nowhere does not exist'),
+    (dict(name='d.qcow2', base='plain.raw'), r'base: .*plain.raw is not a qcow2 image'),
+    (dict(name='d.qcow2', base='base.qcow2', size='2G'), r'size: 2.0G does not match the virtual size of base'),
+    (dict(name='d.img', base='base.qcow2', format='raw'), r'base: only qcow2 images can have a base'),
+    (dict(name='d.img', base='base.qcow2'), r'base: only qcow2 images can have a base'),
+    (dict(name='d.qcow2', base='missing.qcow2'), r'base: .*missing.qcow2 does not exist'),
+    (dict(name='notes.txt', size='1G'), r'notes.txt exists and is not a disk image'),
+    (dict(name='subdir', size='1G'), r'path: .*subdir is a directory'),
+    (dict(name='d.qcow2', base='base.qcow2', source='plain.raw'), r'base and source are mutually exclusive'),
+    (dict(name='d.img', source='missing.raw'), r'source: .*missing.raw does not exist'),
+    (dict(name='d.img', source='plain.raw', size='4M'), r'size: 4.0M is smaller than source'),
+    (dict(name='d.img'), r'size: required to create'),
+    (dict(name='plain.raw', size='4M'), r'size: shrinking is refused'),
+    (dict(name='plain.raw', size='16M'), r'set grow: true'),
+    (dict(name='plain.raw', size='8M', format='qcow2'), r'format is raw, requested qcow2; set force: true'),
+]
+
+
+@pytest.mark.parametrize('case, message', BAD_INPUTS, ids=[case[1][:40] for case in BAD_INPUTS])
+def test_bad_input_is_refused_and_nothing_changes(lab_dir, case, message):
+    case = dict(case)
+    path = case.pop('path', None) or str(lab_dir / case.pop('name'))
+    if case.get('source'):
+        case['source'] = str(lab_dir / case['source'])
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskError, match=message):
+        plan_for(path=path, **case)
+    assert snapshot(lab_dir) == before
+
+
+# -- planning -------------------------------------------------------------------
+
+def test_same_image_is_a_no_op(lab_dir):
+    plan = plan_for(path=lab_dir / 'plain.raw', size='8M', format='raw')
+    assert (plan.action, plan.changed) == ('none', False)
+    fake = FakeVmctl()
+    assert disk_image.apply_plan(plan, fake).size == 8 * MIB
+    assert fake.calls == []
+
+
+def test_no_op_without_size_on_existing_overlay(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'o.qcow2'), GIB, base='base.qcow2')
+    assert plan_for(path=lab_dir / 'o.qcow2', base=str(lab_dir / 'base.qcow2')).action == 'none'
+    assert plan_for(path=lab_dir / 'o.qcow2', base='base.qcow2').action == 'none'
+
+
+def test_size_rounds_down_to_mib_with_a_warning(lab_dir):
+    request = disk_image.validate_request(params(lab_dir / 'n.img', size='1500K'))
+    assert request.size == MIB
+    assert request.warnings == ['size 1500K is not a whole number of MiB; vmctl rounds it down to 1.0M']
+
+
+def test_grow_refused_for_an_overlay(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'o.qcow2'), GIB, base='base.qcow2')
+    with pytest.raises(DiskError, match='overlay on base.qcow2 and must keep'):
+        plan_for(path=lab_dir / 'o.qcow2', size='2G', grow=True)
+
+
+def test_shrink_refused_even_with_grow_and_force(lab_dir):
+    with pytest.raises(DiskError, match='shrinking is refused'):
+        plan_for(path=lab_dir / 'plain.raw', size='4M', grow=True, force=True)
+
+
+def test_different_base_needs_force(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'other.qcow2'), GIB)
+    write_vmctl_qcow2(str(lab_dir / 'o.qcow2'), GIB, base='base.qcow2')
+    with pytest.raises(DiskError, match='base is base.qcow2, requested other.qcow2; set force: true'):
+        plan_for(path=lab_dir / 'o.qcow2', base='other.qcow2')
+    plan = plan_for(path=lab_dir / 'o.qcow2', base='other.qcow2', force=True)
+    assert (plan.action, plan.base, plan.size) == ('replace', 'other.qcow2', GIB)
+
+
+def test_vmd_unusable_image_is_reported_as_a_difference(lab_dir):
+    path = write_vmctl_qcow2(str(lab_dir / 'r8.qcow2'), GIB)
+    with open(path, 'r+b') as image:
+        image.seek(96)
+        image.write(b'\0\0\0\x03')
+    with pytest.raises(DiskError, match='vmd cannot use the image: unsupported refcount size'):
+        plan_for(path=path, size='1G')
+
+
+def test_absent_refuses_a_base_in_use_by_other_images(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'o1.qcow2'), GIB, base='base.qcow2')
+    write_vmctl_qcow2(str(lab_dir / 'o2.qcow2'), GIB, base=str(lab_dir / 'base.qcow2'))
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskError, match=r'is the base of .*o1.qcow2, .*o2.qcow2 in the same directory.*force: true'):
+        plan_for(path=lab_dir / 'base.qcow2', state='absent')
+    assert snapshot(lab_dir) == before
+    plan = plan_for(path=lab_dir / 'base.qcow2', state='absent', force=True)
+    assert plan.action == 'delete'
+    assert disk_image.apply_plan(plan, None) is None
+    assert not (lab_dir / 'base.qcow2').exists()
+
+
+def test_absent_of_a_missing_image_is_a_no_op(lab_dir):
+    assert plan_for(path=lab_dir / 'gone.img', state='absent').action == 'none'
+
+
+# -- the lock a running VM holds ---------------------------------------------------
+
+@pytest.mark.parametrize('change', [
+    dict(size='16M', grow=True),
+    dict(size='8M', format='qcow2', force=True),
+    dict(state='absent'),
+])
+def test_image_held_by_a_vm_is_never_touched(lab_dir, held, change):
+    path = str(lab_dir / 'plain.raw')
+    held(path)
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskInUse, match=r'plain.raw is in use: a running VM holds it .*flock LOCK_EX'):
+        plan_for(path=path, **change)
+    assert snapshot(lab_dir) == before
+
+
+def test_no_op_on_a_held_image_is_fine(lab_dir, held):
+    held(str(lab_dir / 'plain.raw'))
+    assert plan_for(path=lab_dir / 'plain.raw', size='8M').action == 'none'
+
+
+def test_lock_released_after_check(lab_dir):
+    path = str(lab_dir / 'plain.raw')
+    disk_image.check_not_in_use(path)
+    with open(path, 'rb') as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+# -- applying ------------------------------------------------------------------------
+
+def test_create_runs_one_vmctl_create(lab_dir):
+    fake = FakeVmctl()
+    plan = plan_for(path=lab_dir / 'new.qcow2', size='2G')
+    image = disk_image.apply_plan(plan, fake)
+    assert fake.calls == [['vmctl', 'create', '-s', str(2 * GIB), str(lab_dir / 'new.qcow2')]]
+    assert (image.format, image.size, image.base) == ('qcow2', 2 * GIB, None)
+
+
+def test_create_overlay_with_a_relative_base_runs_in_the_image_directory(lab_dir, tmp_path_factory, monkeypatch):
+    fake = FakeVmctl()
+    monkeypatch.chdir(str(tmp_path_factory.mktemp('elsewhere')))
+    plan = plan_for(path=lab_dir / 'o.qcow2', base='base.qcow2')
+    image = disk_image.apply_plan(plan, fake)
+    assert fake.calls == [['vmctl', 'create', '-b', 'base.qcow2', str(lab_dir / 'o.qcow2')]]
+    assert fake.cwds == [str(lab_dir)]
+    assert (image.base, image.size) == ('base.qcow2', GIB)
+    assert os.getcwd() != str(lab_dir)
+
+
+def test_import_takes_the_source_size(lab_dir):
+    fake = FakeVmctl()
+    plan = plan_for(path=lab_dir / 'copy.img', source=str(lab_dir / 'plain.raw'))
+    assert plan.size == 8 * MIB
+    image = disk_image.apply_plan(plan, fake)
+    assert fake.calls == [['vmctl', 'create', '-i', str(lab_dir / 'plain.raw'), '-s', str(8 * MIB), str(lab_dir / 'copy.img')]]
+    assert image.size == 8 * MIB
+
+
+def test_grow_keeps_data_mode_and_replaces_atomically(lab_dir):
+    path = make_raw(lab_dir / 'data.raw', 4 * MIB, data=b'precious' * 1000)
+    os.chmod(path, 0o640)
+    inode = os.stat(path).st_ino
+    fake = FakeVmctl()
+    plan = plan_for(path=path, size='16M', grow=True)
+    image = disk_image.apply_plan(plan, fake)
+    assert image.size == 16 * MIB and os.path.getsize(path) == 16 * MIB
+    with open(path, 'rb') as grown:
+        assert grown.read(8000) == b'precious' * 1000
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert os.stat(path).st_ino != inode  # a new file renamed into place, not written over
+    (argv,) = fake.calls
+    assert argv[:6] == ['vmctl', 'create', '-i', path, '-s', str(16 * MIB)]
+    assert argv[6].startswith('raw:' + str(lab_dir / '.data.raw.vmm_disk-'))
+    assert sorted(os.listdir(lab_dir)) == ['base.qcow2', 'data.raw', 'notes.txt', 'plain.raw', 'subdir']
+
+
+@pytest.mark.parametrize('fake', [FakeVmctl(fail_with='failed to write to destination'), FakeVmctl(wrong_size=True)],
+                         ids=['vmctl-fails', 'copy-has-wrong-size'])
+def test_failed_grow_keeps_the_original(lab_dir, fake):
+    path = make_raw(lab_dir / 'data.raw', 4 * MIB, data=b'precious')
+    before = snapshot(lab_dir)
+    plan = plan_for(path=path, size='16M', grow=True)
+    with pytest.raises((DiskError, VmctlError)):
+        disk_image.apply_plan(plan, fake)
+    assert snapshot(lab_dir) == before
+
+
+def test_replace_with_force_changes_format(lab_dir):
+    fake = FakeVmctl()
+    plan = plan_for(path=lab_dir / 'plain.raw', size='8M', format='qcow2', force=True)
+    image = disk_image.apply_plan(plan, fake)
+    assert (image.format, image.size) == ('qcow2', 8 * MIB)
+    assert fake.calls[0][:4] == ['vmctl', 'create', '-s', str(8 * MIB)]
+    assert fake.calls[0][4].startswith('qcow2:')
+
+
+def test_diff_shows_format_size_and_base(lab_dir):
+    plan = plan_for(path=lab_dir / 'plain.raw', size='16M', grow=True)
+    assert disk_image.diff(plan)['before'] == dict(state='present', format='raw', size='8.0M', base=None)
+    assert disk_image.diff(plan)['after'] == dict(state='present', format='raw', size='16.0M', base=None)
+    created = disk_image.diff(plan_for(path=lab_dir / 'o.qcow2', base='base.qcow2'))
+    assert created['before'] == dict(state='absent')
+    assert created['after'] == dict(state='present', format='qcow2', size='1.0G', base='base.qcow2')
