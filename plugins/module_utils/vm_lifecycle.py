@@ -1,0 +1,729 @@
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+"""The VM lifecycle behind openbsd.vmm.vmm_vm: validate, plan, apply.
+
+A run goes: validate every requested VM (nothing touched yet) → read vm.conf and
+one ``vmctl status`` → compute the new managed part of vm.conf and, per VM, the
+steps from its current state to the one asked for → if nothing differs, stop
+there (one vmctl call, no write) → otherwise check the candidate vm.conf with
+``vmd -n -f``, stop what must stop, put the file in place (backup, atomic
+rename), ``vmctl reload`` (rolled back if it fails), then start, pause or
+unpause, and read ``status`` once more for the returned records.
+
+Reload's side effect: ``vmctl reload`` starts every *enabled* VM that is not
+running. So a managed VM whose asked-for state is ``stopped`` is written with
+``disable`` (``enabled: true`` together with ``state: stopped`` is refused), and
+a VM that is only ``present`` keeps the enable flag it has (a new one gets
+``disable``), so that no reload starts a VM nobody asked to run. Other enabled,
+stopped VMs (hand-written ones) that a reload would start are named in a warning.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import tempfile
+import time
+
+from dataclasses import dataclass, field
+
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB, SizeError, fmt_scaled, scan_scaled
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import (
+    ALLOW_INSTANCE_FLAGS, BOOT_DEVICES, DISK_FORMATS, Disk, Interface, VmConf, VmConfError, VmDefinition, unquotable,
+)
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
+    LIVE_STATES, MAX_DISKS, MAX_INTERFACES, VmAlreadyRunning, VmctlError, VmctlTimeout, VmNotFound, VmNotRunning,
+    VmStopInProgress, vm_name_problem,
+)
+
+STATES = ('present', 'running', 'stopped', 'restarted', 'paused', 'absent')
+MIN_MEMORY = MIB
+MAX_MEMORY = 128 * 1024 * MIB           # VMM_MAX_VM_MEM_SIZE (dev/vmm/vmm.h)
+# Options that describe the VM's definition (as opposed to how to get it into a state).
+CONFIG_OPTIONS = ('memory', 'cpus', 'disks', 'cdrom', 'boot', 'boot_device', 'interfaces', 'owner', 'enabled',
+                  'instance_of', 'allow_instance', 'allow_instance_owner')
+# Options that are not written, only steer the run; top-level values are the defaults of `vms` entries.
+CONTROL_OPTIONS = ('state', 'stop_timeout', 'force', 'restart_on_change')
+
+_LLADDR = re.compile(r'^[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2}){5}$')
+_OWNER_NAME = r'[A-Za-z_][A-Za-z0-9_.-]*'
+_OWNER = re.compile(r'^(?:\d+|(?P<user>%s)?(?::(?P<group>%s))?)$' % (_OWNER_NAME, _OWNER_NAME))
+_GROUP_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]{0,14}$')
+
+
+class ValidationError(Exception):
+    """The request cannot be carried out; ``problems`` lists every reason (VM and field named)."""
+
+    def __init__(self, problems):
+        super().__init__('; '.join(problems))
+        self.problems = problems
+
+
+class LifecycleError(Exception):
+    """Something failed while changing the host."""
+
+
+class StuckStopping(LifecycleError):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# Requests: what the user asked for, validated
+
+@dataclass
+class VmRequest:
+    name: str
+    state: str
+    stop_timeout: int
+    force: bool
+    restart_on_change: bool
+    options: dict                       # config options as given (None = keep)
+    definition: VmDefinition | None = None     # desired vm.conf block (None: absent, or hand-written VM)
+    hand_written: VmDefinition | None = None   # set when the VM is defined outside the managed part
+
+    @property
+    def configures(self):
+        return any(self.options.get(option) is not None for option in CONFIG_OPTIONS)
+
+
+def merge_entries(params):
+    """The per-VM entries of a run: ``name`` alone or each of ``vms``, top-level values as their defaults."""
+    if params.get('vms') is None:
+        return [dict(params)]
+    entries = []
+    for entry in params['vms']:
+        merged = dict(entry)
+        for option in CONFIG_OPTIONS + CONTROL_OPTIONS:
+            if merged.get(option) is None:
+                merged[option] = params.get(option)
+        entries.append(merged)
+    return entries
+
+
+def build_requests(entries, vmconf, path_exists=os.path.exists):
+    """Validate every entry against the rules and the whole vm.conf; return VmRequests or raise ValidationError."""
+    problems = []
+    requests = []
+    seen = set()
+    for entry in entries:
+        name = entry.get('name')
+        label = 'vm %r' % (name,)
+        issue = vm_name_problem(name) if isinstance(name, str) else 'name is required'
+        if issue:
+            problems.append('%s: name: %s' % (label, issue))
+            continue
+        if name in seen:
+            problems.append('%s: name: listed more than once in vms' % label)
+            continue
+        seen.add(name)
+        request = VmRequest(name=name, state=entry.get('state') or 'present', stop_timeout=entry.get('stop_timeout') or 60,
+                            force=bool(entry.get('force')), restart_on_change=bool(entry.get('restart_on_change')),
+                            options={option: entry.get(option) for option in CONFIG_OPTIONS})
+        before = len(problems)
+        _check_request(request, vmconf, path_exists, problems.append)
+        if len(problems) == before:
+            requests.append(request)
+    if not problems:
+        _check_across(requests, vmconf, problems.append)
+    if problems:
+        raise ValidationError(problems)
+    return requests
+
+
+def _check_request(request, vmconf, path_exists, report):
+    name, options = request.name, request.options
+
+    def problem(option, text):
+        report('vm %r: %s: %s' % (name, option, text))
+
+    if request.state not in STATES:
+        problem('state', 'must be one of %s' % ', '.join(STATES))
+        return
+    if not isinstance(request.stop_timeout, int) or request.stop_timeout <= 0:
+        problem('stop_timeout', 'must be a positive number of seconds')
+    hand_written = vmconf.hand_written_vm(name)
+    if hand_written is not None:
+        request.hand_written = hand_written
+        where = '%s:%s' % (hand_written.path, hand_written.line)
+        if request.state == 'absent':
+            problem('state', 'the VM is defined by hand outside the managed part of vm.conf (%s); '
+                    'the collection only removes VMs it manages' % where)
+        elif request.configures:
+            problem('name', 'the VM is defined by hand outside the managed part of vm.conf (%s); vmd would see it twice. '
+                    'Remove that block or leave out the configuration options to manage only its run state' % where)
+        return
+    if request.state == 'absent':
+        return
+
+    cpus = options.get('cpus')
+    if cpus is not None and cpus != 1:
+        problem('cpus', 'the host\'s vmd does not support setting the number of CPUs (vm.conf has no cpu option and '
+                'vmctl always starts VMs with 1 vCPU); use cpus: 1 or leave it out')
+
+    current = vmconf.managed_vm(name)
+    definition = VmDefinition(name=name) if current is None else _copy_definition(current)
+    memory = options.get('memory')
+    if memory is not None:
+        try:
+            size = scan_scaled(memory)
+        except SizeError as exc:
+            problem('memory', str(exc))
+        else:
+            if size < MIN_MEMORY:
+                problem('memory', "%r is %d bytes; vmd needs at least 1M (a bare number means bytes: write '1G', not 1024)" % (memory, size))
+            elif size > MAX_MEMORY:
+                problem('memory', '%r is larger than the limit of 128G' % (memory,))
+            else:
+                definition.memory = size - size % MIB
+
+    if options.get('instance_of') is not None:
+        definition.instance_of = options['instance_of'] or None
+        if definition.instance_of:
+            issue = vm_name_problem(definition.instance_of)
+            if issue:
+                problem('instance_of', issue)
+            elif definition.instance_of == name:
+                problem('instance_of', 'a VM cannot be an instance of itself')
+
+    needs_media = request.state in ('running', 'restarted', 'paused')
+    for option in ('boot', 'cdrom'):
+        value = options.get(option)
+        if value is None:
+            continue
+        if value == '':
+            setattr(definition, option, None)
+            continue
+        if _path_problem(value, problem, option):
+            continue
+        # vmd resolves boot paths when it reads vm.conf; an ISO only when the VM starts.
+        if (option == 'boot' or needs_media) and not path_exists(value):
+            problem(option, '%s does not exist' % value)
+            continue
+        setattr(definition, option, value)
+
+    if options.get('boot_device') is not None:
+        if options['boot_device'] in ('', 'none'):
+            definition.boot_device = None
+        elif options['boot_device'] not in BOOT_DEVICES:
+            problem('boot_device', 'must be one of %s' % ', '.join(BOOT_DEVICES))
+        else:
+            definition.boot_device = options['boot_device']
+
+    if options.get('disks') is not None:
+        definition.disks = _check_disks(options['disks'], path_exists, problem)
+
+    if options.get('interfaces') is not None:
+        definition.interfaces = _check_interfaces(options['interfaces'], vmconf, problem)
+
+    for option in ('owner', 'allow_instance_owner'):
+        value = options.get(option)
+        if value is None:
+            continue
+        value = str(value)
+        if value == '':
+            setattr(definition, option, None)
+        elif _owner_problem(value, problem, option):
+            continue
+        else:
+            setattr(definition, option, value)
+
+    if options.get('allow_instance') is not None:
+        flags = []
+        for flag in options['allow_instance']:
+            if flag not in ALLOW_INSTANCE_FLAGS:
+                problem('allow_instance', '%r is not one of %s' % (flag, ', '.join(ALLOW_INSTANCE_FLAGS)))
+            elif flag not in flags:
+                flags.append(flag)
+        definition.allow_instance = flags
+
+    enabled = options.get('enabled')
+    if enabled is not None:
+        if enabled and request.state == 'stopped':
+            problem('enabled', 'enabled: true with state: stopped cannot hold: vmctl reload (and vmd at boot) '
+                    'starts every enabled VM; a stopped VM is written with "disable"')
+        definition.enabled = bool(enabled)
+    elif request.state in ('running', 'restarted', 'paused'):
+        definition.enabled = True
+    elif request.state == 'stopped' or current is None:
+        # present keeps the flag it has; a new one must not be started by the next reload.
+        definition.enabled = False
+
+    if not definition.disks and definition.cdrom is None and definition.instance_of is None:
+        problem('disks', 'a VM needs at least one disk or a cdrom (vmd refuses a VM without devices)')
+    request.definition = definition
+
+
+def _copy_definition(current):
+    return VmDefinition(
+        name=current.name, instance_of=current.instance_of, enabled=current.enabled, memory=current.memory,
+        boot=current.boot, boot_device=current.boot_device, cdrom=current.cdrom,
+        disks=[Disk(disk.path, disk.format) for disk in current.disks],
+        interfaces=[Interface(**interface.as_dict()) for interface in current.interfaces],
+        owner=current.owner, allow_instance=list(current.allow_instance), allow_instance_owner=current.allow_instance_owner)
+
+
+def _path_problem(value, problem, option):
+    if not isinstance(value, str) or not value.startswith('/'):
+        problem(option, '%r must be an absolute path' % (value,))
+        return True
+    reason = unquotable(value)
+    if reason:
+        problem(option, '%r cannot be written to vm.conf: %s' % (value, reason))
+        return True
+    return False
+
+
+def _check_disks(disks, path_exists, problem):
+    result = []
+    if len(disks) > MAX_DISKS:
+        problem('disks', '%d disks given; vmd supports at most %d' % (len(disks), MAX_DISKS))
+        return result
+    for disk in disks:
+        if isinstance(disk, str):
+            disk = {'path': disk}
+        if not isinstance(disk, dict):
+            problem('disks', '%r must be a path or a dict with path and format' % (disk,))
+            continue
+        path, fmt = disk.get('path'), disk.get('format')
+        if _path_problem(path, problem, 'disks'):
+            continue
+        if fmt is not None and fmt not in DISK_FORMATS:
+            problem('disks', '%s: format %r must be one of %s' % (path, fmt, ', '.join(DISK_FORMATS)))
+            continue
+        if not path_exists(path):
+            problem('disks', '%s does not exist (create it with openbsd.vmm.vmm_disk first)' % path)
+            continue
+        if any(existing.path == path for existing in result):
+            problem('disks', '%s is listed twice' % path)
+            continue
+        result.append(Disk(path, fmt))
+    return result
+
+
+def _check_interfaces(interfaces, vmconf, problem):
+    result = []
+    if len(interfaces) > MAX_INTERFACES:
+        problem('interfaces', '%d interfaces given; vmd supports at most %d' % (len(interfaces), MAX_INTERFACES))
+        return result
+    for index, spec in enumerate(interfaces):
+        where = 'interfaces[%d]' % index
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            problem(where, '%r must be a dict' % (spec,))
+            continue
+        interface = Interface(locked=bool(spec.get('locked')), local=bool(spec.get('local')))
+        switch = spec.get('switch')
+        if switch is not None:
+            reason = unquotable(switch) if isinstance(switch, str) else 'not a string'
+            if reason:
+                problem(where + '.switch', '%r: %s' % (switch, reason))
+                continue
+            if switch not in vmconf.summary.switches:
+                known = ', '.join(sorted(vmconf.summary.switches)) or 'none'
+                problem(where + '.switch', 'switch %r is not defined in %s (defined: %s)' % (switch, vmconf.path, known))
+                continue
+            interface.switch = switch
+        lladdr = spec.get('lladdr')
+        if lladdr is not None:
+            if not isinstance(lladdr, str) or not _LLADDR.match(lladdr):
+                problem(where + '.lladdr', '%r is not a MAC address like fe:e1:ba:d0:00:01' % (lladdr,))
+                continue
+            lladdr = ':'.join('%02x' % int(octet, 16) for octet in lladdr.split(':'))
+            if int(lladdr[:2], 16) & 1:
+                problem(where + '.lladdr', '%s is a multicast address; a NIC needs a unicast one' % lladdr)
+                continue
+            interface.lladdr = lladdr
+        group = spec.get('group')
+        if group is not None:
+            if not isinstance(group, str) or not _GROUP_NAME.match(group) or group[-1].isdigit():
+                problem(where + '.group', '%r is not an interface group name (at most 15 characters, '
+                        'letters first, not ending in a digit)' % (group,))
+                continue
+            interface.group = group
+        rdomain = spec.get('rdomain')
+        if rdomain is not None:
+            if isinstance(rdomain, bool) or not isinstance(rdomain, int) or not 0 <= rdomain <= 255:
+                problem(where + '.rdomain', '%r must be a number from 0 to 255' % (rdomain,))
+                continue
+            interface.rdomain = rdomain
+        result.append(interface)
+    return result
+
+
+def _owner_problem(value, problem, option):
+    match = _OWNER.match(value)
+    if not match or value in ('', ':'):
+        problem(option, "%r is not an owner: use 'user', 'user:group', ':group' or a numeric uid" % value)
+        return True
+    if value.isdigit():
+        return False
+    user, group = match.group('user'), match.group('group')
+    try:
+        if user:
+            pwd.getpwnam(user)
+    except KeyError:
+        problem(option, 'user %r does not exist on this host' % user)
+        return True
+    try:
+        if group:
+            grp.getgrnam(group)
+    except KeyError:
+        problem(option, 'group %r does not exist on this host' % group)
+        return True
+    return False
+
+
+def _check_across(requests, vmconf, report):
+    """Rules that look at all VMs together: lladdr uniqueness, instance parents."""
+    requested = {request.name: request for request in requests}
+    owners = {}
+    # Every VM that will be in vm.conf after the run, with its lladdrs.
+    for definition in vmconf.hand_written + vmconf.managed:
+        if definition.name in requested and requested[definition.name].definition is not None:
+            continue
+        if definition.name in requested and requested[definition.name].state == 'absent':
+            continue
+        for lladdr in definition.lladdrs:
+            owners.setdefault(lladdr.lower(), []).append('vm %r (%s:%s)' % (definition.name, definition.path, definition.line))
+    for request in requests:
+        if request.definition is None:
+            continue
+        for lladdr in request.definition.lladdrs:
+            owners.setdefault(lladdr, []).append('vm %r' % request.name)
+    for request in requests:
+        if request.definition is None:
+            continue
+        for index, interface in enumerate(request.definition.interfaces):
+            users = owners.get(interface.lladdr, []) if interface.lladdr else []
+            if len(users) > 1:
+                others = [user for user in users if user != 'vm %r' % request.name] or users[1:]
+                report('vm %r: interfaces[%d].lladdr: %s is also used by %s' % (request.name, index, interface.lladdr, ', '.join(others)))
+        parent = request.definition.instance_of
+        if parent:
+            parent_request = requested.get(parent)
+            if parent_request is not None and parent_request.state == 'absent':
+                report('vm %r: instance_of: the parent VM %r is being removed in the same run' % (request.name, parent))
+            elif parent_request is None and vmconf.managed_vm(parent) is None:
+                hand = vmconf.hand_written_vm(parent)
+                if hand is None:
+                    report('vm %r: instance_of: the parent VM %r is not defined in %s' % (request.name, parent, vmconf.path))
+                elif hand.path == vmconf.path and vmconf.block is not None and hand.line > vmconf.before.count('\n') + 1:
+                    report('vm %r: instance_of: the parent VM %r is defined below the managed part (%s:%s); '
+                           'vmd needs it first' % (request.name, parent, hand.path, hand.line))
+    for request in requests:
+        if request.state != 'absent':
+            continue
+        children = [other.name for other in requests if other.definition is not None and other.definition.instance_of == request.name]
+        children += [vm.name for vm in vmconf.hand_written + vmconf.managed
+                     if vm.instance_of == request.name and vm.name not in requested]
+        if children:
+            report('vm %r: state: cannot remove a VM that %s are instances of' % (request.name, ', '.join(repr(c) for c in children)))
+
+
+# ---------------------------------------------------------------------------
+# Planning
+
+@dataclass
+class VmPlan:
+    request: VmRequest
+    status: object                      # VmStatus or None
+    config_changed: bool = False
+    stop: bool = False                  # stop (stop -w) before the reload
+    unpause_first: bool = False
+    start: bool = False
+    pause: bool = False
+    unpause: bool = False
+    restart_required: bool = False
+    steps: list = field(default_factory=list)   # human-readable, for the result
+
+    @property
+    def acts(self):
+        return self.stop or self.start or self.pause or self.unpause or self.unpause_first
+
+
+def plan_vm(request, status, current_definition):
+    """The steps that bring one VM from ``status`` (a VmStatus or None) to ``request.state``."""
+    plan = VmPlan(request=request, status=status)
+    state = status.state if status is not None else None
+    live = state in LIVE_STATES
+    if request.state == 'absent':
+        plan.config_changed = current_definition is not None
+    elif request.definition is not None:
+        plan.config_changed = request.definition != current_definition
+    desired = request.state
+    restart = live and plan.config_changed and request.restart_on_change and desired not in ('stopped', 'absent')
+
+    if desired in ('stopped', 'absent') or restart or (desired == 'restarted' and (live or state == 'waiting')):
+        if live or state == 'waiting':
+            plan.stop = True
+            plan.unpause_first = state == 'paused'
+            plan.steps.append('stop')
+    if desired in ('running', 'paused', 'restarted') or restart:
+        if plan.stop or not (live or state == 'waiting'):
+            plan.start = True
+            plan.steps.append('start')
+        elif state == 'paused' and desired == 'running':
+            plan.unpause = True
+            plan.steps.append('unpause')
+        elif state == 'stopping':
+            # A VM on its way down: see it down, then start it again.
+            plan.stop = plan.start = True
+            plan.steps[:0] = ['stop']
+            plan.steps.append('start')
+    if desired == 'paused' and state != 'paused':
+        plan.pause = True
+        plan.steps.append('pause')
+    if restart and desired == 'present' and state == 'paused':
+        plan.pause = True
+        plan.steps.append('pause')
+    plan.restart_required = live and plan.config_changed and not plan.stop and desired != 'absent'
+    return plan
+
+
+# ---------------------------------------------------------------------------
+# Applying
+
+class Converger:
+    """Runs one vmm_vm invocation against a host (a module-like object) and its vmctl."""
+
+    def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2):
+        self.module = module
+        self.vmctl = vmctl
+        self.path = vm_conf_path
+        self.keep_backup = keep_backup
+        self.poll_interval = poll_interval
+        self.commands = vmctl.calls
+        self.warnings = []
+        self.backup_file = None
+        self.diff = None
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self, entries):
+        vmconf = VmConf.load(self.path)
+        requests = build_requests(entries, vmconf)
+        statuses = {record.name: record for record in self.vmctl.status()}
+        new_managed = self._new_managed(vmconf, requests)
+        new_text = vmconf.with_managed(new_managed)
+        file_changed = new_text != vmconf.text
+        plans = []
+        for request in requests:
+            # Hand-written VMs: only their run state is managed, their definition is not compared.
+            current = vmconf.managed_vm(request.name) if request.hand_written is None else None
+            plans.append(plan_vm(request, statuses.get(request.name), current))
+        unknown_to_vmd = [r.name for r in requests if r.definition is not None and r.state != 'absent' and r.name not in statuses]
+        needs_reload = file_changed or bool(unknown_to_vmd)
+        changed = needs_reload or any(plan.acts for plan in plans)
+        if file_changed and self.module._diff:
+            self.diff = dict(before=vmconf.text, after=new_text, before_header=self.path, after_header=self.path)
+
+        if changed and not self.module.check_mode:
+            self._apply(vmconf, new_text if file_changed else None, needs_reload, plans, new_managed, statuses)
+            statuses = {record.name: record for record in self.vmctl.status()}
+        records = [self._record(plan, statuses.get(plan.request.name), new_managed) for plan in plans]
+        return dict(changed=changed, vms=records, restart_required=any(record['restart_required'] for record in records))
+
+    def _new_managed(self, vmconf, requests):
+        by_name = {request.name: request for request in requests}
+        result = []
+        for definition in vmconf.managed:
+            request = by_name.get(definition.name)
+            if request is None:
+                result.append(definition)
+            elif request.state != 'absent':
+                result.append(request.definition)
+        known = {definition.name for definition in result}
+        for request in requests:
+            if request.definition is not None and request.state != 'absent' and request.name not in known:
+                result.append(request.definition)
+        return result
+
+    def _apply(self, vmconf, new_text, needs_reload, plans, new_managed, statuses_before):
+        staged = self._stage(new_text) if new_text is not None else None
+        try:
+            for plan in plans:
+                if plan.stop:
+                    if plan.unpause_first:
+                        self.vmctl.unpause(plan.request.name)
+                    self.stop_vm(plan.request.name, plan.request.stop_timeout, plan.request.force)
+            if staged is not None:
+                self._commit(vmconf, staged)
+                staged = None
+        finally:
+            if staged is not None:
+                _unlink(staged)
+        if needs_reload:
+            self._warn_reload_starts(new_managed, vmconf, plans, statuses_before)
+            self._reload(vmconf, new_text is not None)
+            statuses = {record.name: record for record in self.vmctl.status()}
+        else:
+            statuses = None
+        for plan in plans:
+            name = plan.request.name
+            if plan.start:
+                record = statuses.get(name) if statuses is not None else None
+                if record is None or record.state not in LIVE_STATES + ('waiting',):
+                    try:
+                        self.vmctl.start(name)
+                    except VmAlreadyRunning:
+                        pass        # the reload's staggered start got there first
+            if plan.unpause:
+                self.vmctl.unpause(name)
+            if plan.pause:
+                self._wait_running(name, plan.request.stop_timeout)
+                self.vmctl.pause(name)
+
+    # -- vm.conf transaction ------------------------------------------------
+
+    def _stage(self, text):
+        """Write the candidate next to vm.conf and let vmd check the whole configuration."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        handle, temp = tempfile.mkstemp(prefix='.vm.conf.', suffix='.tmp', dir=directory)
+        try:
+            with os.fdopen(handle, 'w', encoding='utf-8', errors='surrogateescape') as out:
+                out.write(text)
+            vmd = self.module.get_bin_path('vmd', required=True)
+            argv = [vmd, '-n', '-f', temp]
+            self.commands.append(['vmd', '-n', '-f', temp])
+            rc, stdout, stderr = self.module.run_command(argv, environ_update=dict(LANG='C', LC_ALL='C'))
+            if rc != 0:
+                output = (stderr + stdout).replace(temp, self.path).strip()
+                raise LifecycleError('vmd -n refused the new %s, nothing was changed: %s' % (self.path, output))
+        except BaseException:
+            _unlink(temp)
+            raise
+        return temp
+
+    def _commit(self, vmconf, staged):
+        if os.path.exists(self.path):
+            self.backup_file = self.module.backup_local(self.path)
+        self.module.atomic_move(staged, self.path)
+
+    def _reload(self, vmconf, wrote):
+        try:
+            self.vmctl.reload()
+        except VmctlError as exc:
+            if not wrote:
+                raise LifecycleError('vmctl reload failed: %s' % exc)
+            self._restore(vmconf)
+            try:
+                self.vmctl.reload()
+                again = 'vmd reloaded the previous configuration'
+            except VmctlError as second:
+                again = 'reloading the previous configuration failed too: %s' % second
+            raise LifecycleError('vmctl reload failed: %s; restored the previous %s (%s)' % (exc, self.path, again))
+        if self.backup_file and not self.keep_backup:
+            _unlink(self.backup_file)
+            self.backup_file = None
+
+    def _restore(self, vmconf):
+        if self.backup_file is None:
+            _unlink(self.path)
+            return
+        directory = os.path.dirname(os.path.abspath(self.path))
+        handle, temp = tempfile.mkstemp(prefix='.vm.conf.', suffix='.restore', dir=directory)
+        with os.fdopen(handle, 'w', encoding='utf-8', errors='surrogateescape') as out:
+            out.write(vmconf.text)
+        self.module.atomic_move(temp, self.path)
+
+    def _warn_reload_starts(self, new_managed, vmconf, plans, statuses):
+        """vmctl reload starts every enabled VM that is not running: name the ones nobody asked to run."""
+        asked = {plan.request.name for plan in plans if plan.start or plan.request.state in ('running', 'restarted', 'paused')}
+        stopped = {plan.request.name for plan in plans if plan.stop}
+        names = []
+        for definition in new_managed + vmconf.hand_written:
+            if not definition.enabled or definition.name in asked:
+                continue
+            record = statuses.get(definition.name)
+            if record is None or record.state not in LIVE_STATES or definition.name in stopped:
+                names.append(definition.name)
+        if names:
+            self.warnings.append('vmctl reload starts every enabled VM that is not running; this reload may start: %s'
+                                 % ', '.join(sorted(set(names))))
+
+    # -- run-state steps ----------------------------------------------------
+
+    def stop_vm(self, name, timeout, force):
+        """Stop with ``stop -w`` bounded by ``timeout``; ``-f`` after it if ``force``, else fail (stuck)."""
+        try:
+            self.vmctl.stop(name, wait=True, timeout=timeout)
+            return
+        except (VmNotRunning, VmNotFound):
+            return                          # already down (or gone) by now
+        except VmctlTimeout:
+            pass
+        except VmStopInProgress:
+            # Someone asked before us; wait/stop -w refuse a stopping VM, so watch its state.
+            if not force and self._wait_down(name, timeout):
+                return
+        if not force:
+            raise StuckStopping('vm %r is stuck in state stopping: it did not shut down within stop_timeout=%s seconds; '
+                                'set force: true to terminate it with vmctl stop -f' % (name, timeout))
+        try:
+            self.vmctl.stop(name, wait=True, force=True, timeout=timeout)
+        except (VmNotRunning, VmNotFound):
+            return
+        except VmctlTimeout:
+            raise StuckStopping('vm %r did not terminate within %s seconds even with vmctl stop -f' % (name, timeout))
+
+    def _wait_down(self, name, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.vmctl.find(name)
+            if record is None or record.state not in LIVE_STATES:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(self.poll_interval)
+
+    def _wait_running(self, name, timeout):
+        """A VM queued by staggered start (waiting) can only be paused once it runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.vmctl.find(name)
+            if record is not None and record.state in ('running', 'paused'):
+                return
+            if record is None or record.state not in ('waiting',) or time.monotonic() >= deadline:
+                state = record.state if record is not None else 'not known to vmd'
+                raise LifecycleError('vm %r cannot be paused: it is %s' % (name, state))
+            time.sleep(self.poll_interval)
+
+    # -- results --------------------------------------------------------------
+
+    def _record(self, plan, status, new_managed):
+        request = plan.request
+        definition = None
+        for candidate in new_managed:
+            if candidate.name == request.name:
+                definition = candidate
+        if definition is None and request.hand_written is not None:
+            definition = request.hand_written
+        live = status is not None and status.state in LIVE_STATES
+        return dict(
+            name=request.name,
+            id=status.id if status else None,
+            pid=status.pid if status else None,
+            state=status.state if status else ('absent' if definition is None else None),
+            tty=status.tty if status else None,
+            owner=(status.owner + (':' + status.owner_group if status.owner_group else '')) if status else None,
+            vcpus=status.vcpus if status else None,
+            memory=status.maxmem if status else (definition.memory if definition else None),
+            memory_text=fmt_scaled(status.maxmem) if status else None,
+            curmem=status.curmem if status else None,
+            managed=definition is not None and request.hand_written is None,
+            config=definition.as_dict() if definition is not None else None,
+            steps=plan.steps + (['define'] if plan.config_changed and request.state != 'absent' else [])
+            + (['undefine'] if request.state == 'absent' and plan.config_changed else []),
+            restart_required=bool(plan.restart_required and live),
+        )
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,466 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+
+# How this module owns part of vm.conf (see plugins/module_utils/vmconf.py):
+# it writes only a managed block between the marker comments
+#   # BEGIN openbsd.vmm managed VMs ...   and   # END openbsd.vmm managed VMs
+# and keeps every other line of vm.conf byte for byte. One block in one file (rather
+# than an `include` per VM) keeps each change a single transaction: the whole
+# candidate vm.conf is written to a temporary file, checked with `vmd -n -f <temp>`
+# (vmd checks the whole configuration, includes resolved), renamed over vm.conf,
+# and restored from the backup (then reloaded again) if `vmctl reload` fails.
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: vmm_vm
+short_description: Define OpenBSD vmm(4) VMs in vm.conf and bring them to a run state
+version_added: 0.1.0
+description:
+  - Makes a VM defined persistently in C(vm.conf) and puts it in the state asked for, through C(vmctl).
+  - The module owns one marked block of C(vm.conf) (between C(# BEGIN openbsd.vmm managed VMs) and
+    C(# END openbsd.vmm managed VMs)) and keeps every line written by a person outside it. Changes are
+    checked with C(vmd -n -f) before they replace C(vm.conf) (atomically), and rolled back when C(vmctl reload) fails.
+  - After a change vmd is told with C(vmctl reload). vmd does not reconfigure a running VM, so the module returns
+    C(restart_required=true) for it, and restarts it only when O(restart_on_change=true).
+  - C(vmctl reload) starts every enabled VM that is not running. A VM whose O(state) is C(stopped) is therefore written
+    with C(disable); a VM only C(present) keeps its enable flag (a new one gets C(disable)).
+  - A run that changes nothing makes exactly one C(vmctl status) call and writes nothing.
+  - Disks are never created or deleted here (use M(openbsd.vmm.vmm_disk)).
+author:
+  - openbsd.vmm contributors
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  name:
+    description:
+      - Name of the VM (letters, digits, C(.), C(_), C(-); not starting with C(.), C(-) or C(_); at most 63 characters).
+      - Mutually exclusive with O(vms).
+    type: str
+  vms:
+    description:
+      - Several VMs in one run, each entry taking the per-VM options of this module.
+      - Top-level per-VM options (for example O(state), O(memory), O(stop_timeout)) are the defaults of every entry.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the VM.
+        type: str
+        required: true
+      state:
+        description: See O(state).
+        type: str
+        choices: [present, running, stopped, restarted, paused, absent]
+      memory:
+        description: See O(memory).
+        type: str
+      cpus:
+        description: See O(cpus).
+        type: int
+      disks:
+        description: See O(disks).
+        type: list
+        elements: raw
+      cdrom:
+        description: See O(cdrom).
+        type: str
+      boot:
+        description: See O(boot).
+        type: str
+      boot_device:
+        description: See O(boot_device).
+        type: str
+        choices: [disk, cdrom, net, none]
+      interfaces:
+        description: See O(interfaces).
+        type: list
+        elements: dict
+        suboptions:
+          switch:
+            description: See O(interfaces[].switch).
+            type: str
+          lladdr:
+            description: See O(interfaces[].lladdr).
+            type: str
+          locked:
+            description: See O(interfaces[].locked).
+            type: bool
+            default: false
+          group:
+            description: See O(interfaces[].group).
+            type: str
+          rdomain:
+            description: See O(interfaces[].rdomain).
+            type: int
+          local:
+            description: See O(interfaces[].local).
+            type: bool
+            default: false
+      owner:
+        description: See O(owner).
+        type: str
+      enabled:
+        description: See O(enabled).
+        type: bool
+      instance_of:
+        description: See O(instance_of).
+        type: str
+      allow_instance:
+        description: See O(allow_instance).
+        type: list
+        elements: str
+        choices: [boot, cdrom, disk, instance, interface, memory]
+      allow_instance_owner:
+        description: See O(allow_instance_owner).
+        type: str
+      stop_timeout:
+        description: See O(stop_timeout).
+        type: int
+      force:
+        description: See O(force).
+        type: bool
+      restart_on_change:
+        description: See O(restart_on_change).
+        type: bool
+  state:
+    description:
+      - V(present) defines the VM in C(vm.conf) and leaves its run state alone.
+      - V(running), V(stopped) and V(paused) define it and bring it to that state.
+      - V(restarted) defines it and always stops (if it runs) and starts it.
+      - V(absent) stops the VM and removes its definition; its disks stay.
+      - A VM defined by hand outside the managed block can be given V(running), V(stopped), V(paused), V(restarted) or
+        V(present) without configuration options; only its run state is managed then.
+    type: str
+    choices: [present, running, stopped, restarted, paused, absent]
+    default: present
+  memory:
+    description:
+      - Memory size in scan_scaled(3) syntax, for example V(512M), V(1G), V(1.5G). A bare number means bytes.
+      - At least 1M, at most 128G; rounded down to whole MiB like vmd does. vmd's default is 512M.
+      - Options left out keep the value the managed block has for the VM.
+    type: str
+  cpus:
+    description:
+      - Number of virtual CPUs. vm.conf has no CPU option and vmctl always starts VMs with one vCPU, so only V(1) is
+        accepted; any other value fails saying that the host's vmd does not support it.
+    type: int
+  disks:
+    description:
+      - Disk images, in order; at most 4. Each is an absolute path or a dict with C(path) and C(format) (V(raw) or V(qcow2)).
+      - Every disk must exist (vmd resolves the paths when it reads vm.conf).
+    type: list
+    elements: raw
+  cdrom:
+    description:
+      - ISO image for the virtual CD-ROM (absolute path). It must exist when the VM is to run.
+      - An empty string removes it.
+    type: str
+  boot:
+    description:
+      - Kernel or BIOS image to boot instead of the default BIOS (absolute path, must exist). An empty string removes it.
+    type: str
+  boot_device:
+    description:
+      - Force the boot device. V(net) boots the O(boot) kernel as if netbooted (autoinstall over the local interface).
+      - A VM with a forced boot device is terminated, not restarted, when the guest reboots.
+      - V(none) removes the setting.
+    type: str
+    choices: [disk, cdrom, net, none]
+  interfaces:
+    description:
+      - Network interfaces, in order; at most 4.
+    type: list
+    elements: dict
+    suboptions:
+      switch:
+        description: Name of a C(switch) defined in vm.conf to attach the interface to.
+        type: str
+      lladdr:
+        description:
+          - MAC address (six hex octets separated by C(:), unicast). Must be unique across the whole vm.conf,
+            including hand-written VMs. Left out, vmd picks a random one.
+        type: str
+      locked:
+        description: Drop frames whose source MAC is not the interface's (C(locked lladdr)).
+        type: bool
+        default: false
+      group:
+        description: Interface group for the host's tap interface (at most 15 characters, not ending in a digit).
+        type: str
+      rdomain:
+        description: Routing domain of the host's tap interface (0 to 255).
+        type: int
+      local:
+        description: A vmd local interface (vmd assigns addresses from the local prefix and answers DHCP).
+        type: bool
+        default: false
+  owner:
+    description:
+      - Owner who may start, stop and use the VM's console without root; V(user), V(user:group), V(:group) or a numeric uid.
+      - An empty string removes it.
+    type: str
+  enabled:
+    description:
+      - Write C(enable) (vmd starts the VM at boot and on C(vmctl reload)) or C(disable).
+      - Defaults to V(true) for O(state=running), V(paused) and V(restarted), V(false) for V(stopped); V(present)
+        keeps the current flag (V(false) for a new VM). V(true) together with O(state=stopped) is refused.
+    type: bool
+  instance_of:
+    description:
+      - Define the VM as an instance of this (parent) VM (C(vm "parent" instance "name")). The parent must be defined
+        before the managed block or inside it.
+    type: str
+  allow_instance:
+    description: What instances of this VM may change (C(allow instance)).
+    type: list
+    elements: str
+    choices: [boot, cdrom, disk, instance, interface, memory]
+  allow_instance_owner:
+    description: Owner allowed to create instances of this VM (C(allow instance { owner ... })).
+    type: str
+  vm_conf:
+    description: Path of vm.conf.
+    type: path
+    default: /etc/vm.conf
+  backup:
+    description:
+      - Keep the backup of vm.conf made before a change (it is always made, and removed after a successful reload otherwise).
+    type: bool
+    default: false
+  stop_timeout:
+    description: Seconds to wait for a graceful C(vmctl stop -w) before giving up (or forcing, see O(force)).
+    type: int
+    default: 60
+  force:
+    description:
+      - When a VM has not stopped after O(stop_timeout), terminate it with C(vmctl stop -f).
+      - Without it the module fails saying the VM is stuck in C(stopping).
+    type: bool
+    default: false
+  restart_on_change:
+    description:
+      - Restart a running VM whose definition changed so the change takes effect. Otherwise C(restart_required) is returned.
+    type: bool
+    default: false
+notes:
+  - Only Python's standard library is used on the target.
+  - Reload side effect - C(vmctl reload) starts every enabled VM that is not running, also hand-written ones; the module
+    warns naming such VMs before it reloads.
+seealso:
+  - module: openbsd.vmm.vmm_vm_info
+  - module: openbsd.vmm.vmm_disk
+'''
+
+EXAMPLES = r'''
+- name: A web server that runs, with a disk and a MAC on the uplink switch
+  openbsd.vmm.vmm_vm:
+    name: web1
+    state: running
+    memory: 1G
+    disks:
+      - /var/vmm/web1.qcow2
+    interfaces:
+      - switch: uplink
+        lladdr: fe:e1:ba:d0:00:01
+
+- name: Every VM of the host in one run
+  openbsd.vmm.vmm_vm:
+    state: running
+    memory: 512M
+    vms:
+      - name: db1
+        disks: [/var/vmm/db1.qcow2]
+      - name: build
+        state: stopped
+        disks: [{path: /var/vmm/build.raw, format: raw}]
+
+- name: Apply a memory change now rather than at the next restart
+  openbsd.vmm.vmm_vm:
+    name: web1
+    state: running
+    memory: 2G
+    restart_on_change: true
+    stop_timeout: 120
+    force: true
+
+- name: Remove a VM (its disks stay)
+  openbsd.vmm.vmm_vm:
+    name: oldvm
+    state: absent
+'''
+
+RETURN = r'''
+vm:
+  description: The VM, when O(name) was given (same fields as an element of RV(vms)).
+  returned: when O(name) is given
+  type: dict
+vms:
+  description: One record per VM of the run, in the order asked.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+      sample: web1
+    id:
+      description: vmd's VM id, or null when vmd does not know the VM.
+      type: int
+      sample: 1
+    pid:
+      description: PID of the vmd child running the VM, or null.
+      type: int
+    state:
+      description: State from C(vmctl status) (running, stopped, paused, stopping, waiting, unknown), C(absent) when removed.
+      type: str
+      sample: running
+    tty:
+      description: The VM's console tty (C(ttyp0)) or null.
+      type: str
+    owner:
+      description: Owner as C(vmctl status) shows it (C(user) or C(user:group)).
+      type: str
+    vcpus:
+      description: Number of vCPUs.
+      type: int
+    memory:
+      description: Configured memory in bytes.
+      type: int
+    memory_text:
+      description: Configured memory as vmctl shows it (fmt_scaled).
+      type: str
+      sample: 1.0G
+    curmem:
+      description: Memory in use in bytes (running VMs), or null.
+      type: int
+    managed:
+      description: Whether the VM is defined in the managed block of vm.conf.
+      type: bool
+    config:
+      description: The VM's vm.conf definition (name, instance_of, enabled, memory, boot, boot_device, cdrom, disks,
+        interfaces, owner, allow_instance, allow_instance_owner), or null when it is not defined.
+      type: dict
+    steps:
+      description: What was done (or would be, in check mode) for this VM, such as C(define), C(stop), C(start).
+      type: list
+      elements: str
+    restart_required:
+      description: The VM runs with an older definition; it takes effect after a restart.
+      type: bool
+restart_required:
+  description: Whether any VM of the run needs a restart for its new definition to take effect.
+  returned: always
+  type: bool
+commands:
+  description: Every command run, as argv lists (C(vmctl ...), C(vmd -n -f ...)). A no-op run shows one C(vmctl status).
+  returned: always
+  type: list
+  elements: list
+  sample: [[vmctl, status]]
+backup_file:
+  description: Backup of vm.conf made before the change, when O(backup=true).
+  returned: when vm.conf changed and O(backup=true)
+  type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.openbsd.vmm.plugins.module_utils.vm_lifecycle import (
+    STATES, Converger, LifecycleError, ValidationError, merge_entries,
+)
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import ALLOW_INSTANCE_FLAGS, VmConfError
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError, VmdUnavailable
+
+BOOT_DEVICE_CHOICES = ['disk', 'cdrom', 'net', 'none']
+
+INTERFACE_OPTIONS = dict(
+    switch=dict(type='str'),
+    lladdr=dict(type='str'),
+    locked=dict(type='bool', default=False),
+    group=dict(type='str'),
+    rdomain=dict(type='int'),
+    local=dict(type='bool', default=False),
+)
+
+
+def vm_options():
+    """Per-VM options, shared by the top level and the entries of ``vms``."""
+    return dict(
+        name=dict(type='str'),
+        state=dict(type='str', choices=list(STATES)),
+        memory=dict(type='str'),
+        cpus=dict(type='int'),
+        disks=dict(type='list', elements='raw'),
+        cdrom=dict(type='str'),
+        boot=dict(type='str'),
+        boot_device=dict(type='str', choices=BOOT_DEVICE_CHOICES),
+        interfaces=dict(type='list', elements='dict', options=INTERFACE_OPTIONS),
+        owner=dict(type='str'),
+        enabled=dict(type='bool'),
+        instance_of=dict(type='str'),
+        allow_instance=dict(type='list', elements='str', choices=list(ALLOW_INSTANCE_FLAGS)),
+        allow_instance_owner=dict(type='str'),
+        stop_timeout=dict(type='int'),
+        force=dict(type='bool'),
+        restart_on_change=dict(type='bool'),
+    )
+
+
+def argument_spec():
+    spec = vm_options()
+    entry = vm_options()
+    entry['name'] = dict(type='str', required=True)
+    spec.update(
+        vms=dict(type='list', elements='dict', options=entry),
+        state=dict(type='str', choices=list(STATES), default='present'),
+        vm_conf=dict(type='path', default='/etc/vm.conf'),
+        backup=dict(type='bool', default=False),
+        stop_timeout=dict(type='int', default=60),
+        force=dict(type='bool', default=False),
+        restart_on_change=dict(type='bool', default=False),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[('name', 'vms')],
+        required_one_of=[('name', 'vms')],
+        supports_check_mode=True,
+    )
+    try:
+        vmctl = Vmctl(module=module)
+    except VmctlError as exc:
+        module.fail_json(msg=str(exc))
+    converger = Converger(module, vmctl, module.params['vm_conf'], keep_backup=module.params['backup'])
+    try:
+        result = converger.run(merge_entries(module.params))
+    except ValidationError as exc:
+        module.fail_json(msg='nothing was changed: ' + '; '.join(exc.problems), problems=exc.problems, commands=vmctl.calls)
+    except VmdUnavailable as exc:
+        module.fail_json(msg='vmd is not running or its socket cannot be reached: %s' % exc, commands=vmctl.calls)
+    except (VmConfError, LifecycleError, VmctlError) as exc:
+        module.fail_json(msg=str(exc), commands=vmctl.calls, backup_file=converger.backup_file)
+    for warning in converger.warnings:
+        module.warn(warning)
+    result['commands'] = vmctl.calls
+    if converger.diff is not None:
+        result['diff'] = converger.diff
+    if converger.backup_file:
+        result['backup_file'] = converger.backup_file
+    if module.params['name'] is not None:
+        result['vm'] = result['vms'][0]
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

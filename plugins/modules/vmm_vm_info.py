@@ -1,0 +1,172 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: vmm_vm_info
+short_description: Report OpenBSD vmm(4) VMs from vmctl status and vm.conf
+version_added: 0.1.0
+description:
+  - Lists the VMs vmd knows (one C(vmctl status) call) together with their definitions in C(vm.conf), including VMs
+    that are defined in C(vm.conf) but not (yet) known to vmd.
+  - Says for each VM whether it is defined in the block of C(vm.conf) managed by M(openbsd.vmm.vmm_vm).
+author:
+  - openbsd.vmm contributors
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+options:
+  name:
+    description: Report only these VMs (all when left out).
+    type: list
+    elements: str
+  vm_conf:
+    description: Path of vm.conf.
+    type: path
+    default: /etc/vm.conf
+notes:
+  - Only Python's standard library is used on the target.
+seealso:
+  - module: openbsd.vmm.vmm_vm
+'''
+
+EXAMPLES = r'''
+- name: All VMs of the host
+  openbsd.vmm.vmm_vm_info:
+  register: vmm
+
+- name: Names of the running VMs
+  ansible.builtin.debug:
+    msg: "{{ vmm.vms | selectattr('state', 'equalto', 'running') | map(attribute='name') | list }}"
+
+- name: One VM
+  openbsd.vmm.vmm_vm_info:
+    name: web1
+  register: web1
+'''
+
+RETURN = r'''
+vms:
+  description: One record per VM, in vmctl status order, then VMs only defined in vm.conf in file order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: VM name.
+      type: str
+      sample: web1
+    id:
+      description: vmd's VM id, or null when vmd does not know the VM.
+      type: int
+    pid:
+      description: PID of the vmd child running the VM, or null.
+      type: int
+    state:
+      description: State from C(vmctl status) (running, stopped, paused, stopping, waiting, unknown), or null when vmd does not know it.
+      type: str
+      sample: running
+    tty:
+      description: Console tty (C(ttyp0)) or null.
+      type: str
+    owner:
+      description: Owner as vmctl status shows it.
+      type: str
+    vcpus:
+      description: Number of vCPUs.
+      type: int
+    memory:
+      description: Configured memory in bytes.
+      type: int
+    memory_text:
+      description: Configured memory as vmctl shows it.
+      type: str
+    curmem:
+      description: Memory in use in bytes, or null.
+      type: int
+    managed:
+      description: Whether the VM is defined in the managed block of vm.conf.
+      type: bool
+    defined:
+      description: Whether vm.conf (with its includes) defines the VM.
+      type: bool
+    config:
+      description: The vm.conf definition (see M(openbsd.vmm.vmm_vm)), or null.
+      type: dict
+commands:
+  description: The commands run (one C(vmctl status)).
+  returned: always
+  type: list
+  elements: list
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import fmt_scaled
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import VmConf, VmConfError
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError, VmdUnavailable
+
+
+def vm_record(name, status, definition, managed):
+    return dict(
+        name=name,
+        id=status.id if status else None,
+        pid=status.pid if status else None,
+        state=status.state if status else None,
+        tty=status.tty if status else None,
+        owner=(status.owner + (':' + status.owner_group if status.owner_group else '')) if status else None,
+        vcpus=status.vcpus if status else None,
+        memory=status.maxmem if status else (definition.memory if definition else None),
+        memory_text=fmt_scaled(status.maxmem) if status else None,
+        curmem=status.curmem if status else None,
+        managed=managed,
+        defined=definition is not None,
+        config=definition.as_dict() if definition is not None else None,
+    )
+
+
+def collect(vmconf, statuses, names=None):
+    """Records for VMs vmd knows, then VMs only defined in vm.conf; filtered by ``names``."""
+    managed = {definition.name: definition for definition in vmconf.managed}
+    by_name = dict(managed)
+    for definition in vmconf.hand_written:
+        by_name.setdefault(definition.name, definition)
+    records, seen = [], set()
+    for status in statuses:
+        seen.add(status.name)
+        records.append(vm_record(status.name, status, by_name.get(status.name), status.name in managed))
+    for definition in vmconf.hand_written + vmconf.managed:
+        if definition.name not in seen:
+            seen.add(definition.name)
+            records.append(vm_record(definition.name, None, definition, definition.name in managed))
+    if names:
+        records = [record for record in records if record['name'] in names]
+    return records
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='list', elements='str'),
+            vm_conf=dict(type='path', default='/etc/vm.conf'),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        vmctl = Vmctl(module=module)
+        vmconf = VmConf.load(module.params['vm_conf'])
+        statuses = vmctl.status()
+    except VmdUnavailable as exc:
+        module.fail_json(msg='vmd is not running or its socket cannot be reached: %s' % exc, commands=vmctl.calls)
+    except (VmctlError, VmConfError) as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, vms=collect(vmconf, statuses, module.params['name']), commands=vmctl.calls)
+
+
+if __name__ == '__main__':
+    main()
