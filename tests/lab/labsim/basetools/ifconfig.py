@@ -1,0 +1,142 @@
+"""ifconfig(8) for the lab: network interfaces kept in lab/basetools/ifconfig.json.
+
+Supports showing interfaces, `create`/`destroy` of cloneable ones (auto-created on first
+use, as OpenBSD's ifconfig does), `up`/`down`, bridge(4)/veb(4) `add`/`del` of member
+ports, `inet` addresses, `group`/`-group` and `description`."""
+
+import re
+import sys
+
+from . import common
+
+CLONERS = ("bridge", "veb", "vport", "tap", "tpmr", "vlan", "lo", "pflog", "enc")
+SEEDED = {
+    "lo0": {"up": True, "inet": ["127.0.0.1/8"], "groups": ["lo"]},
+    "em0": {"up": True, "inet": ["192.0.2.10/24"], "groups": ["egress"]},
+    "em1": {"up": True, "inet": [], "groups": []},
+    "em2": {"up": False, "inet": [], "groups": []},
+}
+
+
+def kind(name):
+    return re.sub(r"[0-9]+$", "", name)
+
+
+def load():
+    table = common.load_state("ifconfig.json", None)
+    if table is None:
+        table = {name: dict(entry, members=[], description="") for name, entry in SEEDED.items()}
+    return table
+
+
+def new_interface(name):
+    return {"up": False, "inet": [], "groups": [kind(name)], "members": [], "description": ""}
+
+
+def show(name, entry):
+    bridge_like = kind(name) in ("bridge", "veb", "tpmr")
+    if entry["up"]:
+        flags = "8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>"
+    else:
+        flags = "8802<BROADCAST,SIMPLEX,MULTICAST>"
+    common.out("%s: flags=%s" % (name, flags))
+    common.out("\tindex %d llprio 3" % (sum(map(ord, name)) % 50 + 1))
+    if entry.get("description"):
+        common.out("\tdescription: %s" % entry["description"])
+    if entry["groups"]:
+        common.out("\tgroups: %s" % " ".join(entry["groups"]))
+    for port, member in enumerate(entry.get("members", []), 1):
+        common.out("\t%s flags=3<LEARNING,DISCOVER>" % member)
+        common.out("\t\tport %d ifpriority 0 ifcost 0" % port)
+    if not bridge_like:
+        for address in entry["inet"]:
+            common.out("\tinet %s" % address)
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    table = load()
+    if not args or args == ["-a"]:
+        for name in sorted(table):
+            show(name, table[name])
+        return 0
+    if args[0] == "-g" or args[0].startswith("-"):
+        common.err("usage: ifconfig [-AaC] [-M lladdr] [interface] [address_family] [address [dest_address]] [parameters]")
+        return 1
+    name, ops = args[0], args[1:]
+    if not re.match(r"^[a-z]+[0-9]+$", name) and name not in table:
+        common.err("ifconfig: %s: no such interface" % name)
+        return 1
+    if not ops:
+        if name not in table:
+            common.err("ifconfig: %s: no such interface" % name)
+            return 1
+        show(name, table[name])
+        return 0
+    if name not in table:
+        if kind(name) not in CLONERS:
+            common.err("ifconfig: %s: no such interface" % name)
+            return 1
+        if ops[0] != "destroy":
+            table[name] = new_interface(name)
+            if ops[0] == "create":
+                ops = ops[1:]
+    elif ops[0] == "create":
+        common.err("ifconfig: SIOCIFCREATE: File exists")
+        return 1
+    status = 0
+    entry = table.get(name)
+    while ops:
+        op = ops.pop(0)
+        if op == "destroy":
+            if entry is None or kind(name) not in CLONERS:
+                common.err("ifconfig: SIOCIFDESTROY: Invalid argument" if entry else
+                           "ifconfig: %s: no such interface" % name)
+                return 1
+            del table[name]
+            entry = None
+            break
+        if op in ("up", "down"):
+            entry["up"] = op == "up"
+        elif op in ("add", "del"):
+            if not ops:
+                common.err("ifconfig: %s: requires an argument" % op)
+                return 1
+            member = ops.pop(0)
+            if kind(name) not in ("bridge", "veb", "tpmr"):
+                common.err("ifconfig: %s: Inappropriate ioctl for device" % name)
+                status = 1
+            elif member not in table:
+                common.err("ifconfig: %s: %s: No such file or directory" % (name, member))
+                status = 1
+            elif op == "add":
+                if member in entry["members"]:
+                    common.err("ifconfig: %s: %s: File exists" % (name, member))
+                    status = 1
+                else:
+                    entry["members"].append(member)
+            elif member in entry["members"]:
+                entry["members"].remove(member)
+            else:
+                common.err("ifconfig: %s: %s: No such file or directory" % (name, member))
+                status = 1
+        elif op == "inet" and ops:
+            address = ops.pop(0)
+            if ops[:1] == ["netmask"] and len(ops) >= 2:
+                ops = ops[2:]
+            if address not in entry["inet"]:
+                entry["inet"].append(address)
+        elif op in ("group", "-group") and ops:
+            group = ops.pop(0)
+            if op == "group" and group not in entry["groups"]:
+                entry["groups"].append(group)
+            elif op == "-group" and group in entry["groups"]:
+                entry["groups"].remove(group)
+        elif op == "description" and ops:
+            entry["description"] = ops.pop(0)
+        else:
+            common.err("ifconfig: %s: bad value" % op)
+            status = 1
+            break
+    common.save_state("ifconfig.json", table)
+    return status
