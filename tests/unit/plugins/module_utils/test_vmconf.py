@@ -1,0 +1,291 @@
+# -*- coding: utf-8 -*-
+# Copyright: openbsd.vmm contributors
+# BSD 2-Clause License (see LICENSE)
+"""The vm.conf writer and reader (vmconf-grammar.md): quoting, rendering, the managed block, and vmd -n.
+
+Every file the writer produces here is also checked with the lab's ``vmd -n -f`` (the independent
+re-implementation of vmd's parse.y in tests/lab), so a quoting mistake shows up as a syntax error there.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.openbsd.vmm.plugins.module_utils import vmconf as c
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB
+
+GIB = 1024 * MIB
+LAB_VMD = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'lab', 'bin', 'vmd')
+
+
+def lab_vmd_check(path, tmp_path):
+    """Run the lab's `vmd -n -f path`; return (rc, output)."""
+    env = dict(os.environ, VMM_LAB_ROOT=str(tmp_path / 'labroot'), LANG='C')
+    process = subprocess.run([os.path.abspath(LAB_VMD), '-n', '-f', str(path)], capture_output=True, text=True, env=env)
+    return process.returncode, (process.stderr + process.stdout).strip()
+
+
+def read_back(text):
+    """The value of the single string token the product lexer reads from ``text``."""
+    lexer = c.Lexer(text, 'test', c.Macros())
+    token = lexer.next()
+    assert lexer.next().kind == 'eof'
+    return token
+
+
+ODD_STRINGS = [
+    'plain', 'with space', 'tab\there', 'dq"inside', "sq'inside", 'back\\slash', 'back\\ space', 'back\\"quote',
+    'back\\\\ two', '$notamacro', 'hash#tag', 'a=b,c{d}(e)!f', 'disk', 'vm', '123', '-1', '00:11:22:33:44:55',
+    '/var/vmm/my disk.qcow2', 'ünïcödé', 'trailing space ',
+]
+
+
+@pytest.mark.parametrize('value', ODD_STRINGS)
+def test_quote_reads_back_as_the_same_string(value):
+    text = c.quote(value)
+    assert text.startswith('"') and text.endswith('"')
+    token = read_back(text)
+    assert (token.kind, token.quoted, token.value) == ('string', True, value)
+
+
+def test_quote_escapes_only_what_needs_it():
+    assert c.quote('/var/vmm/a.qcow2') == '"/var/vmm/a.qcow2"'
+    assert c.quote('a"b') == '"a\\"b"'
+    # A backslash before a blank would be eaten: the blank gets its own escape.
+    assert c.quote('a\\ b') == '"a\\\\ b"'
+    assert c.quote('a\\b') == '"a\\b"'
+
+
+@pytest.mark.parametrize('value, reason', [
+    ('', 'empty'), ('ends\\', 'trailing backslash'), ('two\nlines', 'line break'), ('nul\0byte', 'NUL'),
+    ('x' * 9000, 'longer'),
+])
+def test_quote_refuses_what_vm_conf_cannot_hold(value, reason):
+    assert reason in c.unquotable(value)
+    with pytest.raises(c.VmConfError, match='cannot write'):
+        c.quote(value)
+
+
+@pytest.mark.parametrize('size, text', [(GIB, '"1G"'), (512 * MIB, '"512M"'), (1536 * MIB, '"1536M"'), (128 * GIB, '"128G"'), (MIB, '"1M"')])
+def test_memory_is_a_quoted_scaled_string_never_bare_bytes(size, text):
+    assert c.format_memory(size) == text
+
+
+def test_owner_numeric_uid_is_a_number_names_are_strings():
+    assert c.format_owner('1000') == '1000'
+    assert c.format_owner('joe') == '"joe"'
+    assert c.format_owner('joe:staff') == '"joe:staff"'
+    assert c.format_owner(':wheel') == '":wheel"'
+
+
+def full_definition(disk_dir):
+    return c.VmDefinition(
+        name='web1', enabled=False, memory=GIB, boot_device='disk', cdrom=os.path.join(disk_dir, 'install 7.8.iso'),
+        disks=[c.Disk(os.path.join(disk_dir, 'web1 "main".qcow2'), 'qcow2'), c.Disk(os.path.join(disk_dir, 'data.raw'))],
+        interfaces=[c.Interface(switch='uplink', lladdr='fe:e1:ba:d0:00:01', locked=True, group='vmnet', rdomain=3),
+                    c.Interface(local=True), c.Interface()],
+        owner='root:root', allow_instance=['memory', 'disk'], allow_instance_owner='0')
+
+
+def test_render_full_definition_exact_text():
+    text = full_definition('/var/vmm').render()
+    assert text == (
+        'vm "web1" {\n'
+        '\tdisable\n'
+        '\tmemory "1G"\n'
+        '\tboot device disk\n'
+        '\tcdrom "/var/vmm/install 7.8.iso"\n'
+        '\tdisk "/var/vmm/web1 \\"main\\".qcow2" format "qcow2"\n'
+        '\tdisk "/var/vmm/data.raw"\n'
+        '\tinterface { switch "uplink" locked lladdr "fe:e1:ba:d0:00:01" group "vmnet" rdomain 3 }\n'
+        '\tlocal interface\n'
+        '\tinterface\n'
+        '\towner "root:root"\n'
+        '\tallow instance { memory, disk, owner 0 }\n'
+        '}\n')
+
+
+def test_render_instance_and_read_back():
+    parent = c.VmDefinition(name='base', disks=[c.Disk('/d/base.qcow2')], allow_instance=['disk'])
+    child = c.VmDefinition(name='child', instance_of='base', disks=[c.Disk('/d/child.qcow2')])
+    block = c.render_managed_block([child, parent])
+    # The parent is written first: vmd needs it registered before the instance.
+    assert block.index('vm "base" {') < block.index('vm "base" instance "child" {')
+    summary = c.parse_config('vm.conf', block)
+    assert [vm.name for vm in summary.vms] == ['base', 'child']
+    assert summary.vms[1] == child
+
+
+def test_render_refuses_a_vm_twice_and_instance_loops():
+    with pytest.raises(c.VmConfError, match='twice'):
+        c.render_managed_block([c.VmDefinition(name='a'), c.VmDefinition(name='a')])
+    with pytest.raises(c.VmConfError, match='instance of itself'):
+        c.render_managed_block([c.VmDefinition(name='a', instance_of='b'), c.VmDefinition(name='b', instance_of='a')])
+
+
+def test_definition_round_trips_through_the_reader(tmp_path):
+    definition = full_definition(str(tmp_path))
+    summary = c.parse_config('vm.conf', c.render_managed_block([definition]))
+    assert summary.vms == [definition]
+    assert summary.vms[0].lladdrs == ['fe:e1:ba:d0:00:01']
+
+
+HAND_WRITTEN = '''\
+# /etc/vm.conf written by a person
+ramdisk = "/bsd.rd"
+vmdir   = "/var/vmm"
+
+local prefix "100.64.0.0/10"
+staggered start parallel 2 delay 15
+
+switch "uplink" {
+\tinterface veb0
+\tgroup "vmnet"
+\tlocked lladdr
+}
+switch lan { interface bridge0 }
+
+vm "web1" {
+\tmemory 1G
+\tdisk $vmdir "/web1.qcow2"
+\tinterface { switch "uplink" lladdr 00:11:22:33:44:55 }
+\towner joe   # trailing comment
+}
+
+vm "db1" {
+\tdisable
+\tmemory 2G
+\tboot $ramdisk
+\tboot device net
+\tdisk "/var/vmm/db1.qcow2" format qcow2
+\tlocal interface locked lladdr fe:e1:bb:00:00:02, rdomain 1
+\tallow instance { memory, disk }
+\tsev
+}
+
+vm "db1" instance "db2" { disk "/var/vmm/" \\
+"db2.qcow2" }
+'''
+
+
+def test_reader_understands_hand_written_files():
+    summary = c.parse_config('/etc/vm.conf', HAND_WRITTEN)
+    assert sorted(summary.switches) == ['lan', 'uplink']
+    web1, db1, db2 = summary.vms
+    assert web1.disks == [c.Disk('/var/vmm/web1.qcow2')]      # macro + concatenation
+    assert web1.memory == GIB and web1.owner == 'joe' and web1.enabled
+    assert web1.interfaces == [c.Interface(switch='uplink', lladdr='00:11:22:33:44:55')]
+    assert (db1.enabled, db1.boot, db1.boot_device) == (False, '/bsd.rd', 'net')
+    assert db1.interfaces == [c.Interface(local=True, locked=True, lladdr="fe:e1:bb:00:00:02", rdomain=1)]
+    assert db1.unsupported == [('sev', 30)]
+    assert (db2.instance_of, db2.disks) == ('db1', [c.Disk('/var/vmm/db2.qcow2')])
+
+
+def test_reader_follows_include(tmp_path):
+    included = tmp_path / 'more.conf'
+    included.write_text('vm "inc1" {\n\tdisk "/x.img"\n\tinterface lladdr fe:e1:bb:00:00:09\n}\n')
+    summary = c.parse_config(str(tmp_path / 'vm.conf'), 'include "%s"\nvm "top" { disk "/y.img" }\n' % included)
+    assert [(vm.name, vm.path) for vm in summary.vms] == [('inc1', str(included)), ('top', str(tmp_path / 'vm.conf'))]
+    assert summary.vms[0].lladdrs == ['fe:e1:bb:00:00:09']
+
+
+def test_reader_reports_undefined_macro_and_unterminated_quote():
+    with pytest.raises(c.VmConfError, match="macro 'nope' not defined"):
+        c.parse_config('vm.conf', 'vm "a" { disk $nope }\n')
+    with pytest.raises(c.VmConfError, match='end of file while parsing quoted string'):
+        c.parse_config('vm.conf', 'vm "a {\n')
+
+
+def test_managed_block_appended_and_everything_else_kept_byte_for_byte():
+    conf = c.VmConf('/etc/vm.conf', HAND_WRITTEN)
+    assert conf.block is None and conf.managed == [] and len(conf.hand_written) == 3
+    new = c.VmDefinition(name='app1', disks=[c.Disk('/var/vmm/app1.qcow2')])
+    text = conf.with_managed([new])
+    assert text.startswith(HAND_WRITTEN)
+    assert text[len(HAND_WRITTEN):] == '\n' + c.BEGIN_LINE + '\n' + new.render() + c.END_MARKER + '\n'
+    again = c.VmConf('/etc/vm.conf', text)
+    assert again.managed == [new]
+    assert [vm.name for vm in again.hand_written] == ['web1', 'db1', 'db2']
+    # Writing the same definitions again changes nothing.
+    assert again.with_managed(again.managed) == text
+
+
+def test_block_stays_where_a_person_moved_it():
+    top = 'socket owner ":wheel"\n'
+    bottom = '\n# my own VM, after the block\nvm "mine" { disk "/m.img" }\n'
+    block = c.render_managed_block([c.VmDefinition(name='a', disks=[c.Disk('/a.img')])])
+    conf = c.VmConf('vm.conf', top + block + bottom)
+    assert [vm.name for vm in conf.managed] == ['a'] and [vm.name for vm in conf.hand_written] == ['mine']
+    updated = conf.with_managed([c.VmDefinition(name='b', disks=[c.Disk('/b.img')])])
+    assert updated.startswith(top) and updated.endswith(bottom)
+    assert 'vm "a"' not in updated and 'vm "b"' in updated
+
+
+def test_removing_every_managed_vm_leaves_an_empty_block_and_absent_block_is_not_added():
+    conf = c.VmConf('vm.conf', 'vm "mine" { disk "/m.img" }\n')
+    assert conf.with_managed([]) == conf.text
+    block = c.render_managed_block([c.VmDefinition(name='a', disks=[c.Disk('/a.img')])])
+    conf = c.VmConf('vm.conf', block)
+    assert conf.with_managed([]) == c.BEGIN_LINE + '\n' + c.END_MARKER + '\n'
+
+
+@pytest.mark.parametrize('text', [
+    c.BEGIN_LINE + '\nvm "a" { disk "/a" }\n',
+    c.END_MARKER + '\n' + c.BEGIN_LINE + '\n',
+    c.BEGIN_LINE + '\n' + c.END_MARKER + '\n' + c.BEGIN_LINE + '\n' + c.END_MARKER + '\n',
+])
+def test_broken_markers_are_refused(text):
+    with pytest.raises(c.VmConfError, match='managed part must be exactly one'):
+        c.VmConf('vm.conf', text)
+
+
+def test_unsupported_option_inside_the_block_is_refused_not_dropped():
+    text = c.BEGIN_LINE + '\nvm "a" {\n\tdisk "/a"\n\tsev\n}\n' + c.END_MARKER + '\n'
+    with pytest.raises(c.VmConfError, match="uses 'sev'"):
+        c.VmConf('vm.conf', text)
+
+
+# --- the lab's vmd -n judges what the writer produces ----------------------------------------
+
+def write_images(directory, names):
+    for name in names:
+        (directory / name).write_bytes(b'')
+
+
+def test_writer_output_passes_lab_vmd_check(tmp_path):
+    write_images(tmp_path, ['web1 "main".qcow2', 'data.raw', 'base.qcow2', 'child.qcow2'])
+    definitions = [
+        full_definition(str(tmp_path)),
+        c.VmDefinition(name='base', memory=512 * MIB, disks=[c.Disk(str(tmp_path / 'base.qcow2'), 'raw')],
+                       allow_instance=['boot', 'cdrom', 'disk', 'instance', 'interface', 'memory'], allow_instance_owner='root'),
+        c.VmDefinition(name='child', instance_of='base', disks=[c.Disk(str(tmp_path / 'child.qcow2'))], owner='0'),
+    ]
+    conf_path = tmp_path / 'vm.conf'
+    hand = 'switch "uplink" {\n\tinterface veb0\n}\nvm "hand" {\n\tdisk "%s"\n}\n' % (tmp_path / 'data.raw')
+    text = c.VmConf(str(conf_path), hand).with_managed(definitions)
+    conf_path.write_text(text)
+    rc, output = lab_vmd_check(conf_path, tmp_path)
+    assert (rc, output) == (0, 'configuration OK'), text
+
+
+@pytest.mark.parametrize('name', ['disk', 'vm', 'memory', 'web-1.example', 'A_b.c-9'])
+def test_keyword_and_odd_vm_names_pass_lab_vmd_check(tmp_path, name):
+    disk = tmp_path / ('%s $x #y =z, {w}.img' % name)
+    disk.write_bytes(b'')
+    conf_path = tmp_path / 'vm.conf'
+    conf_path.write_text(c.render_managed_block([c.VmDefinition(name=name, memory=GIB, disks=[c.Disk(str(disk))])]))
+    assert lab_vmd_check(conf_path, tmp_path) == (0, 'configuration OK')
+
+
+def test_paths_with_quotes_and_backslashes_resolve_in_lab_vmd(tmp_path):
+    """vmd resolves disk paths with realpath: a wrongly quoted path would name a missing file."""
+    odd = ['back\\ slash.img', 'dq"and\'sq.img', 'tab\there.img', 'back\\"q.img']
+    write_images(tmp_path, odd)
+    conf_path = tmp_path / 'vm.conf'
+    conf_path.write_text(c.render_managed_block([c.VmDefinition(name='odd', disks=[c.Disk(str(tmp_path / n)) for n in odd])]))
+    assert lab_vmd_check(conf_path, tmp_path) == (0, 'configuration OK')
+    os.unlink(str(tmp_path / odd[0]))
+    rc, output = lab_vmd_check(conf_path, tmp_path)
+    assert rc == 1 and 'failed to parse disks' in output
