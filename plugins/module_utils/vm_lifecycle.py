@@ -251,7 +251,8 @@ def _check_request(request, vmconf, path_exists, report):
         # present keeps the flag it has; a new one must not be started by the next reload.
         definition.enabled = False
 
-    if not definition.disks and definition.cdrom is None and definition.instance_of is None:
+    # (Disks given but refused above have their own messages already.)
+    if not definition.disks and not options.get('disks') and definition.cdrom is None and definition.instance_of is None:
         problem('disks', 'a VM needs at least one disk or a cdrom (vmd refuses a VM without devices)')
     request.definition = definition
 
@@ -268,6 +269,9 @@ def _copy_definition(current):
 def _path_problem(value, problem, option):
     if not isinstance(value, str) or not value.startswith('/'):
         problem(option, '%r must be an absolute path' % (value,))
+        return True
+    if len(value.encode('utf-8')) >= 1024:
+        problem(option, '%r is longer than PATH_MAX' % (value[:40] + '...',))
         return True
     reason = unquotable(value)
     if reason:
