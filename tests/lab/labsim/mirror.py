@@ -1,0 +1,193 @@
+"""`lab mirror DIR RELEASE ARCH`: a small stand-in for an OpenBSD release tree.
+
+DIR/<release>/<arch>/ gets what the installer looks at on a mirror:
+bsd.rd (bootable by the lab: first line `LAB-OPENBSD-RAMDISK <release> <arch>`),
+bsd, bsd.mp, BUILDINFO, INSTALL.<arch>, tiny but real .tgz sets, SHA256 in
+OpenBSD's `SHA256 (file) = hex` format, SHA256.sig and index.txt.
+
+SHA256.sig is a stand-in for signify(1)'s embedded signature: the two
+signature lines (`untrusted comment: verify with openbsd-XY-base.pub` and a
+base64 blob) followed by the SHA256 text.  The blob is a keyed digest of the
+message, so the simulated installer can "verify" it and notice tampering.
+
+index.txt is what OpenBSD's release process writes with `ls -nT`: one line
+per file, `-rw-r--r--  1 0  0  <size> <Mon dd HH:MM:SS YYYY> <name>`.  The
+installer only takes names from lines where the name follows a blank.
+"""
+
+import base64
+import gzip
+import hashlib
+import io
+import os
+import sys
+import tarfile
+import time
+
+STANDARD_SETS = ('base', 'comp', 'man', 'game', 'xbase', 'xshare', 'xfont', 'xserv')
+
+# Reproducible archives: a fixed mtime keeps SHA256 stable between runs.
+_MTIME = 1759000000
+
+
+def version_of(release):
+    """'7.8' -> '78' (the XY in set names)."""
+    return release.split('-')[0].replace('.', '')
+
+
+def key_name(release):
+    return 'openbsd-%s-base.pub' % version_of(release)
+
+
+def _blob(message, keyname):
+    keynum = hashlib.sha256(keyname.encode()).digest()[:8]
+    digest = hashlib.sha512(b'lab-signify\0' + keyname.encode() + b'\0' + message).digest()
+    return base64.b64encode(b'Ed' + keynum + digest).decode()
+
+
+def sign(message, keyname):
+    """Embedded signature (signify -Se style) of message with the lab's key keyname."""
+    return ('untrusted comment: verify with %s\n%s\n' % (keyname, _blob(message, keyname))).encode() + message
+
+
+def verify(signed, keyname):
+    """Return the signed message if signed carries a good signature by keyname, else None."""
+    try:
+        comment, blob, message = signed.split(b'\n', 2)
+    except ValueError:
+        return None
+    if comment != ('untrusted comment: verify with %s' % keyname).encode():
+        return None
+    if blob.decode('ascii', 'replace') != _blob(message, keyname):
+        return None
+    return message
+
+
+def make_tgz(path, members, mtime=_MTIME):
+    """Write a gzip'ed tar at path; members: list of (name, bytes, mode) or (name, None, mode) for dirs."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode='w', format=tarfile.USTAR_FORMAT) as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mtime = mtime
+            info.mode = mode
+            info.uname = info.gname = 'root'
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    with open(path, 'wb') as handle:
+        with gzip.GzipFile(fileobj=handle, mode='wb', mtime=mtime, filename='') as gz:
+            gz.write(raw.getvalue())
+
+
+def _tgz_bytes(members):
+    buf = io.BytesIO()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode='w', format=tarfile.USTAR_FORMAT) as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mtime = _MTIME
+            info.mode = mode
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with gzip.GzipFile(fileobj=buf, mode='wb', mtime=_MTIME, filename='') as gz:
+        gz.write(raw.getvalue())
+    return buf.getvalue()
+
+
+def _set_members(name, release, arch):
+    marker = ('%s set of the lab stand-in for OpenBSD %s/%s\n' % (name, release, arch)).encode()
+    members = [('./usr/share/lab/sets/%s' % name, marker, 0o644)]
+    if name == 'base':
+        etc = _tgz_bytes([
+            ('./etc/motd', ('OpenBSD %s (GENERIC) lab stand-in\n' % release).encode(), 0o664),
+            ('./etc/master.passwd', b'root::0:0:daemon:0:0:Charlie &:/root:/bin/ksh\n', 0o600),
+            ('./etc/group', b'wheel:*:0:root\n', 0o644),
+            ('./etc/ttys', b'console "/usr/libexec/getty std.9600" vt220 off secure\n'
+                           b'tty00 "/usr/libexec/getty std.9600" unknown off\n', 0o644),
+        ])
+        members += [
+            ('./bin/ksh', b'#!lab stand-in for ksh\n', 0o555),
+            ('./var/sysmerge/etc.tgz', etc, 0o644),
+            ('./usr/share/zoneinfo/UTC', b'TZif stand-in\n', 0o444),
+        ]
+    elif name == 'xbase':
+        xetc = _tgz_bytes([('./etc/X11/xenodm/Xsetup_0', b'#!/bin/sh\n', 0o755)])
+        members.append(('./var/sysmerge/xetc.tgz', xetc, 0o644))
+    return members
+
+
+def sha256_line(name, data):
+    return 'SHA256 (%s) = %s\n' % (name, hashlib.sha256(data).hexdigest())
+
+
+def write_sha256(setdir, names):
+    """(Re)write SHA256 and SHA256.sig for the given file names of setdir."""
+    lines = []
+    for name in sorted(names):
+        with open(os.path.join(setdir, name), 'rb') as handle:
+            lines.append(sha256_line(name, handle.read()))
+    text = ''.join(lines).encode()
+    release = _release_of(setdir)
+    with open(os.path.join(setdir, 'SHA256'), 'wb') as handle:
+        handle.write(text)
+    with open(os.path.join(setdir, 'SHA256.sig'), 'wb') as handle:
+        handle.write(sign(text, key_name(release)))
+
+
+def _release_of(setdir):
+    with open(os.path.join(setdir, 'bsd.rd'), encoding='ascii', errors='replace') as handle:
+        return handle.readline().split()[1]
+
+
+def index_line(path):
+    stat = os.stat(path)
+    stamp = time.strftime('%b %e %H:%M:%S %Y', time.gmtime(stat.st_mtime))
+    return '-rw-r--r--  1 0  0  %10d %s %s\n' % (stat.st_size, stamp, os.path.basename(path))
+
+
+def write_index(setdir):
+    """(Re)write setdir/index.txt listing every regular file in setdir (ls -nT style)."""
+    names = sorted(name for name in os.listdir(setdir)
+                   if name != 'index.txt' and os.path.isfile(os.path.join(setdir, name)))
+    with open(os.path.join(setdir, 'index.txt'), 'w', encoding='ascii') as handle:
+        for name in names:
+            handle.write(index_line(os.path.join(setdir, name)))
+
+
+def make_mirror(directory, release, arch):
+    """Create DIR/<release>/<arch> with a stand-in release; return that set directory."""
+    setdir = os.path.join(directory, release, arch)
+    os.makedirs(setdir, exist_ok=True)
+    version = version_of(release)
+    files = {
+        'bsd.rd': ('LAB-OPENBSD-RAMDISK %s %s\n' % (release, arch)
+                   + 'This is the lab\'s stand-in for the OpenBSD installation ramdisk kernel.\n').encode(),
+        'bsd': ('LAB-OPENBSD-KERNEL %s %s GENERIC\n' % (release, arch)).encode(),
+        'bsd.mp': ('LAB-OPENBSD-KERNEL %s %s GENERIC.MP\n' % (release, arch)).encode(),
+        'BUILDINFO': ('Build date: %d - %s\n' % (_MTIME, time.strftime('%a %b %e %H:%M:%S UTC %Y', time.gmtime(_MTIME)))).encode(),
+        'INSTALL.%s' % arch: ('OpenBSD %s %s installation notes (lab stand-in)\n' % (release, arch)).encode(),
+    }
+    for name, data in files.items():
+        with open(os.path.join(setdir, name), 'wb') as handle:
+            handle.write(data)
+    names = list(files)
+    for set_name in STANDARD_SETS:
+        file_name = '%s%s.tgz' % (set_name, version)
+        make_tgz(os.path.join(setdir, file_name), _set_members(set_name, release, arch))
+        names.append(file_name)
+    write_sha256(setdir, names)
+    write_index(setdir)
+    return setdir
+
+
+def main(argv):
+    """`lab mirror DIR RELEASE ARCH`; returns the exit code."""
+    if len(argv) != 3:
+        print('usage: lab mirror DIR RELEASE ARCH', file=sys.stderr)
+        return 1
+    print(make_mirror(*argv))
+    return 0
