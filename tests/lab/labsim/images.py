@@ -135,8 +135,8 @@ def scan_scaled(text):
             fpart = _cdiv(fpart, 10)
             fract_digits -= 1
         fpart *= factor
-        for _ in range(fract_digits - 1):
-            fpart = _cdiv(fpart, 10)
+        if fract_digits > 1:
+            fpart = _cdiv(fpart, 10 ** (fract_digits - 1))  # same as dividing by 10 repeatedly
         return whole - fpart if sign == -1 else whole + fpart
     raise fail(errno.EINVAL)
 
