@@ -651,10 +651,11 @@ def _create_qcow2(path, base, size, disk_full):
         _errx('missing disk size')
     layout = qcow2_layout(size)
     base_bytes = os.fsencode(base) if base is not None else b''
+    # the 32-bit fields are truncated like htobe32() does; such sizes then fail with ERANGE below
     header = HEADER.pack(
-        QCOW2_MAGIC, 3, HEADER_LENGTH if base is not None else 0, len(base_bytes), CLUSTER_BITS, size,
-        0, layout['l1_size'], layout['l1_table_offset'], layout['refcount_table_offset'],
-        layout['refcount_table_clusters'], 0, 0, 0, 0, 0, 4, HEADER_LENGTH)
+        QCOW2_MAGIC, 3, HEADER_LENGTH if base is not None else 0, len(base_bytes) & 0xffffffff, CLUSTER_BITS, size,
+        0, layout['l1_size'] & 0xffffffff, layout['l1_table_offset'], layout['refcount_table_offset'],
+        layout['refcount_table_clusters'] & 0xffffffff, 0, 0, 0, 0, 0, 4, HEADER_LENGTH)
     try:
         handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_EXCL, 0o600)
     except OSError as exc:

@@ -368,8 +368,9 @@ def test_qcow2_header_per_reference(run, tmp_path, size_arg, size, l1_size, refc
     assert images.backing_chain(str(path)) == [str(path)]
 
 
-def test_qcow2_too_large_for_one_refcount_block(run, tmp_path):
-    assert run('-s', '128P', 'huge.qcow2') == (1, 'vmctl: create imagefile operation failed: Result too large\n')
+@pytest.mark.parametrize('size', ['128P', '7E'])
+def test_qcow2_too_large_for_one_refcount_block(run, tmp_path, size):
+    assert run('-s', size, 'huge.qcow2') == (1, 'vmctl: create imagefile operation failed: Result too large\n')
     assert os.listdir(tmp_path) == []
 
 
