@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# Simplified BSD License (see LICENSES/BSD-2-Clause.txt or https://opensource.org/licenses/BSD-2-Clause)
 """Sizes the way OpenBSD reads and prints them: scan_scaled(3) and fmt_scaled(3).
 
 vmctl and vm.conf use these for memory and disk sizes. A bare number means
@@ -48,7 +48,7 @@ def scan_scaled(text):
     if unit and unit not in UNITS:
         raise SizeError("invalid size '%s': unit must be one of B, K, M, G, T, P, E" % text)
     number = match.group('number')
-    whole, _, fraction = number.partition('.')
+    whole, dummy, fraction = number.partition('.')
     scale = 1024 ** UNITS.index(unit) if unit else 1
     # Integer arithmetic like the C code: no float rounding surprises for 1.1G.
     value = int(whole or '0') * scale

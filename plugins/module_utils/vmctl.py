@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# Simplified BSD License (see LICENSES/BSD-2-Clause.txt or https://opensource.org/licenses/BSD-2-Clause)
 """The one client of vmctl(8) that every module uses.
 
 It runs vmctl with an argv list (never a shell), options before the positional
@@ -241,8 +241,9 @@ class Vmctl:
         argv = [self.binary] + [str(arg) for arg in args]
         self.calls.append(['vmctl'] + argv[1:])
         try:
-            process = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=self.environ,
-                                     timeout=timeout, check=False)
+            # Not run_command: vmctl stop -w / wait block, and callers need a timeout that kills them.
+            process = subprocess.run(  # pylint: disable=ansible-bad-function
+                argv, stdin=subprocess.DEVNULL, capture_output=True, env=self.environ, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise VmctlTimeout('vmctl did not finish within %s seconds' % timeout, argv=self.calls[-1],
                                stdout=_text(exc.stdout), stderr=_text(exc.stderr))
