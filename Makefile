@@ -13,7 +13,7 @@ PYVER       = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 LAB_BIN     := $(ROOT)/tests/lab/bin
 ANSIBLE_TEST = cd $(COLL_DIR) && PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-test
 
-.PHONY: help venv collection test-tools sanity units lab-tests integration test demo clean
+.PHONY: help venv collection test-tools sanity units lab-tests integration test demo bench clean
 
 help:
 	@echo "make demo   - set up and run the demo against the lab"
@@ -71,6 +71,9 @@ test: venv test-tools collection
 
 demo: collection
 	PATH=$(VENV)/bin:$$PATH scripts/demo
+
+bench: collection test-tools
+	@for script in benchmarks/*.py; do echo "== $$script"; PATH=$(VENV)/bin:$$PATH $(PY) $$script; done
 
 clean:
 	rm -rf .build tests/output
