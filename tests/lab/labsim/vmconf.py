@@ -255,7 +255,7 @@ def scan_scaled(text):
         fpart //= 10
         fract_digits -= 1
     fpart *= factor
-    for _ in range(fract_digits - 1):
+    for _digit in range(fract_digits - 1):
         fpart //= 10
     return whole - fpart if sign == -1 else whole + fpart
 
@@ -351,7 +351,7 @@ def parse_prefix4(text):
     mask = 16
     address = text
     if "/" in text:
-        address, _, masktext = text.rpartition("/")
+        address, masktext = text.rsplit("/", 1)
         mask, err = _strtonum(masktext, 1, 16)
         if err:
             return None, err
@@ -374,7 +374,7 @@ def parse_prefix6(text):
     mask = 64
     address = text
     if "/" in text:
-        address, _, masktext = text.rpartition("/")
+        address, masktext = text.rsplit("/", 1)
         mask, err = _strtonum(masktext, 0, 64)
         if err:
             return None, err
@@ -505,10 +505,10 @@ class _Tables:
 
     def __init__(self, rules):
         self.rules = [("$accept", ["grammar", "$end"], None)] + rules
-        self.nonterminals = {lhs for lhs, _, _ in self.rules}
+        self.nonterminals = {rule[0] for rule in self.rules}
         self.by_lhs = {}
-        for index, (lhs, _, _) in enumerate(self.rules):
-            self.by_lhs.setdefault(lhs, []).append(index)
+        for index, rule in enumerate(self.rules):
+            self.by_lhs.setdefault(rule[0], []).append(index)
         self._first_sets()
         self._lr0()
         self._lookaheads()
@@ -520,7 +520,7 @@ class _Tables:
         changed = True
         while changed:
             changed = False
-            for lhs, rhs, _ in self.rules:
+            for lhs, rhs, _action in self.rules:
                 if lhs not in self.nullable and all(s in self.nullable for s in rhs):
                     self.nullable.add(lhs)
                     changed = True

@@ -53,7 +53,7 @@ def _cmdline_symset(definition, macros):
     """cmdline_symset(): split at the last '='; False when there is none."""
     if "=" not in definition:
         return False
-    name, _, value = definition.rpartition("=")
+    name, value = definition.rsplit("=", 1)
     # symset() keeps the first persistent definition of a name
     macros.setdefault(name, value)
     return True
