@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of openbsd.vmm.vmm_autoinstall.
 
 Everything that needs more than Python's standard library happens here: the
@@ -186,6 +186,7 @@ Server directory = pub/OpenBSD/{{ release }}/{{ arch }}
 Set name(s) = {{ set_line }}
 {% endif %}
 {% if site_set %}
+Checksum test for {{ site_set }} failed. Continue anyway = yes
 Unverified sets: {{ site_set }}. Continue without verification = yes
 {% endif %}
 """
@@ -352,6 +353,10 @@ def check_network(net):
         raise AutoinstallError('network.domain %r is not a DNS domain name' % net['domain'])
     for server in net.get('nameservers') or []:
         _check_ip(server, None, 'network.nameservers entry')
+    if net['ipv4'] == 'autoconf' and (net.get('domain') or net.get('nameservers')):
+        # install.sub does not ask for them when the only interface uses DHCP: the lease supplies them.
+        raise AutoinstallError('network.domain and network.nameservers need a static ipv4 (or none): with DHCP the '
+                               'installer takes them from the lease and does not ask')
     return net
 
 
@@ -534,7 +539,7 @@ def build_payload(args, existing=None, token_source=None):
         server=base_url, release=release, arch=args['arch'], set_line=set_line, site_set=site_set)
 
     plan = InstallPlan(hostname=hostname, interface=net['interface'], ipv4=net['ipv4'], ipv6=net['ipv6'],
-                       domain=net.get('domain'), nameservers=bool(net.get('nameservers')), sshd=args['sshd'],
+                       sshd=args['sshd'],
                        users=[user['name'] for user in users[:1]], disklabel_template=bool(disklabel),
                        set_lines=1 if set_line else 0, site_set=site_set, release=release, arch=args['arch'])
     text = drop_overridden_lines(text, plan, len(answers))

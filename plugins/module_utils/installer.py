@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# Simplified BSD License (see LICENSES/BSD-2-Clause.txt or https://opensource.org/licenses/BSD-2-Clause)
 """The OpenBSD installer's questions and its response-file matching rules.
 
 One place for these facts (install.sub 1.1288, see the collection's reference
@@ -313,8 +313,6 @@ class InstallPlan:
     interface: str = 'vio0'
     ipv4: str = 'autoconf'        # 'autoconf', 'none' or 'a.b.c.d/len'
     ipv6: str = 'autoconf'        # 'autoconf', 'none' or 'addr/len'
-    domain: str | None = None
-    nameservers: bool = False
     sshd: bool = True
     users: list = field(default_factory=list)  # login names set up by the installer (at most one)
     disklabel_template: bool = False
@@ -347,8 +345,8 @@ def expected_questions(plan):
         asked.append(q("Default IPv4 route? (IPv4 address or 'none')", None))
     if static_ipv6:
         asked.append(q("IPv6 default router? (IPv6 address or 'none')", 'none'))
-    if static_ipv4 or static_ipv6 or plan.domain or plan.nameservers:
-        # Skipped only when one DHCP interface supplies them.
+    if plan.ipv4 != 'autoconf':
+        # Skipped when the one configured interface uses DHCP (the lease supplies them).
         asked.append(q("DNS domain name? (e.g. 'example.com')", 'my.domain'))
         asked.append(q("DNS nameservers? (IP address list or 'none')", 'none'))
     asked += [
@@ -384,6 +382,8 @@ def expected_questions(plan):
     ]
     asked += [q("Set name(s)? (or 'abort' or 'done')", 'done')] * (plan.set_lines + 1)
     if plan.site_set:
+        # A site set is not in the signed SHA256: its checksum test fails, then it is listed as unverified.
+        asked.append(q("Checksum test for %s failed. Continue anyway?" % plan.site_set, 'no'))
         asked.append(q("Unverified sets: %s. Continue without verification?" % plan.site_set, 'no'))
     asked += [
         q("Location of sets? (disk http nfs or 'done')", 'done'),

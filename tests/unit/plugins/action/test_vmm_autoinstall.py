@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rendering, hashing and validation of vmm_autoinstall on the controller."""
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def test_static_ipv4_and_ipv6_network():
     (dict(ipv4='none', ipv6='none'), 'at least one'),
     (dict(ipv4='192.0.2.10/24', ipv4_gateway='2001:db8::1'), 'not an IPv4'),
     (dict(nameservers=['dns.example']), 'not an IP address'),
+    (dict(domain='example.com'), 'need a static ipv4'),
 ])
 def test_invalid_network_is_refused(network, message):
     with pytest.raises(AutoinstallError, match=message):
@@ -136,6 +137,8 @@ def test_random_root_password_is_only_in_the_site_set_comment():
     assert bcrypt.verify('Gen3ratedPassw0rd-one', answers_of(payload)['Password for root account'])
     answers = answers_of(payload)
     assert answers['Set name(s)'] == '+site78-web1.tgz'
+    # install.sub checks every fetched set against SHA256; the site set is not listed there.
+    assert answers['Checksum test for site78-web1.tgz failed. Continue anyway'] == 'yes'
     assert answers['Unverified sets: site78-web1.tgz. Continue without verification'] == 'yes'
     # Published again: the delivered password and its hash are reused, so nothing changes.
     existing = dict(response_file=payload['response_file'], site_root_password='Gen3ratedPassw0rd-one')

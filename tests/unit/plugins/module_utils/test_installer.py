@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The installer's response-file rules (autoinstall-facts.md §4) and the question model."""
 
 from __future__ import annotations
@@ -118,6 +118,10 @@ def test_expected_questions_follow_the_plan():
     assert 'Password for user alice?' in static
     assert "Use (A)uto layout, (E)dit auto layout, or create (C)ustom layout?" not in static
     assert 'Unverified sets: site78-web1.tgz. Continue without verification?' in static
+    assert static.index('Checksum test for site78-web1.tgz failed. Continue anyway?') < \
+        static.index('Unverified sets: site78-web1.tgz. Continue without verification?')
+    assert "DNS domain name? (e.g. 'example.com')" in static
+    assert "DNS domain name? (e.g. 'example.com')" not in plain
     # Offline installer: timezone asked after the sets, no default.
     assert static[-1] == "What timezone are you in? ('?' for list)"
 
