@@ -381,8 +381,8 @@ def parse_prefix6(text):
     try:
         addr = ipaddress.IPv6Address(address.split("%")[0] if "%" in address else address)
     except ValueError:
-        # gai_strerror(EAI_NONAME) on OpenBSD
-        return None, "no address associated with name"
+        # gai_strerror(EAI_NONAME) on OpenBSD (AI_NUMERICHOST lookups)
+        return None, "name or service is not known"
     netmask = ((1 << 128) - 1) ^ ((1 << (128 - mask)) - 1)
     if int(addr) & netmask != int(addr):
         return None, "bad mask"

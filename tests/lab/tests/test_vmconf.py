@@ -151,6 +151,22 @@ def test_numbers_versus_strings(conf):
     ok(conf.check('local prefix "10/8"\n'))
 
 
+def test_string_too_long(conf):
+    # quoted strings hold at most 8094 chars, unquoted words 8095 (parse.y's 8096-byte buffer)
+    assert conf.check('a = "%s"\nb = %s\n' % ("q" * 8094, "w" * 8095)) == (
+        0, "warning: macro 'a' not used\nwarning: macro 'b' not used\n" + OK)
+    fails(conf.check('a = "%s"\nbogus\nvm "v" { memory 1G }\n' % ("q" * 8095)),
+          "vm.conf:1: string too long\n", SYNTAX % 1)
+    fails(conf.check('a = %s\nbogus\nvm "v" { memory 1G }\n' % ("w" * 8096)),
+          "vm.conf:1: string too long\n", SYNTAX % 1)
+
+
+def test_path_length_limits(conf):
+    fails(conf.check('vm "a" {\n\tcdrom "%s"\n}\n' % ("c" * 1024)), "vm.conf:2: cdrom name too long\n")
+    assert conf.parse('vm "a" { cdrom "%s" }\n' % ("c" * 1023)).vms[0].cdrom == "c" * 1023
+    fails(conf.check('agentx path "/%s"\n' % ("p" * 1023)), "vm.conf:1: agentx path too large\n")
+
+
 def test_number_out_of_range(conf):
     fails(conf.check('vm "a" {\n\tinterfaces 99999999999999999999\n}\n'),
           'vm.conf:2: "99999999999999999999" invalid number: too large\n', SYNTAX % 2)
@@ -297,6 +313,8 @@ def test_local_inet6(conf):
     assert conf.parse('local inet6 prefix "fd00:1::/64"\n').local_inet6 == "fd00:1::/64"
     fails(conf.check('local inet6 prefix "fd00::/65"\n'), "vm.conf:1: invalid local inet6 prefix: too large\n")
     fails(conf.check('local inet6 prefix "fd00::1/64"\n'), "vm.conf:1: invalid local inet6 prefix: bad mask\n")
+    fails(conf.check('local inet6 prefix "10.0.0.0/8"\n'),
+          "vm.conf:1: invalid local inet6 prefix: name or service is not known\n")
 
 
 def test_socket_owner(conf):
@@ -527,6 +545,20 @@ def test_registration_error():
     assert vmconf.registration_error(_spec(boot="/bsd.rd")) == "Invalid argument"
     for name in ("-a", ".a", "_a", "a b", "a/b", "a:b", ""):
         assert vmconf.registration_error(_spec(name=name, disks=disk)) == "Invalid argument"
+
+
+def test_without_a_callback_the_caller_registers(conf):
+    config = conf.parse('vm "-bad" { memory 1G }\n')
+    config = vmconf.parse_file("vm.conf")
+    assert [vm.name for vm in config.vms] == ["-bad"]
+    assert vmconf.registration_error(config.vms[0]) == "Invalid argument"
+
+
+def test_utf8_names_count_bytes(conf):
+    name = "\u00e9" * 31 + "x"
+    assert conf.parse('vm "%s" { memory 1G }\n' % name).vms[0].name == name
+    fails(conf.check('vm "%s" {\n\tmemory 1G\n}\n' % ("\u00e9" * 32)), "vm.conf:1: vm name too long\n")
+    assert vmconf.registration_error(_spec(name="\u00e9", disks=[("/d", None)])) == "Invalid argument"
 
 
 def test_register_callback_reports_like_vmd(conf):
