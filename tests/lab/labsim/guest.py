@@ -1,0 +1,108 @@
+"""What runs inside a lab VM process (`python -m labsim.guest SPEC`).
+
+The daemon spawns this with the VM's disks already opened and flock'ed (the
+inherited descriptors hold vmd's exclusive disk locks for as long as the process
+lives). Exit status tells the daemon what the guest did: 0 = halt/power-off,
+3 = reboot (see daemon.GUEST_EXIT_*).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+GUEST_EXIT_HALT = 0
+GUEST_EXIT_REBOOT = 3
+# How long the simulated guest takes to shut down after vmd's request.
+SHUTDOWN_SECONDS = 0.3
+
+
+class Console:
+    """The VM's serial console: a file the lab's cu stand-in follows; flushed per line."""
+
+    def __init__(self, target):
+        self.handle = open(target, "a", buffering=1)
+
+    def write(self, text):
+        self.handle.write(text)
+        self.handle.flush()
+        return len(text)
+
+    def flush(self):
+        self.handle.flush()
+
+
+def _on_shutdown_request(console):
+    def handler(signum, frame):
+        del signum, frame
+        try:
+            console.write("\nsyncing disks... done\n")
+            time.sleep(SHUTDOWN_SECONDS)
+            console.write("halted\n")
+        finally:
+            os._exit(GUEST_EXIT_HALT)
+    return handler
+
+
+def idle():
+    while True:
+        signal.pause()
+
+
+def boot(spec, console):
+    """Boot the VM as vmd would and return only if the guest reboots."""
+    ctx = {
+        "lab_root": spec["lab_root"],
+        "name": spec["name"],
+        "vm_id": spec["vm_id"],
+        "interfaces": spec["interfaces"],
+        "disks": spec["disks"],
+        "kernel": spec["kernel"],
+        "boot_device": spec.get("boot_device"),
+        "console": console,
+        "http_base": spec.get("http_base"),
+        "faults": set(spec.get("faults") or []),
+    }
+    try:
+        from labsim import installer  # written by LAB-INSTALLER
+    except ImportError:
+        installer = None
+    if not spec.get("bios") and installer is not None and installer.is_ramdisk(spec["kernel"]):
+        interfaces = spec["interfaces"]
+        if spec.get("boot_device") == "net" and interfaces and interfaces[0].get("local"):
+            if installer.run(ctx) == "reboot":
+                return
+            idle()
+        console.write(">> OpenBSD/amd64 BSD.RD\n")
+        console.write("Welcome to the OpenBSD install program.\n")
+        console.write("(I)nstall, (U)pgrade, (A)utoinstall or (S)hell? ")
+        idle()
+    if spec.get("bios"):
+        if spec["disks"] and installer is not None:
+            installer.boot_installed(ctx)
+        else:
+            console.write("SeaBIOS (version lab)\nNo bootable device.\n")
+        idle()
+    console.write("booting %s\n" % spec["kernel"])
+    idle()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(argv[0])
+    # The daemon blocks these signals in its threads; the VM process must see them.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    console = Console(spec["console"])
+    signal.signal(signal.SIGTERM, _on_shutdown_request(console))
+    # `lab guest reboot|halt VM`: what the guest OS would do on its own.
+    signal.signal(signal.SIGUSR1, lambda *_: os._exit(GUEST_EXIT_REBOOT))
+    signal.signal(signal.SIGUSR2, lambda *_: os._exit(GUEST_EXIT_HALT))
+    boot(spec, console)
+    console.write("rebooting...\n")
+    sys.stdout.flush()
+    os._exit(GUEST_EXIT_REBOOT)
+
+
+if __name__ == "__main__":
+    main()

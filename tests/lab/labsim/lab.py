@@ -1,0 +1,252 @@
+"""The `lab` control command: lay out a lab, run its vmd, inject faults, look inside.
+
+lab init [--cpus N] [--taps N] [--docroot DIR]
+lab vmd start|stop|status
+lab fault set NAME [VM] | lab fault clear [NAME]
+lab show [--json]
+lab mirror DIR RELEASE ARCH
+lab console-log VM
+lab guest reboot|halt VM
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from labsim import daemon, protocol, state
+
+BIOS_CONTENT = b"LAB-VMM-BIOS\n"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("lab: %s\n" % message)
+        sys.exit(2)
+
+
+def _fail(message, code=1):
+    sys.stderr.write("lab: %s\n" % message)
+    return code
+
+
+def cmd_init(root, args):
+    settings = state.load_settings(root)
+    if args.cpus is not None:
+        settings["cpus"] = args.cpus
+    if args.taps is not None:
+        settings["taps"] = args.taps
+    if args.docroot is not None:
+        settings["docroot"] = os.path.abspath(args.docroot)
+    for sub in (("etc", "firmware"), ("dev",), ("var", "run"), ("var", "log"), ("var", "www", "htdocs"),
+                ("lab", "console")):
+        os.makedirs(os.path.join(root, *sub), exist_ok=True)
+    os.makedirs(settings["docroot"], exist_ok=True)
+    bios = state.bios_path(root)
+    if not os.path.exists(bios):
+        with open(bios, "wb") as handle:
+            handle.write(BIOS_CONTENT)
+    taps = int(settings["taps"])
+    for index in range(taps):
+        tap = state.tap_path(root, index)
+        if not os.path.exists(tap):
+            with open(tap, "w"):
+                pass
+            os.chmod(tap, 0o600)
+    for entry in os.listdir(os.path.join(root, "dev")):
+        if entry.startswith("tap") and entry[3:].isdigit() and int(entry[3:]) >= taps:
+            os.unlink(os.path.join(root, "dev", entry))
+    log = state.log_path(root)
+    if not os.path.exists(log):
+        open(log, "a").close()
+    state.save_settings(root, settings)
+    return 0
+
+
+def vmd_start(root):
+    try:
+        pid = daemon.start_daemon(root)
+    except daemon.AlreadyRunning:
+        sys.stderr.write("lab: vmd is already running (pid %d)\n" % daemon.running_pid(root))
+        return 0
+    except daemon.DaemonError as exc:
+        for line in exc.lines:
+            sys.stderr.write(line + "\n")
+        return 1
+    del pid
+    return 0
+
+
+def cmd_vmd(root, args):
+    if args.action == "start":
+        state.clear_fault(root, "vmd-down")
+        return vmd_start(root)
+    if args.action == "stop":
+        daemon.stop_daemon(root)
+        return 0
+    pid = daemon.running_pid(root)
+    if pid is None:
+        print("vmd is not running")
+        return 1
+    print("vmd is running (pid %d)" % pid)
+    return 0
+
+
+def cmd_fault(root, args):
+    if args.action == "set":
+        if args.name not in state.FAULTS:
+            return _fail("unknown fault: %s (known: %s)" % (args.name, ", ".join(state.FAULTS)))
+        state.set_fault(root, args.name, args.vm)
+        if args.name == "vmd-down":
+            daemon.stop_daemon(root)
+        return 0
+    if args.name is not None and args.name not in state.FAULTS:
+        return _fail("unknown fault: %s (known: %s)" % (args.name, ", ".join(state.FAULTS)))
+    was_down = "vmd-down" in state.load_faults(root)
+    faults = state.clear_fault(root, args.name)
+    if was_down and "vmd-down" not in faults:
+        return vmd_start(root)
+    return 0
+
+
+def query_daemon(root, request):
+    try:
+        with protocol.connect(state.socket_path(root), timeout=10) as conn:
+            return conn.request(dict(request, uid=0))
+    except (OSError, ValueError):
+        return None
+
+
+def collect(root):
+    settings = state.load_settings(root)
+    shown = query_daemon(root, {"op": "show"}) if daemon.running_pid(root) else None
+    vms = shown["vms"] if shown else []
+    holders = {}
+    for vm in vms:
+        for tap in vm.get("taps", []):
+            holders[tap] = vm["name"]
+    taps = {}
+    dev = os.path.join(root, "dev")
+    names = sorted((e for e in os.listdir(dev) if e.startswith("tap") and e[3:].isdigit()),
+                   key=lambda e: int(e[3:])) if os.path.isdir(dev) else []
+    for name in names:
+        taps[name] = holders.get(name)
+    locks = [{"path": path, "vm": vm["name"], "pid": vm["pid"]} for vm in vms for path in vm.get("locked_disks", [])]
+    return {
+        "root": root,
+        "vmd": {"running": shown is not None, "pid": shown["pid"] if shown else None,
+                "http_port": shown["http_port"] if shown else None,
+                "parallel": shown["parallel"] if shown else None, "delay": shown["delay"] if shown else None},
+        "settings": settings,
+        "vms": vms,
+        "switches": shown["switches"] if shown else [],
+        "ids": shown["ids"] if shown else [],
+        "taps": taps,
+        "locks": locks,
+        "faults": state.load_faults(root),
+    }
+
+
+def cmd_show(root, args):
+    data = collect(root)
+    if args.json:
+        print(json.dumps(data, indent=1, sort_keys=True))
+        return 0
+    vmd = data["vmd"]
+    if vmd["running"]:
+        print("vmd: running (pid %d), http port %s, staggered start parallel %s delay %s"
+              % (vmd["pid"], vmd["http_port"], vmd["parallel"], vmd["delay"]))
+    else:
+        print("vmd: not running")
+    print("vms:")
+    for vm in data["vms"]:
+        print("  %s id=%d pid=%d state=%s tty=%s taps=%s macs=%s disks=%s"
+              % (vm["name"], vm["id"], vm["pid"], ",".join(vm["state"]) or "-", vm["tty"] or "-",
+                 ",".join(vm["taps"]) or "-", ",".join(vm["macs"]) or "-",
+                 ",".join(d[0] for d in vm["disks"]) or "-"))
+    print("taps: %s" % " ".join("%s%s" % (tap, "=" + vm if vm else "") for tap, vm in data["taps"].items()))
+    print("locks:")
+    for lock in data["locks"]:
+        print("  %s (vm %s, pid %d)" % (lock["path"], lock["vm"], lock["pid"]))
+    print("faults: %s" % (", ".join("%s%s" % (name, "[" + ",".join(vms) + "]" if vms else "")
+                                      for name, vms in sorted(data["faults"].items())) or "none"))
+    return 0
+
+
+def cmd_mirror(root, args):
+    del root
+    from labsim import mirror  # written by LAB-INSTALLER
+    print(mirror.make_mirror(args.directory, args.release, args.arch))
+    return 0
+
+
+def cmd_console_log(root, args):
+    target = state.console_path(root, args.vm)
+    try:
+        with open(target, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return _fail("no console log for vm %s" % args.vm)
+    out = getattr(sys.stdout, "buffer", sys.stdout)
+    out.write(data)
+    out.flush()
+    return 0
+
+
+def cmd_guest(root, args):
+    shown = query_daemon(root, {"op": "show"})
+    if shown is None:
+        return _fail("vmd is not running")
+    for vm in shown["vms"]:
+        if vm["name"] == args.vm and vm["pid"]:
+            os.kill(vm["pid"], signal.SIGUSR1 if args.action == "reboot" else signal.SIGUSR2)
+            return 0
+    return _fail("vm %s is not running" % args.vm)
+
+
+def build_parser():
+    parser = _Parser(prog="lab", description="Control the simulated OpenBSD vmm host.")
+    sub = parser.add_subparsers(dest="command")
+    init = sub.add_parser("init", help="lay out $VMM_LAB_ROOT")
+    init.add_argument("--cpus", type=int, help="simulated online CPUs (staggered start parallelism)")
+    init.add_argument("--taps", type=int, help="number of tap devices to create (default 16)")
+    init.add_argument("--docroot", help="install docroot served over HTTP")
+    vmd = sub.add_parser("vmd", help="start/stop the simulated vmd")
+    vmd.add_argument("action", choices=("start", "stop", "status"))
+    fault = sub.add_parser("fault", help="inject or clear faults")
+    fault_sub = fault.add_subparsers(dest="action")
+    fault_set = fault_sub.add_parser("set")
+    fault_set.add_argument("name")
+    fault_set.add_argument("vm", nargs="?")
+    fault_clear = fault_sub.add_parser("clear")
+    fault_clear.add_argument("name", nargs="?")
+    show = sub.add_parser("show", help="dump the lab's state")
+    show.add_argument("--json", action="store_true")
+    mirror = sub.add_parser("mirror", help="make a stand-in release tree")
+    mirror.add_argument("directory")
+    mirror.add_argument("release")
+    mirror.add_argument("arch")
+    console_log = sub.add_parser("console-log", help="print a VM's console")
+    console_log.add_argument("vm")
+    guest = sub.add_parser("guest", help="make a guest reboot or halt by itself")
+    guest.add_argument("action", choices=("reboot", "halt"))
+    guest.add_argument("vm")
+    return parser
+
+
+COMMANDS = {
+    "init": cmd_init, "vmd": cmd_vmd, "fault": cmd_fault, "show": cmd_show, "mirror": cmd_mirror,
+    "console-log": cmd_console_log, "guest": cmd_guest,
+}
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None or (args.command == "fault" and args.action is None):
+        parser.print_usage(sys.stderr)
+        return 2
+    root = state.lab_root()
+    return COMMANDS[args.command](root, args)

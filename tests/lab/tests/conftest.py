@@ -1,0 +1,192 @@
+"""Shared fixtures for the lab's own tests: a fresh lab per test, with its vmd running.
+
+    def test_something(lab):
+        result = lab.run("vmctl", "status")
+        assert result.rc == 1 and result.out == HEADER
+
+`lab.run(*argv)` runs a lab executable with tests/lab/bin first on PATH and the
+lab's VMM_LAB_ROOT; it returns Result(rc, out, err).
+"""
+
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB_BIN = os.path.join(LAB_DIR, "bin")
+if LAB_DIR not in sys.path:
+    sys.path.insert(0, LAB_DIR)
+
+HEADER = "   ID   PID VCPUS  MAXMEM  CURMEM     TTY        OWNER    STATE NAME\n"
+
+Result = collections.namedtuple("Result", "rc out err")
+StatusRow = collections.namedtuple("StatusRow", "id pid vcpus maxmem curmem tty owner state name")
+
+
+class Lab:
+    """One lab under a short temporary VMM_LAB_ROOT."""
+
+    def __init__(self, root):
+        self.root = root
+        self.env = dict(os.environ)
+        self.env.pop("LAB_USER", None)
+        self.env["VMM_LAB_ROOT"] = root
+        # The lab's scripts run on `python3` from PATH: put this interpreter's directory right
+        # after the lab's bin (a pyenv shim would add most of a second to every command).
+        self.env["PATH"] = os.pathsep.join([LAB_BIN, os.path.dirname(sys.executable), self.env.get("PATH", "")])
+        self.env["LANG"] = "C"
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def run(self, *argv, env=None, timeout=60, stdin=None):
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        proc = subprocess.run(list(argv), env=full_env, capture_output=True, text=True, timeout=timeout,
+                              input=stdin, cwd=self.root, check=False)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def vmctl(self, *args, **kwargs):
+        return self.run("vmctl", *args, **kwargs)
+
+    def lab(self, *args, **kwargs):
+        return self.run("lab", *args, **kwargs)
+
+    def disk(self, name, size=64 * 1024 * 1024):
+        """A raw disk image (sparse file), as `vmctl create -s` would make it."""
+        target = self.path(name)
+        with open(target, "wb") as handle:
+            handle.truncate(size)
+        return target
+
+    def write_conf(self, text):
+        with open(self.path("etc", "vm.conf"), "w") as handle:
+            handle.write(text)
+
+    def status(self, *args):
+        """Parsed rows of `vmctl status` (header checked)."""
+        result = self.vmctl("status", *args)
+        assert result.out.startswith(HEADER), result
+        rows = []
+        for line in result.out[len(HEADER):].splitlines():
+            fields = line.split(None, 8)
+            rows.append(StatusRow(*fields))
+        return rows
+
+    def row(self, name):
+        for row in self.status():
+            if row.name == name:
+                return row
+        return None
+
+    def start_vm(self, name, *options):
+        """Start a vmctl VM with one local interface and a fresh disk."""
+        disk = self.disk(name + ".img")
+        result = self.vmctl("start", "-L", "-d", disk, *options, name)
+        assert result.rc == 0, result
+        return result
+
+    def wait_for(self, predicate, timeout=10.0, interval=0.02):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError("condition not reached within %.1fs" % timeout)
+
+    def console(self, name):
+        try:
+            with open(self.path("lab", "console", name + ".log")) as handle:
+                return handle.read()
+        except OSError:
+            return ""
+
+
+def make_lab(*init_args, start=True):
+    root = tempfile.mkdtemp(prefix="lab", dir="/tmp")
+    lab = Lab(root)
+    result = lab.lab("init", *init_args)
+    assert result.rc == 0, result
+    if start:
+        result = lab.lab("vmd", "start")
+        assert result.rc == 0, result
+    return lab
+
+
+def destroy_lab(lab):
+    lab.lab("vmd", "stop")
+    shutil.rmtree(lab.root, ignore_errors=True)
+
+
+def recycle_lab(lab):
+    """Bring a used lab back to the state `lab init` + `lab vmd start` leaves (cheaper than a new one)."""
+    from labsim import daemon, state
+    state.clear_fault(lab.root, None)
+    for leftover in (lab.path("etc", "vm.conf"),):
+        if os.path.exists(leftover):
+            os.unlink(leftover)
+    with open(state.bios_path(lab.root), "wb") as handle:
+        handle.write(b"LAB-VMM-BIOS\n")
+    for entry in os.listdir(lab.path("dev")):
+        os.unlink(lab.path("dev", entry))
+    for index in range(16):
+        open(state.tap_path(lab.root, index), "w").close()
+    if daemon.running_pid(lab.root) is None:
+        result = lab.lab("vmd", "start")
+        assert result.rc == 0, result
+    else:
+        result = lab.vmctl("reset")
+        assert result.rc == 0, result
+
+
+@pytest.fixture(scope="module")
+def module_lab():
+    instance = make_lab()
+    try:
+        yield instance
+    finally:
+        destroy_lab(instance)
+
+
+@pytest.fixture
+def lab(module_lab):  # pylint: disable=redefined-outer-name
+    """A lab as `lab init` + `lab vmd start` leave it: no VMs, no vm.conf, no faults, IDs from 1.
+
+    The lab (and its daemon) is shared by the tests of one module and reset between tests;
+    use fresh_lab for a lab of one's own.
+    """
+    recycle_lab(module_lab)
+    yield module_lab
+
+
+@pytest.fixture
+def fresh_lab():
+    """A brand-new lab (lab init + lab vmd start), torn down with lab vmd stop."""
+    instance = make_lab()
+    try:
+        yield instance
+    finally:
+        destroy_lab(instance)
+
+
+@pytest.fixture
+def lab_factory():
+    """Make labs with custom `lab init` options: lab_factory("--cpus", "1", start=False)."""
+    made = []
+
+    def factory(*init_args, start=True):
+        instance = make_lab(*init_args, start=start)
+        made.append(instance)
+        return instance
+    try:
+        yield factory
+    finally:
+        for instance in made:
+            destroy_lab(instance)
