@@ -167,6 +167,13 @@ def test_path_length_limits(conf):
     fails(conf.check('agentx path "/%s"\n' % ("p" * 1023)), "vm.conf:1: agentx path too large\n")
 
 
+def test_comment_right_after_a_number_makes_it_a_string(conf):
+    # '#' cannot end a NUMBER, so "2" is re-read as a word
+    fails(conf.check('vm "a" {\n\tinterfaces 2# two\n}\n'), SYNTAX % 2)
+    assert conf.parse('vm "a" {\n\tinterfaces 2 # two\n}\n').vms[0].interfaces_count == 2
+    assert conf.parse('vm "a" {\n\tinterfaces 2}\n').vms[0].interfaces_count == 2
+
+
 def test_number_out_of_range(conf):
     fails(conf.check('vm "a" {\n\tinterfaces 99999999999999999999\n}\n'),
           'vm.conf:2: "99999999999999999999" invalid number: too large\n', SYNTAX % 2)
