@@ -104,7 +104,7 @@ def start(docroot, log_path=None):
     $VMM_LAB_ROOT/var/log/httpd.log (no log when VMM_LAB_ROOT is unset).
     """
     server = LabHTTPServer(docroot, log_path or default_log_path())
-    thread = threading.Thread(target=server.serve_forever, name='lab-httpd', daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.05}, name='lab-httpd', daemon=True)
     thread.start()
     return server, server.server_address[1]
 
