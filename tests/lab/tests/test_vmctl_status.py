@@ -1,0 +1,146 @@
+"""vmctl status/show: table format, -r, the found-counter quirk, row order, sticky IDs (vmctl-facts.md §2)."""
+
+import os
+import re
+
+from conftest import HEADER
+
+ROW_RUNNING = re.compile(r"^ {0,4}\d+ {1,5}\d+ {5}1 +\S+ +\S+ +ttyp\w +\S+ +\w+ \S+$")
+
+
+def test_header_only_and_exit_1_when_vmd_knows_no_vm(lab):
+    assert lab.vmctl("status") == (1, HEADER, "")
+    assert lab.vmctl("show") == (1, HEADER, "")
+    assert lab.vmctl("status", "web1") == (1, HEADER, "")
+    assert lab.vmctl("status", "-r") == (1, HEADER, "")
+
+
+def test_running_row_format(lab):
+    lab.start_vm("web1", "-m", "1G")
+    result = lab.vmctl("status")
+    assert result.rc == 0 and result.err == ""
+    line = result.out.splitlines()[1]
+    pid = lab.row("web1").pid
+    curmem = lab.row("web1").curmem
+    assert line == "%5d %5s %5d %7s %7s %7s %12s %8s %s" % (1, pid, 1, "1.0G", curmem, "ttyp0", "root", "running", "web1")
+    assert os.path.exists("/proc/%s" % pid), "PID is the VM process"
+
+
+def test_stopped_config_vm_row(lab):
+    disk = lab.disk("db1.img")
+    lab.write_conf('vm "db1" {\n\tdisable\n\tdisk "%s"\n}\n' % disk)
+    assert lab.vmctl("reload") == (0, "", "")
+    result = lab.vmctl("status")
+    assert result == (0, HEADER + "    1     -     1    512M       -       -         root  stopped db1\n", "")
+
+
+def test_unknown_name_with_other_vms_prints_header_and_exits_0(lab):
+    lab.start_vm("web1")
+    assert lab.vmctl("status", "nosuch") == (0, HEADER, "")
+    assert lab.vmctl("status", "99") == (0, HEADER, "")
+
+
+def test_running_only_flag_and_counter(lab):
+    disk = lab.disk("db1.img")
+    lab.write_conf('vm "db1" {\n\tdisable\n\tdisk "%s"\n}\n' % disk)
+    assert lab.vmctl("reload").rc == 0
+    # only a stopped VM: -r filters it and counts nothing -> exit 1
+    assert lab.vmctl("status", "-r") == (1, HEADER, "")
+    assert lab.vmctl("status", "-r", "db1") == (1, HEADER, "")
+    lab.start_vm("web1")
+    result = lab.vmctl("status", "-r")
+    assert result.rc == 0 and "web1" in result.out and "db1" not in result.out
+    # show accepts -r as well
+    assert lab.vmctl("show", "-r").out == result.out
+
+
+def test_running_first_then_config_order(lab):
+    disks = [lab.disk("c%d.img" % i) for i in range(3)]
+    lab.write_conf("".join('vm "c%d" {\n\tdisable\n\tdisk "%s"\n}\n' % (i, d) for i, d in enumerate(disks)))
+    assert lab.vmctl("reload").rc == 0
+    assert [row.name for row in lab.status()] == ["c0", "c1", "c2"]
+    assert lab.vmctl("start", "c2").rc == 0
+    lab.start_vm("adhoc")
+    assert lab.vmctl("start", "c1").rc == 0
+    rows = lab.status()
+    assert [(row.name, row.state) for row in rows] == [
+        ("c2", "running"), ("adhoc", "running"), ("c1", "running"), ("c0", "stopped")]
+    assert [row.id for row in rows] == ["3", "4", "2", "1"]
+
+
+def test_memory_is_fmt_scaled(lab):
+    cases = {"512M": "512M", "1G": "1.0G", "1536M": "1.5G", "2G": "2.0G", "16G": "16.0G", "64M": "64.0M",
+             "100M": "100M", "1000M": "1000M", "1023M": "1023M", "128G": "128G"}
+    for index, (option, shown) in enumerate(cases.items()):
+        name = "m%d" % index
+        lab.start_vm(name, "-m", option)
+        assert lab.row(name).maxmem == shown, option
+
+
+def test_owner_with_group(lab):
+    import grp
+    group = grp.getgrgid(0).gr_name
+    disk = lab.disk("g.img")
+    lab.write_conf('vm "g" {\n\tdisable\n\tdisk "%s"\n\towner root:%s\n}\n' % (disk, group))
+    assert lab.vmctl("reload").rc == 0
+    assert lab.row("g").owner == ("root:" + group)[:15]
+
+
+def test_vmctl_vm_vanishes_when_stopped_config_vm_stays(lab):
+    disk = lab.disk("db1.img")
+    lab.write_conf('vm "db1" {\n\tdisk "%s"\n}\n' % disk)
+    assert lab.vmctl("reload").rc == 0
+    lab.wait_for(lambda: lab.row("db1").state == "running")
+    lab.start_vm("web1")
+    assert lab.vmctl("stop", "-w", "web1").rc == 0
+    assert lab.vmctl("stop", "-w", "db1").rc == 0
+    rows = lab.status()
+    assert [(row.name, row.state, row.pid) for row in rows] == [("db1", "stopped", "-")]
+
+
+def test_sticky_ids_per_name(lab):
+    lab.start_vm("a")
+    lab.start_vm("b")
+    assert lab.row("b").id == "2"
+    assert lab.vmctl("stop", "-w", "a").rc == 0
+    assert lab.row("a") is None
+    lab.start_vm("c")
+    assert lab.row("c").id == "3"
+    lab.start_vm("a")
+    assert lab.row("a").id == "1", "a restarted VM keeps its ID"
+    assert lab.vmctl("start", "-d", lab.path("a.img"), "-m", "1G", "a").rc == 1
+
+
+def test_reset_forgets_ids_reload_keeps_them(lab):
+    disk = lab.disk("x.img")
+    lab.start_vm("a")
+    lab.start_vm("b")
+    lab.write_conf('vm "x" {\n\tdisable\n\tdisk "%s"\n}\n' % disk)
+    assert lab.vmctl("reload").rc == 0
+    assert lab.row("x").id == "3"
+    assert lab.vmctl("reload").rc == 0
+    assert lab.row("x").id == "3", "reload keeps the name->id table"
+    assert lab.vmctl("reset", "vms").rc == 0
+    assert lab.vmctl("status") == (1, HEADER, "")
+    lab.start_vm("b")
+    assert lab.row("b").id == "1", "reset restarts numbering at 1"
+    assert lab.vmctl("reload").rc == 0
+    assert lab.row("x").id == "2"
+
+
+def test_ids_are_per_name_and_uid(lab):
+    lab.start_vm("a")
+    assert lab.vmctl("stop", "-w", "a").rc == 0
+    # another user may not create new VMs at all (vmd: only existing VMs or instances)
+    disk = lab.disk("u.img")
+    result = lab.vmctl("start", "-d", disk, "u", env={"LAB_USER": "nobody"})
+    assert result == (1, "", "vmctl: starting without network interfaces\n"
+                             "vmctl: start vm command failed: Operation not permitted\n")
+
+
+def test_running_rows_shape(lab):
+    lab.start_vm("web1")
+    lab.start_vm("web2")
+    lines = lab.vmctl("status").out.splitlines()[1:]
+    assert all(ROW_RUNNING.match(line) for line in lines), lines
+    assert [line.split()[5] for line in lines] == ["ttyp0", "ttyp1"]
