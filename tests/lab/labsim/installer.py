@@ -127,7 +127,7 @@ def encr_pwd(password):
 def _bcrypt_standin(password):
     """A bcrypt-shaped hash ($2b$10$ + 53 chars of bcrypt's alphabet); not verifiable by bcrypt."""
     alphabet = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-    salt = ''.join(random.choice(alphabet) for _ in range(22))
+    salt = ''.join(random.choices(alphabet, k=22))
     digest = hashlib.sha256((salt + '\0' + password).encode()).digest() * 2
     return '$2b$10$' + salt + ''.join(alphabet[b % 64] for b in digest[:31])
 
@@ -355,7 +355,7 @@ def allocate(table, disk_bytes):
         if high is not None:
             size = min(size, high)
         sizes.append(size // SECTOR * SECTOR)
-    letters = [c for c in 'abdefghijklmnop']
+    letters = list('abdefghijklmnop')
     parts = []
     offset = MBR_PART_START * SECTOR
     for (mount, _low, _high, _pct), size, letter in zip(table, sizes, letters):
@@ -372,7 +372,8 @@ class ResponseFile:
     """The working copy /tmp/ai/ai.conf and install.sub's _autorespond()."""
 
     def __init__(self, data):
-        text = data.decode('latin-1') if isinstance(data, bytes) else data
+        # ksh works on bytes; undecodable bytes survive as surrogates (JSON escapes them).
+        text = data.decode('utf-8', 'surrogateescape') if isinstance(data, bytes) else data
         # read -r with IFS=' \t' strips blanks at both ends; other characters (\r) stay.
         self.lines = [line.strip(' \t') for line in text.split('\n')]
 
@@ -1045,7 +1046,7 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
         return text
 
     def mount_filesystems(self):
-        self.duid = ''.join(random.choice('0123456789abcdef') for _ in range(16))
+        self.duid = ''.join(random.choices('0123456789abcdef', k=16))
         mounts = []
         for disk, parts in self.layouts.items():
             for part in parts:
@@ -1454,9 +1455,9 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
             self.line(AI_FAILED)
             self.out(PROFILE_PROMPT)
             return 'prompt'
+        # exec reboot; the VM process (labsim.guest) prints `rebooting...` as it exits.
         self.pause()
         self.line('syncing disks... done')
-        self.line('rebooting...')
         return 'reboot'
 
 

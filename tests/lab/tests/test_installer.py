@@ -256,7 +256,7 @@ def test_dhcp_install(lab):
     assert "Which disk is the root disk = sd0" in record['install_resp']
     assert not any(line.startswith('Password') for line in record['install_resp'])
     assert record['installurl'] == 'http://%s/pub/OpenBSD' % HOST
-    assert console.endswith('syncing disks... done\nrebooting...\n')
+    assert console.endswith('using the \'mail\' command.\n\nsyncing disks... done\n')
 
 
 def test_installed_disk_boots_to_login(lab):
@@ -312,6 +312,49 @@ def test_failed_reinstall_leaves_no_bootable_system(lab):
     # The disk was labelled and newfs'ed before the abort: the old system is gone.
     assert installer.read_install_record(disk) is None
     assert installer.boot_installed(ctx) is False
+
+
+def test_interface_by_lladdr_and_question_mark(lab):
+    conf = conf_with(add='Network interface to configure = ?\nNetwork interface to configure = %s\n' % MAC.upper())
+    result, console, _ctx = lab.install(conf)
+    assert result == 'prompt'
+    # '?' lists the lladdrs; install.sub compares the answer verbatim (lower-case lladdr as ifconfig prints it).
+    assert_in_order(console, ["Network interface to configure? (name, lladdr, '?', or 'done') [vio0] ?",
+                              'Available network interfaces are: vio0 vlan0.', '    vio0: lladdr %s' % MAC,
+                              "Network interface to configure? (name, lladdr, '?', or 'done') [vio0] %s" % MAC.upper(),
+                              "'%s' is not a valid choice." % MAC.upper()])
+    result, console, ctx = lab.install(conf.replace(MAC.upper(), MAC))
+    assert result == 'reboot', console
+    assert record_of(ctx)['network']['hostname_if'] == {'vio0': ['inet autoconf', 'inet6 autoconf']}
+
+
+def test_utf8_full_name_is_kept(lab):
+    users = 'Setup a user = jose\nFull name for user jose = Jos\u00e9 Garc\u00eda\nPassword for user jose = %s\n' % BCRYPT
+    result, console, ctx = lab.install(conf_with(drop=('Setup a user',), add=users))
+    assert result == 'reboot', console
+    assert record_of(ctx)['users'][0]['full_name'] == 'Jos\u00e9 Garc\u00eda'
+
+
+def test_passphrase_encryption_configures_the_chunk_then_the_volume(lab):
+    conf = conf_with(add='Encrypt the root disk = p\nNew passphrase = correct horse battery\n')
+    result, console, ctx = lab.install(conf)
+    assert result == 'reboot', console
+    assert_in_order(console, ['Encrypt the root disk with a (p)assphrase or (k)eydisk? [no] p',
+                              'New passphrase? <provided>',
+                              '', 'Configuring the crypto chunk sd0...', '',
+                              'Use (W)hole disk MBR, whole disk (G)PT or (E)dit? [whole] whole',
+                              '', 'Configuring the root disk sd1...', '',
+                              'Use (W)hole disk MBR, whole disk (G)PT or (E)dit? [whole] whole',
+                              'Use (A)uto layout, (E)dit auto layout, or create (C)ustom layout? [a] a',
+                              '/dev/sd1a (%s.a) on /mnt type ffs (rw, asynchronous, local)' % record_of(ctx)['duid']])
+    assert 'correct horse' not in console
+    assert record_of(ctx)['encrypted'] == 'passphrase'
+
+
+def test_passphrase_is_mandatory_after_p(lab):
+    result, console, _ctx = lab.install(conf_with(add='Encrypt the root disk = p\n'))
+    assert result == 'prompt'
+    assert console.endswith('New passphrase? \nQuestion has no answer in response file: "new passphrase?"\n' + '\n'.join(FAILED))
 
 
 # --- static network configuration ------------------------------------------------------
@@ -637,6 +680,21 @@ def test_hostname_defaults_to_the_vm_name(lab):
     assert result == 'reboot'
     assert "System hostname? (short form, e.g. 'foo') [db2] db2" in console
     assert record_of(ctx)['hostname'] == 'db2.my.domain'
+
+
+def test_fqdn_hostname_gives_the_domain(lab):
+    result, console, ctx = lab.install(conf_with({'System hostname': 'db1.example.com'}))
+    assert result == 'reboot'
+    assert 'Using DNS domainname example.com' in console
+    assert record_of(ctx)['hostname'] == 'db1.example.com'
+
+
+def test_fqdn_with_the_vm_name_keeps_the_dhcp_hostname(lab):
+    # install.sub only sets the hostname when the short name differs from the current one.
+    result, console, ctx = lab.install(conf_with({'System hostname': 'web1.example.com'}))
+    assert result == 'reboot'
+    assert 'Using DNS domainname my.domain' in console
+    assert record_of(ctx)['hostname'] == 'web1.my.domain'
 
 
 def test_invalid_yes_no_answer(lab):

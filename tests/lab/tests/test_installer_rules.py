@@ -111,7 +111,7 @@ def test_matching(key, question, expected):
 def test_first_match_is_used_and_consumed():
     rf = ResponseFile('Set name(s) = -game*\nSet name(s) = +site*\nSet name(s) = done\n')
     question = "Set name(s)? (or 'abort' or 'done')"
-    assert [rf.respond(question, 'done') for _ in range(4)] == ['-game*', '+site*', 'done', 'done']
+    assert [rf.respond(question, 'done') for _attempt in range(4)] == ['-game*', '+site*', 'done', 'done']
 
 
 def test_ambiguous_key_consumes_lines_in_file_order():
