@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# vmm_host against the lab: check mode on a fresh host writes nothing, converge, verify with
+# the lab's tools and real validators (OpenDoas `doas -C`), converge again (changed=0), and a
+# pf rule set that fails `pfctl -n` leaves the loaded rules and the files as they were.
+set -eux
+here=$(dirname "$(readlink -f "$0")")
+# ansible-test runs a copy of this directory; the lab comes with the collection itself.
+LAB_BIN=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm/tests/lab/bin")
+export LAB_BIN PATH="$LAB_BIN:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-role_vmm_host
+lab vmd stop >/dev/null 2>&1 || true
+rm -rf "$VMM_LAB_ROOT"
+lab init
+lab vmd start
+trap 'lab vmd stop >/dev/null 2>&1 || true' EXIT
+L=$VMM_LAB_ROOT
+# OpenBSD ships /dev/MAKEDEV with the base system; the lab's stand-in makes plain files.
+cp "$LAB_BIN/MAKEDEV" "$L/dev/MAKEDEV"
+
+# A host with a person's own configuration: a VM block in vm.conf and a loaded pf.conf.
+vmctl create -s 64M "$L/handmade.qcow2"
+cat >> "$L/etc/vm.conf" <<VMCONF
+# written by hand
+vm "handmade" {
+	disable
+	memory 64M
+	disk "$L/handmade.qcow2"
+}
+VMCONF
+printf 'set skip on lo\nblock return\npass\n' > "$L/etc/pf.conf"
+pfctl -f "$L/etc/pf.conf"
+
+play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
+recap() { grep -E '^labhost +:' "$L/play.log"; }
+snapshot() { (cd "$L" && find etc dev -type f -print0 | sort -z | xargs -0 sha256sum; sysctl; pfctl -sr; rcctl get vmd || true); }
+
+# 1. check mode on the fresh host: reports changes, writes nothing
+snapshot > "$L/before"
+play "$here/converge.yml" --check --diff
+recap | grep -vq ' changed=0 '
+snapshot > "$L/after"
+diff "$L/before" "$L/after"
+
+# 2. converge
+play "$here/converge.yml"
+recap | grep -q ' failed=0 '
+
+# sysctls live and persisted
+[ "$(sysctl -n net.inet.ip.forwarding)" = 1 ]
+[ "$(sysctl -n net.inet.ip.arpq.maxlen)" = 1024 ]
+[ "$(sysctl -n net.inet6.ip6.forwarding)" = 0 ]
+grep -qx 'net.inet.ip.forwarding=1' "$L/etc/sysctl.conf"
+grep -qx 'net.inet.ip.arpq.maxlen=1024' "$L/etc/sysctl.conf"
+# pf: the person's rules stay, the anchor is loaded with NAT, DNS redirect and the switch group
+pfctl -sr | grep -qx 'block return'
+pfctl -sr | grep -qx 'anchor "openbsd-vmm"'
+pfctl -a openbsd-vmm -sr | grep -qx 'match out on egress inet from 100.64.0.0/10 to any nat-to (egress)'
+pfctl -a openbsd-vmm -sr | grep -q 'rdr-to 192.0.2.53 port domain'
+pfctl -a openbsd-vmm -sr | grep -qx 'pass on vmnet'
+# devices: tap0..tap49 and two pty groups, nothing more
+for k in $(seq 0 49); do [ -e "$L/dev/tap$k" ]; done
+[ ! -e "$L/dev/tap50" ]
+[ -e "$L/dev/ttyp0" ] && [ -e "$L/dev/ttyq0" ] && [ ! -e "$L/dev/ttyr0" ]
+# vm.conf: globals and switch in the managed block, the hand-written VM kept; vmd accepts it
+grep -qx 'local prefix "100.64.0.0/10"' "$L/etc/vm.conf"
+grep -qx 'socket owner ":users"' "$L/etc/vm.conf"
+grep -qx 'staggered start parallel 4 delay 10' "$L/etc/vm.conf"
+grep -qx 'switch "uplink" {' "$L/etc/vm.conf"
+grep -qx 'vm "handmade" {' "$L/etc/vm.conf"
+vmd -n -f "$L/etc/vm.conf"
+vmctl status | grep -q handmade
+# the switch interface is up with its uplink, as hostname.veb0 makes it at boot
+printf 'add em1\nup\n' | diff - <(grep -v '^#' "$L/etc/hostname.veb0")
+ifconfig veb0 | grep -q '^veb0: flags=.*<UP'
+ifconfig veb0 | grep -qE '^\s+em1 flags='
+# vmd enabled, running, with its timeout and login class
+rcctl get vmd status
+rcctl check vmd
+[ "$(rcctl get vmd timeout)" = 300 ]
+[ "$(rcctl get vmd class)" = vmd ]
+grep -q ':datasize=64G:' "$L/etc/login.conf"
+# doas: each owner may force-stop their own VM, nothing else (judged by OpenDoas itself)
+# (doas.conf is 0600 like on OpenBSD: the owners check a readable copy)
+install -m 0644 "$L/etc/doas.conf" "$L/doas-check.conf"
+doas_check() { runuser -u "$1" -- doas -C "$L/doas-check.conf" "${@:2}"; }
+[ "$(doas_check nobody /usr/bin/pkill -xf 'vmd: web1')" = "permit nopass" ]
+[ "$(doas_check nobody /usr/sbin/vmctl stop -f web1)" = "permit nopass" ]
+[ "$(doas_check nobody /usr/bin/pkill -xf 'vmd: web2')" = "deny" ]
+[ "$(doas_check nobody /usr/bin/pkill -f vmd)" = "deny" ]
+[ "$(doas_check nobody /usr/sbin/vmctl stop -f web2)" = "deny" ]
+[ "$(doas_check nobody /bin/sh)" = "deny" ]
+[ "$(doas_check daemon /usr/bin/pkill -xf 'vmd: web2')" = "permit nopass" ]
+[ "$(doas_check daemon /usr/bin/pkill -xf 'vmd: web1')" = "deny" ]
+
+# 3. converge again: nothing changes
+play "$here/converge.yml"
+recap | grep -q ' changed=0 .* failed=0 '
+
+# 4. a rule set pfctl -n refuses: the role fails, files and loaded rules stay as they were
+snapshot > "$L/before"
+loads_before=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["loads"])' "$L/lab/basetools/pf.json")
+if play "$here/converge.yml" -e '{"vmm_host_pf_extra_rules": ["pass in on $no_such_macro"]}'; then
+    echo "the role accepted a rule set pfctl -n refuses" >&2
+    exit 1
+fi
+grep -q "macro 'no_such_macro' not defined" "$L/play.log"
+grep -q 'previous files restored' "$L/play.log"
+snapshot > "$L/after"
+diff "$L/before" "$L/after"
+[ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["loads"])' "$L/lab/basetools/pf.json")" = "$loads_before" ]
