@@ -42,6 +42,7 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
 STATES = ('present', 'running', 'stopped', 'restarted', 'paused', 'absent')
 MIN_MEMORY = MIB
 MAX_MEMORY = 128 * 1024 * MIB           # VMM_MAX_VM_MEM_SIZE (dev/vmm/vmm.h)
+DEFAULT_MEMORY = 512 * MIB
 # Options that describe the VM's definition (as opposed to how to get it into a state).
 CONFIG_OPTIONS = ('memory', 'cpus', 'disks', 'cdrom', 'boot', 'boot_device', 'interfaces', 'owner', 'enabled',
                   'instance_of', 'allow_instance', 'allow_instance_owner')
@@ -442,6 +443,7 @@ class VmPlan:
     pause: bool = False
     unpause: bool = False
     restart_required: bool = False
+    outdated: bool = False              # runs with an older definition than vm.conf's
     steps: list = field(default_factory=list)   # human-readable, for the result
 
     @property
@@ -459,7 +461,9 @@ def plan_vm(request, status, current_definition):
     elif request.definition is not None:
         plan.config_changed = request.definition != current_definition
     desired = request.state
-    restart = live and plan.config_changed and request.restart_on_change and desired not in ('stopped', 'absent')
+    # A running VM keeps the definition it was started with; memory is the part vmctl status shows.
+    outdated = live and (plan.config_changed or runs_older_definition(status, request.definition))
+    restart = outdated and request.restart_on_change and desired not in ('stopped', 'absent')
 
     if desired in ('stopped', 'absent') or restart or (desired == 'restarted' and (live or state == 'waiting')):
         if live or state == 'waiting':
@@ -467,7 +471,7 @@ def plan_vm(request, status, current_definition):
             plan.unpause_first = state == 'paused'
             plan.steps.append('stop')
     if desired in ('running', 'paused', 'restarted') or restart:
-        if plan.stop or not (live or state == 'waiting'):
+        if plan.stop or not live:
             plan.start = True
             plan.steps.append('start')
         elif state == 'paused' and desired == 'running':
@@ -484,8 +488,17 @@ def plan_vm(request, status, current_definition):
     if restart and desired == 'present' and state == 'paused':
         plan.pause = True
         plan.steps.append('pause')
-    plan.restart_required = live and plan.config_changed and not plan.stop and desired != 'absent'
+    plan.outdated = outdated
+    plan.restart_required = outdated and not plan.stop and desired != 'absent'
     return plan
+
+
+def runs_older_definition(status, definition):
+    """True when a live VM's memory (as vmctl status shows it) is not what its vm.conf definition says."""
+    if status is None or definition is None or definition.instance_of is not None:
+        return False
+    wanted = definition.memory if definition.memory is not None else DEFAULT_MEMORY
+    return fmt_scaled(wanted) != fmt_scaled(status.maxmem)
 
 
 # ---------------------------------------------------------------------------
@@ -520,7 +533,10 @@ class Converger:
             current = vmconf.managed_vm(request.name) if request.hand_written is None else None
             plans.append(plan_vm(request, statuses.get(request.name), current))
         unknown_to_vmd = [r.name for r in requests if r.definition is not None and r.state != 'absent' and r.name not in statuses]
-        needs_reload = file_changed or bool(unknown_to_vmd)
+        # vmd keeps the definition a VM was started with until a reload after it stopped: a restart
+        # (or a stop of an outdated VM) must reload so the next start uses vm.conf as it is.
+        refresh = any(plan.stop and (plan.start or plan.outdated) for plan in plans)
+        needs_reload = file_changed or bool(unknown_to_vmd) or refresh
         changed = needs_reload or any(plan.acts for plan in plans)
         if file_changed and self.module._diff:
             self.diff = dict(before=vmconf.text, after=new_text, before_header=self.path, after_header=self.path)
@@ -563,14 +579,16 @@ class Converger:
         if needs_reload:
             self._warn_reload_starts(new_managed, vmconf, plans, statuses_before)
             self._reload(vmconf, new_text is not None)
+        statuses = None
+        if needs_reload and any(plan.start for plan in plans):
+            # What did the reload start already (or queue for staggered start)?
             statuses = {record.name: record for record in self.vmctl.status()}
-        else:
-            statuses = None
         for plan in plans:
             name = plan.request.name
             if plan.start:
                 record = statuses.get(name) if statuses is not None else None
-                if record is None or record.state not in LIVE_STATES + ('waiting',):
+                # A VM the reload queued for staggered start (waiting) is started now rather than after the delay.
+                if record is None or record.state not in LIVE_STATES:
                     try:
                         self.vmctl.start(name)
                     except VmAlreadyRunning:
@@ -578,7 +596,6 @@ class Converger:
             if plan.unpause:
                 self.vmctl.unpause(name)
             if plan.pause:
-                self._wait_running(name, plan.request.stop_timeout)
                 self.vmctl.pause(name)
 
     # -- vm.conf transaction ------------------------------------------------
@@ -682,18 +699,6 @@ class Converger:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(self.poll_interval)
-
-    def _wait_running(self, name, timeout):
-        """A VM queued by staggered start (waiting) can only be paused once it runs."""
-        deadline = time.monotonic() + timeout
-        while True:
-            record = self.vmctl.find(name)
-            if record is not None and record.state in ('running', 'paused'):
-                return
-            if record is None or record.state not in ('waiting',) or time.monotonic() >= deadline:
-                state = record.state if record is not None else 'not known to vmd'
-                raise LifecycleError('vm %r cannot be paused: it is %s' % (name, state))
             time.sleep(self.poll_interval)
 
     # -- results --------------------------------------------------------------

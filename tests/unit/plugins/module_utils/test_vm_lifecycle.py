@@ -169,11 +169,11 @@ TRANSITIONS = {
     # (desired, current): steps
     ('present', None): [], ('present', 'stopped'): [], ('present', 'running'): [], ('present', 'paused'): [],
     ('running', None): ['start'], ('running', 'stopped'): ['start'], ('running', 'running'): [],
-    ('running', 'paused'): ['unpause'], ('running', 'stopping'): ['stop', 'start'], ('running', 'waiting'): [],
+    ('running', 'paused'): ['unpause'], ('running', 'stopping'): ['stop', 'start'], ('running', 'waiting'): ['start'],
     ('stopped', None): [], ('stopped', 'stopped'): [], ('stopped', 'running'): ['stop'], ('stopped', 'paused'): ['stop'],
     ('stopped', 'stopping'): ['stop'], ('stopped', 'waiting'): ['stop'],
     ('paused', None): ['start', 'pause'], ('paused', 'stopped'): ['start', 'pause'], ('paused', 'running'): ['pause'],
-    ('paused', 'paused'): [], ('paused', 'stopping'): ['stop', 'start', 'pause'],
+    ('paused', 'paused'): [], ('paused', 'stopping'): ['stop', 'start', 'pause'], ('paused', 'waiting'): ['start', 'pause'],
     ('restarted', None): ['start'], ('restarted', 'stopped'): ['start'], ('restarted', 'running'): ['stop', 'start'],
     ('restarted', 'paused'): ['stop', 'start'], ('restarted', 'stopping'): ['stop', 'start'],
     ('absent', None): [], ('absent', 'stopped'): [], ('absent', 'running'): ['stop'], ('absent', 'paused'): ['stop'],
@@ -262,3 +262,15 @@ def test_already_stopping_is_watched_until_down_not_waited_on():
 def test_not_running_by_now_is_fine():
     fake = FakeVmctl({('stop', '-w', 'web1'): v.VmNotRunning})
     converger(fake).stop_vm('web1', 5, force=False)
+
+
+def test_running_vm_with_older_memory_still_needs_a_restart_on_later_runs():
+    request, = requests(entry(state='running', memory='1G'))
+    running_old = status('running')         # vmctl status shows 512M, the definition says 1G
+    plan = lc.plan_vm(request, running_old, request.definition)
+    assert (plan.config_changed, plan.steps, plan.restart_required) == (False, [], True)
+    request, = requests(entry(state='running', memory='1G', restart_on_change=True))
+    plan = lc.plan_vm(request, running_old, request.definition)
+    assert (plan.steps, plan.restart_required) == (['stop', 'start'], False)
+    request, = requests(entry(state='running', memory='512M'))
+    assert not lc.plan_vm(request, running_old, request.definition).restart_required
