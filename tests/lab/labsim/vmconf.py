@@ -890,7 +890,8 @@ class _Parser:
         if c == "\n":
             self.lineno = self.file.lineno
             self.file.lineno += 1
-        if c is EOF:
+        if c is EOF or c == "\0":
+            # yylex() returns the NUL char itself: token 0, the end of input for yacc
             return ("$end", None)
         return (c, None)
 

@@ -111,6 +111,12 @@ def test_nul_byte_in_quotes(conf):
     fails(conf.check('vm "a" { cdrom "x\0y" }\nvm "b" { bogus }\n'), SYNTAX % 1, SYNTAX % 1)
 
 
+def test_nul_byte_outside_quotes_ends_the_input(conf):
+    # yylex() hands the NUL char to yacc as token 0, which means end of input
+    ok(conf.check('vm "a" { memory 1G }\n\0bogus\n'))
+    fails(conf.check('vm "a" {\n\tmemory \0 1G\n}\nbogus\n'), SYNTAX % 2)
+
+
 @pytest.mark.parametrize("name", ["web1", "a-b", "a.b", "a_b", "_x", "/x", ":x", "a:b/c.d-e@f"])
 def test_unquoted_names(conf, name):
     assert conf.parse('vm %s { memory 1G }\n' % name).vms[0].name == name
