@@ -146,16 +146,66 @@ class ConfigError(Exception):
         self.config = config
 
 
-def registration_error(vm):
+_UNCHECKED = object()
+# vmd.h: VMD_PARENT_INVALID, errno values of vm_instance()
+VMD_PARENT_INVALID = 1007
+
+
+def _gid(value):
+    return -1 if value is None else value
+
+
+def _instance_error(vm, parent):
+    """vm_instance() for a config VM (registered by root): strerror text or None."""
+    if parent is None:
+        return _strerror(VMD_PARENT_INVALID)
+    parent_disks = [disk[0] for disk in getattr(parent, "disks", [])]
+    if any(disk[0] in parent_disks for disk in vm.disks):
+        return _strerror(errno.EBUSY)
+    parent_ifaces = list(getattr(parent, "interfaces", []))
+    ifaces = list(vm.interfaces) + [{}] * max(0, (vm.interfaces_count or 0) - len(vm.interfaces))
+    ifaces += parent_ifaces[len(ifaces):]
+    for index, iface in enumerate(ifaces):
+        for other in parent_ifaces:
+            # vmd compares with the parent's NIC of the same index (a zero MAC is random)
+            mine = iface.get("lladdr")
+            theirs = parent_ifaces[index].get("lladdr") if index < len(parent_ifaces) else "00:00:00:00:00:00"
+            if mine and mine != "00:00:00:00:00:00" and mine != theirs:
+                return _strerror(errno.EBUSY)
+            if iface.get("tap") and iface.get("tap") == other.get("tap"):
+                return _strerror(errno.EBUSY)
+    uid = vm.owner_uid or 0
+    if uid != 0 and uid != (getattr(parent, "owner_uid", 0) or 0):
+        return _strerror(errno.EPERM)
+    gid = _gid(vm.owner_gid)
+    if gid != 0 and gid != _gid(getattr(parent, "owner_gid", None)):
+        return _strerror(errno.EPERM)
+    if any(flag != "owner_uid" and flag != "owner_gid" for flag in vm.allow_instance):
+        return _strerror(errno.EPERM)
+    return None
+
+
+def registration_error(vm, parent=_UNCHECKED):
     """vm_register()'s checks for a config VM outside -n mode: strerror text or None.
 
-    Instance parents, duplicates and permissions need the daemon's VM table and are
+    For an instance, pass its parent (a VmSpec or the daemon's VM with the same
+    attributes, None when vmd does not know it) to run vm_instance()'s checks too;
+    duplicates and permissions of non-root users need the daemon's VM table and are
     left to the caller.
     """
-    if not vm.create_flags:
+    cdrom = vm.cdrom
+    if vm.instance_of is not None and parent is not _UNCHECKED:
+        problem = _instance_error(vm, parent)
+        if problem:
+            return problem
+        cdrom = cdrom or getattr(parent, "cdrom", None)
+    # vm_instance() clears VMOP_CREATE_INSTANCE before these checks
+    if not vm.create_flags - {"instance"}:
         return _strerror(VMD_DISK_MISSING)
-    # The kernel fd is never set for config VMs, so `boot` alone does not count.
-    if not vm.disks and not vm.cdrom:
+    # The kernel fd is never set for config VMs, so `boot` alone does not count; an
+    # unchecked instance may inherit its parent's cdrom.
+    unknown_cdrom = vm.instance_of is not None and parent is _UNCHECKED
+    if not vm.disks and not cdrom and not unknown_cdrom:
         return _strerror(errno.EINVAL)
     name = vm.name
     if not name or name[0] in "-._" or any(c not in _ALNUM and c not in ".-_" for c in name):
@@ -164,10 +214,10 @@ def registration_error(vm):
 
 
 def registration_log(vm):
-    """The log_warnx() line vm_register() writes before failing, or None."""
-    if not vm.create_flags:
+    """The log_warnx() line vm_register() writes before failing with the checks above."""
+    if not vm.create_flags - {"instance"}:
         return "invalid configuration, no devices"
-    if not vm.disks and not vm.cdrom:
+    if not vm.disks and not vm.cdrom and vm.instance_of is None:
         return "no kernel or disk/cdrom specified"
     if registration_error(vm):
         return "invalid VM name"
@@ -184,6 +234,8 @@ _OPENBSD_STRERROR = {
     errno.EINVAL: "Invalid argument",
     errno.ERANGE: "Result too large",
     errno.EIO: "Input/output error",
+    errno.EBUSY: "Device busy",
+    errno.EPERM: "Operation not permitted",
 }
 
 

@@ -6,8 +6,9 @@ import sys
 from labsim import vmconf
 
 USAGE = "usage: vmd [-dnv] [-D macro=value] [-f file]\n"
-# vmd.c's getopt string, less the flags vmd only passes to its own re-executed children
-OPTIONS_WITH_ARGUMENT = "Df"
+# vmd.c's getopt string "D:P:V:X:df:i:j:nt:vp:"; -P -V -X -i -j -t -p are what vmd passes
+# to its own re-executed children: accepted like vmd does, and ignored here
+OPTIONS_WITH_ARGUMENT = "DPVXfijtp"
 OPTIONS_PLAIN = "dnv"
 
 

@@ -560,6 +560,35 @@ def test_registration_error():
         assert vmconf.registration_error(_spec(name=name, disks=disk)) == "Invalid argument"
 
 
+def test_registration_error_for_instances():
+    disk = [("/tmp/d.img", None)]
+    parent = _spec(name="tmpl", disks=disk, cdrom="/x.iso", interfaces=[{"tap": None, "lladdr": None}])
+    iface = {"tap": None, "lladdr": None}
+    # without the parent vm_instance() is not run; an instance may inherit the cdrom
+    assert vmconf.registration_error(_spec(instance_of="tmpl", memory=1 << 30)) is None
+    assert vmconf.registration_error(_spec(instance_of="tmpl", owner_uid=0)) == "Unknown error: 1002"
+    assert vmconf.registration_error(_spec(instance_of="tmpl", memory=1 << 30), parent=None) == "Unknown error: 1007"
+    assert vmconf.registration_error(_spec(instance_of="tmpl", memory=1 << 30), parent=parent) is None
+    assert vmconf.registration_error(_spec(instance_of="tmpl", memory=1 << 30),
+                                     parent=_spec(name="tmpl", disks=disk)) == "Invalid argument"
+    # disks, explicit MACs and tap names cannot be reused; owners must match; no instance rights
+    assert vmconf.registration_error(_spec(instance_of="tmpl", disks=disk), parent=parent) == "Device busy"
+    assert vmconf.registration_error(_spec(instance_of="tmpl", disks=[("/tmp/e.img", None)],
+                                           interfaces=[dict(iface, lladdr="fe:e1:bb:d1:00:01")]),
+                                     parent=parent) == "Device busy"
+    tap_parent = _spec(name="tmpl", disks=disk, interfaces=[{"tap": "tap3", "lladdr": None}])
+    assert vmconf.registration_error(_spec(instance_of="tmpl", memory=1 << 30, cdrom="/y.iso"),
+                                     parent=tap_parent) == "Device busy"
+    assert vmconf.registration_error(_spec(instance_of="tmpl", cdrom="/y.iso", owner_uid=1000),
+                                     parent=parent) == "Operation not permitted"
+    assert vmconf.registration_error(_spec(instance_of="tmpl", cdrom="/y.iso", owner_uid=0, owner_gid=5),
+                                     parent=parent) == "Operation not permitted"
+    assert vmconf.registration_error(_spec(instance_of="tmpl", cdrom="/y.iso", owner_uid=0, owner_gid=0),
+                                     parent=parent) is None
+    assert vmconf.registration_error(_spec(instance_of="tmpl", cdrom="/y.iso", allow_instance={"disk": True}),
+                                     parent=parent) == "Operation not permitted"
+
+
 def test_without_a_callback_the_caller_registers(conf):
     config = conf.parse('vm "-bad" { memory 1G }\n')
     config = vmconf.parse_file("vm.conf")

@@ -81,6 +81,9 @@ def test_macro_definitions_on_the_command_line(root):
 
 def test_debug_and_verbose_flags_are_accepted(root):
     assert run_vmd(["-dvn"], root) == (0, "", OK)
+    # vmd's internal flags are valid options too; they still need their argument
+    assert run_vmd(["-n", "-p", "title"], root) == (0, "", OK)
+    assert run_vmd(["-nP"], root) == (1, "", "vmd: option requires an argument -- P\n" + USAGE)
 
 
 @pytest.mark.parametrize("args, first_line", [
