@@ -30,6 +30,8 @@ VM_MAX_NICS_PER_VM = 4
 RT_TABLEID_MAX = 255
 VMM_MAX_VM_MEM_SIZE = 128 * 1024 ** 3
 AGENTX_CONTEXT_SIZE = 33
+# vmd.h: ax_path[SUN_PATH_LEN], sizeof(sockaddr_un.sun_path) on OpenBSD
+AGENTX_PATH_SIZE = 104
 AGENTX_MASTER_PATH = "/var/agentx/master"
 DEFAULT_LOCAL_PREFIX = "100.64.0.0/10"
 DEFAULT_STAGGERED_DELAY = 30
@@ -1166,7 +1168,7 @@ class _Parser:
         self.config.agentx["context"] = _text(args[1])
 
     def a_agentx_path(self, args):
-        if len(args[1]) >= PATH_MAX:
+        if len(args[1]) >= AGENTX_PATH_SIZE:
             self.yyerror("agentx path too large")
             raise _YYError()
         self.config.agentx["path"] = _text(args[1])
