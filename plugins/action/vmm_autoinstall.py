@@ -627,6 +627,11 @@ class ActionModule(ActionBase):
 
         if not HAS_JINJA2:
             raise AnsibleActionFail('vmm_autoinstall needs Jinja2 on the controller')
+        try:
+            # Refuse bad options before touching the target at all.
+            build_payload(args)
+        except AutoinstallError as exc:
+            raise AnsibleActionFail('vmm_autoinstall: %s' % exc)
         inspect_args = dict(target_args, payload=json.dumps(dict(phase='inspect',
                                                                  site_set=self._site_set_candidates(args))))
         inspected = self._execute_module(module_name=MODULE, module_args=inspect_args, task_vars=task_vars)
