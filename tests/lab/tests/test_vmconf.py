@@ -19,6 +19,7 @@ if LAB_DIR not in sys.path:
 
 from labsim import vmconf, vmd_cli  # noqa: E402  pylint: disable=wrong-import-position
 
+REFERENCE = os.path.join(os.path.dirname(os.path.dirname(LAB_DIR)), "..", "shared", "reference", "vmconf-grammar.md")
 OK = "configuration OK\n"
 SYNTAX = "vm.conf:%d: syntax error\n"
 ROOT_GROUP = grp.getgrgid(0).gr_name
@@ -679,3 +680,29 @@ def test_reference_example(conf, tmp_path):
     os.unlink(str(tmp_path / "vmm" / "db2.qcow2"))
     assert conf.check(text) == (1, "disk {0}/vmm/db2.qcow2: No such file or directory\n"
                                    "vm.conf:34: failed to parse disks: {0}/vmm/db2.qcow2\n".format(tmp_path))
+
+
+# Messages the tests above expect, as the reference quotes them (<x> marks a value).
+REFERENCE_QUOTES = [
+    "reached end of file\n  while parsing quoted string", "string too long", "invalid number: <err>",
+    "macro '<name>' not defined", "warning: macro '<name>' not used", "macro name cannot contain whitespace",
+    "failed to include file <f>", "invalid local prefix: bad mask", "invalid local inet6 prefix: ...",
+    "agentx path is not absolute", "agentx path too large", "agentx context too large",
+    "failed to get user: <u>", "failed to get group: <g>", 'switch "<name>" is missing interface name',
+    "invalid switch interface: <if>", "switch interface too long: <if>", "invalid group name: <g>",
+    "invalid rdomain: <n>", "kernel path not found: <strerror>", "kernel specified more than once",
+    "cdrom specified more than once", "cdrom name too long", "disk <path>: <strerror>",
+    "failed to parse disks: <path>", "unrecognized disk format <x>", "too many disks", "invalid interface: <x>",
+    "too many interfaces:\n  <n>", "switch name too long: <x>", "invalid address: <x>",
+    "interfaces specified more than once", "memory size must be at least 1MB", "failed to parse size: 1024",
+    "memory size too large (limit is 128G)", "memory specified more than once", "argument specified more than once",
+    "vm name too long", 'vm "<name>" failed: <strerror>', "Unknown error: 1002", "Invalid argument",
+    "<file>:<line>: syntax error", "configuration OK",
+]
+
+
+def test_expected_messages_are_quoted_by_the_reference():
+    with open(REFERENCE) as handle:
+        text = handle.read()
+    missing = [quote for quote in REFERENCE_QUOTES if quote not in text]
+    assert missing == []
