@@ -54,7 +54,7 @@ def main(argv=None):
                 if data:
                     out.write(data)
                     out.flush()
-                ready, _, _ = select.select([watch.sock], [], [], POLL_SECONDS)
+                ready = select.select([watch.sock], [], [], POLL_SECONDS)[0]
                 if ready:
                     rest = console.read()
                     if rest:
@@ -70,4 +70,3 @@ def main(argv=None):
     sys.stderr.write("\n[EOT]\n")
     sys.stderr.flush()
     return 0
-

@@ -845,7 +845,7 @@ class Daemon:
     def serve(self):
         while True:
             try:
-                client, _ = self.server.accept()
+                client = self.server.accept()[0]
             except OSError:
                 return
             threading.Thread(target=self.handle_client, args=(client,), daemon=True).start()
@@ -1019,4 +1019,3 @@ def daemon_ping(root):
             return conn.request({"op": "info", "uid": os.getuid()}) is not None
     except (OSError, ValueError):
         return False
-

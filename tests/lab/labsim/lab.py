@@ -62,6 +62,9 @@ def cmd_init(root, args):
     if not os.path.exists(log):
         open(log, "a").close()
     state.save_settings(root, settings)
+    # The bin/ wrappers run on this interpreter (a pyenv shim in PATH costs most of a second per call).
+    with open(os.path.join(root, "lab", "python"), "w") as handle:
+        handle.write(sys.executable + "\n")
     return 0
 
 
@@ -170,8 +173,8 @@ def cmd_show(root, args):
     print("locks:")
     for lock in data["locks"]:
         print("  %s (vm %s, pid %d)" % (lock["path"], lock["vm"], lock["pid"]))
-    print("faults: %s" % (", ".join("%s%s" % (name, "[" + ",".join(vms) + "]" if vms else "")
-                                      for name, vms in sorted(data["faults"].items())) or "none"))
+    faults = ["%s%s" % (name, "[" + ",".join(vms) + "]" if vms else "") for name, vms in sorted(data["faults"].items())]
+    print("faults: %s" % (", ".join(faults) or "none"))
     return 0
 
 

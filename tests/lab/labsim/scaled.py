@@ -67,8 +67,8 @@ def scan_scaled(text):
                 fpart //= 10
                 fract_digits -= 1
             fpart *= factor
-            for _ in range(fract_digits - 1):
-                fpart //= 10
+            if fract_digits > 1:
+                fpart //= 10 ** (fract_digits - 1)
             whole = whole - fpart if sign == -1 else whole + fpart
             return -whole if sign == -1 else whole
         pos += 1

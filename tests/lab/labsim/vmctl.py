@@ -296,7 +296,7 @@ def print_vm_info(vms, target, running_only):
 def ctl_status(name, text, args):
     running_only = False
     opts = Getopt(args, "r")
-    for char, _ in opts:
+    for char, dummy in opts:
         if char == "r":
             running_only = True
         else:
@@ -477,7 +477,7 @@ def open_console(tty):
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execv(sys.executable, [sys.executable, CU_PATH, "-r", "-l", tty, "-s", "115200"])
+        os.execv(CU_PATH, [CU_PATH, "-r", "-l", tty, "-s", "115200"])
     except OSError as exc:
         err("failed to open the console", exc.errno)
 
@@ -522,7 +522,7 @@ def terminate_vm(client, target, force, wait):
 def ctl_stop(name, text, args):
     force = wait = stop_all = False
     opts = Getopt(args, "afw")
-    for char, _ in opts:
+    for char, dummy in opts:
         if char == "f":
             force = True
         elif char == "w":
@@ -662,7 +662,7 @@ HANDLERS = {
 
 def run(argv):
     opts = Getopt(argv, "v")
-    for char, _ in opts:
+    for char, dummy in opts:
         if char != "v":
             usage()
     rest = opts.remaining
@@ -694,4 +694,3 @@ def main(argv=None):
     sys.stdout.flush()
     sys.stderr.flush()
     return code
-

@@ -63,7 +63,7 @@ def test_guest_halt_terminates(lab):
 
 def test_reboot_loop_hits_rate_limit(lab):
     lab.start_vm("loop")
-    for _ in range(2):
+    for dummy in range(2):
         pid = lab.row("loop").pid
         assert lab.lab("guest", "reboot", "loop").rc == 0
         lab.wait_for(lambda: lab.row("loop") is not None and lab.row("loop").pid != pid)

@@ -228,7 +228,7 @@ def test_restart_rate_limit(lab):
     disk = lab.disk("rl.img")
     lab.write_conf('vm "rl" {\n\tdisable\n\tdisk "%s"\n}\n' % disk)
     assert lab.vmctl("reload").rc == 0
-    for _ in range(3):
+    for dummy in range(3):
         assert lab.vmctl("start", "rl").rc == 0
         assert lab.vmctl("stop", "-f", "-w", "rl").rc == 0
     assert lab.vmctl("start", "rl") == (1, "", "vmctl: start vm command failed: Operation not permitted\n")
