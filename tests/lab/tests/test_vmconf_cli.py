@@ -34,10 +34,16 @@ def root(tmp_path):
     return tmp_path
 
 
-def test_executable_wrapper():
+def test_executable_wrapper(tmp_path):
     assert os.access(VMD, os.X_OK)
     with open(VMD) as handle:
-        assert handle.readline() == "#!/usr/bin/env python3\n"
+        assert handle.readline() == "#!/bin/sh\n"
+    # reached through a symlink, as PATH lookups may do
+    link = tmp_path / "vmd"
+    link.symlink_to(VMD)
+    proc = subprocess.run([str(link), "-n", "-f", "/nonexistent/x"], stderr=subprocess.PIPE,
+                          universal_newlines=True, check=False)
+    assert (proc.returncode, proc.stderr) == (0, "failed to open /nonexistent/x: No such file or directory\n" + OK)
 
 
 def test_default_file_is_the_lab_vm_conf(root):
