@@ -163,13 +163,16 @@ class Daemon:
     def register_spec(self, spec):
         """vm_register() for a vm.conf block: None, or the strerror text that fails the load."""
         from labsim import vmconf
-        if getattr(spec, "instance_of", None) and self.vm_by_name(spec.instance_of) is None:
-            return state.strerror(VMD_PARENT_INVALID)
         existing = self.vm_by_name(spec.name)
-        if existing is not None:
+        if existing is not None and not getattr(spec, "instance_of", None):
             self.log('vm "%s" skipped (%s)' % (spec.name, "running" if existing.running else "already exists"))
             return None
-        problem = vmconf.registration_error(spec)
+        if getattr(spec, "instance_of", None):
+            problem = vmconf.registration_error(spec, self.vm_by_name(spec.instance_of))
+            if not problem and existing is not None:
+                problem = state.strerror("EPROCLIM")
+        else:
+            problem = vmconf.registration_error(spec)
         if problem:
             return problem
         vm = self.vm_from_spec(spec)
@@ -877,7 +880,8 @@ class Daemon:
                 pass
         if self.http_server is not None:
             try:
-                self.http_server.shutdown()
+                from labsim import httpd
+                httpd.stop(self.http_server)
             except Exception:  # pylint: disable=broad-except
                 pass
         self.log("parent terminating")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -247,3 +248,56 @@ def test_netboot_ramdisk_runs_the_installer_and_plain_ramdisk_waits_at_prompt(la
     assert lab.vmctl("start", "-b", ramdisk, "-L", "-d", disk2, "plain").rc == 0
     lab.wait_for(lambda: lab.console("plain").endswith("(I)nstall, (U)pgrade, (A)utoinstall or (S)hell? "))
     assert "Starting non-interactive mode" not in lab.console("plain")
+
+
+INSTALL_CONF = """\
+System hostname = auto1
+Password for root account = $2b$10$Zq7fU2dJ0hW3kL9pR5tY1OeXmB8cV4nA6sD2fG0hJ7kL3pQ9rT5uW
+Public ssh key for root account = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vdCBhIHJlYWwga2V5IGF0IGFsbA== admin@lab
+Start sshd(8) by default = yes
+Allow root ssh login = prohibit-password
+Setup a user = no
+What timezone are you in = UTC
+Which disk is the root disk = sd0
+Use (W)hole disk = whole
+Use (A)uto layout, (E)dit auto layout, or create (C)ustom layout = a
+Location of sets = http
+HTTP proxy URL = none
+HTTP Server = http://100.64.1.2
+Server directory = pub/OpenBSD/7.8/amd64
+Set name(s) = -game* -x* +site*
+Continue without verification = yes
+"""
+
+
+def test_autoinstall_end_to_end(lab):
+    """-b bsd.rd -B net with a local first NIC: the installer runs, the guest reboots, vmd terminates the VM."""
+    htdocs = lab.path("var", "www", "htdocs")
+    setdir = lab.lab("mirror", os.path.join(htdocs, "pub", "OpenBSD"), "7.8", "amd64").out.strip()
+    with open(os.path.join(htdocs, "install.conf"), "w") as handle:
+        handle.write(INSTALL_CONF)
+    disk = lab.path("auto1.qcow2")
+    assert lab.vmctl("create", "-s", "2G", disk).rc == 0
+    assert lab.vmctl("start", "-b", os.path.join(setdir, "bsd.rd"), "-B", "net", "-L", "-d", disk, "auto1").rc == 0
+    waited = lab.vmctl("wait", "auto1", timeout=120)
+    assert waited == (0, "", "waiting for vm auto1: terminated vm 1\n")
+    assert lab.row("auto1") is None, "a vmctl VM started with a boot device is removed when the guest reboots"
+    assert "CONGRATULATIONS!" in lab.console("auto1")
+    assert lab.vmctl("start", "-L", "-d", disk, "auto1").rc == 0
+    lab.wait_for(lambda: lab.console("auto1").endswith("login: "), timeout=30)
+
+
+def test_config_instances_inherit_from_their_parent(lab):
+    parent_disk = lab.disk("tmpl.img")
+    child_disk = lab.disk("child.img")
+    lab.write_conf('vm "tmpl" {\n\tdisable\n\tmemory 1G\n\tdisk "%s"\n\tlocal interface\n}\n'
+                   'vm "tmpl" instance "child" {\n\tdisable\n\tdisk "%s"\n}\n' % (parent_disk, child_disk))
+    assert lab.vmctl("reload") == (0, "", "")
+    assert [(row.name, row.maxmem, row.state) for row in lab.status()] == [
+        ("tmpl", "1.0G", "stopped"), ("child", "1.0G", "stopped")]
+    assert lab.vmctl("start", "child").rc == 0
+    assert vm_show(lab, "child")["taps"] == ["tap0"]
+    lab.write_conf('vm "nosuch" instance "orphan" {\n\tdisk "%s"\n}\n' % child_disk)
+    assert lab.vmctl("load", lab.path("etc", "vm.conf")) == (1, "", "vmctl: command failed\n")
+    with open(lab.path("var", "log", "vmd.log")) as handle:
+        assert re.search(r'vm\.conf:\d+: vm "orphan" failed: Unknown error: 1007\n', handle.read())
