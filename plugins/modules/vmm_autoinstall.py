@@ -26,7 +26,8 @@ description:
     definition.
   - A disk that already holds a completed install from the same inputs is not reinstalled; the module keeps a
     manifest C(<disk>.autoinstall.json) (mode 0600) keyed by the disk's identity and the SHA-256 of the inputs.
-author: openbsd.vmm contributors
+author:
+  - openbsd.vmm contributors (@openbsd-vmm)
 options:
   state:
     description:
@@ -52,8 +53,8 @@ options:
     description:
       - Root password. Plain text is hashed on the controller (bcrypt C($2b$)); an already encrypted bcrypt string
         is used as it is; thirteen asterisks disable password logins.
-      - V(random) generates a password that is never shown; it is delivered as a comment line
-        (C(# root password: ...)) in C(/root/.ssh/authorized_keys) inside the site set.
+      - V(random) generates a password that is never shown; it is delivered as a comment line starting with
+        C(# root password) in C(/root/.ssh/authorized_keys) inside the site set.
       - Required unless O(state=absent).
     type: str
   bcrypt_rounds:
@@ -219,15 +220,17 @@ options:
 notes:
   - The response file is removed from O(docroot) as soon as the install ends (it holds password hashes); the site set
     and disklabel template are removed with it.
-  - Only the site set is accepted unverified (C(Unverified sets: siteXY-<hostname>.tgz. Continue without
-    verification = yes)). A disk too small for the installer's prefetch area (under about 2G with the auto layout)
+  - Only the site set is accepted unverified (the response file answers the site set's own checksum and
+    unverified-set questions, by file name). A disk too small for the installer's prefetch area (under about 2G with the auto layout)
     makes the installer ask C(Cannot determine prefetch area. Continue without verification?); answer it through
     O(answers) if unverified sets are acceptable.
   - Runs on the vmd host. The controller needs Jinja2 and libpass (passlib API) with bcrypt.
 attributes:
   check_mode:
+    description: Reports what would be published or whether an install would run, without doing it.
     support: full
   diff_mode:
+    description: Shows the response file change, with password hashes redacted.
     support: full
 """
 
@@ -653,8 +656,9 @@ class ConsoleFollower:
         self.master = master
         argv = [vmctl.binary, 'console', name]
         vmctl.calls.append(['vmctl', 'console', name])
-        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=vmctl.environ,
-                                        close_fds=True, start_new_session=True)
+        # run_command() waits for the process to end; the console must be streamed while the VM runs.
+        self.process = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            argv, stdin=slave, stdout=slave, stderr=slave, env=vmctl.environ, close_fds=True, start_new_session=True)
         os.close(slave)
         self.open = True
 
@@ -728,8 +732,9 @@ def run_install(module, vmctl, definition, timeout, console_log, secrets):
         console = ConsoleFollower(vmctl, name, log_handle, secrets)
         # vmctl wait blocks until vmd reports the VM's termination (it must be issued while the VM runs).
         vmctl.calls.append(['vmctl', 'wait', name])
-        waiter = subprocess.Popen([vmctl.binary, 'wait', name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=vmctl.environ, close_fds=True)
+        waiter = subprocess.Popen(  # pylint: disable=ansible-bad-function
+            [vmctl.binary, 'wait', name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=vmctl.environ, close_fds=True)
         deadline = started + timeout
         ended, reason = False, None
         wait_fd = waiter.stderr.fileno()
