@@ -1258,7 +1258,9 @@ class _Parser:
         self.vm_disabled = args[0]
 
     def a_vm_sev(self, args):
-        self.vm.sev = "sev"
+        # only sets vmc_sev: a `seves` seen before stays in force
+        if self.vm.sev is None:
+            self.vm.sev = "sev"
 
     def a_vm_seves(self, args):
         self.vm.sev = "seves"

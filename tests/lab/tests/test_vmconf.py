@@ -427,6 +427,11 @@ def test_vm_defaults(conf):
     assert (spec.interfaces_count, spec.owner_uid, spec.owner_gid, spec.enabled, spec.sev) == (None, None, None, True, None)
 
 
+def test_sev_does_not_undo_seves(conf):
+    vms = conf.parse('vm "a" {\n\tseves\n\tsev\n}\nvm "b" {\n\tsev\n\tseves\n}\nvm "c" { sev }\n').vms
+    assert [vm.sev for vm in vms] == ["seves", "seves", "sev"]
+
+
 def test_vm_instance(conf):
     spec = conf.parse('vm "a" { memory 1G }\nvm "a" instance "b" {\n\tmemory 2G\n}\n').vms[1]
     assert (spec.name, spec.instance_of, spec.memory) == ("b", "a", 2 << 30)
