@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# Simplified BSD License (see LICENSES/BSD-2-Clause.txt or https://opensource.org/licenses/BSD-2-Clause)
 """The logic of the vmm_disk module: inspect a disk image, plan a change, apply it.
 
 An existing image is inspected without vmctl (qcow2 header reader, file size
@@ -401,8 +401,8 @@ def _plan_existing(request, current):
         return Plan('none', request, current, format=current.format, size=current.size, base=current.base)
     if wanted_size < current.size:
         raise DiskError('size: shrinking is refused: %s is %s (%d bytes), requested %s (%d bytes); vmctl cannot shrink an '
-                        'image and shrinking would cut off data' % (request.path, fmt_scaled(current.size), current.size,
-                                                                     fmt_scaled(wanted_size), wanted_size))
+                        'image and shrinking would cut off data'
+                        % (request.path, fmt_scaled(current.size), current.size, fmt_scaled(wanted_size), wanted_size))
     if current.base is not None:
         raise DiskError('size: %s is an overlay on %s and must keep its base\'s size (%s); it cannot be grown on its own'
                         % (request.path, current.base, fmt_scaled(current.size)))

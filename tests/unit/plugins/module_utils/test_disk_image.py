@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """disk_image: inspect, validate, plan and apply, with a stand-in vmctl that writes real image files."""
 
 from __future__ import annotations
