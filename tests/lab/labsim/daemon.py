@@ -418,6 +418,7 @@ class Daemon:
             "console": console,
             "http_base": "http://127.0.0.1:%d" % self.http_port if self.http_port else None,
             "faults": faults,
+            "daemon_pid": os.getpid(),
         }
         env = dict(os.environ)
         env["PYTHONPATH"] = LAB_DIR + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 GUEST_EXIT_HALT = 0
@@ -43,6 +44,15 @@ def _on_shutdown_request(console):
         finally:
             os._exit(GUEST_EXIT_HALT)
     return handler
+
+
+def die_with_vmd(daemon_pid):
+    """A VM process does not outlive its vmd (its locks and tap would leak otherwise)."""
+    def watch():
+        while os.getppid() == daemon_pid:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def idle():
@@ -93,6 +103,8 @@ def main(argv=None):
     spec = json.loads(argv[0])
     # The daemon blocks these signals in its threads; the VM process must see them.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    if spec.get("daemon_pid"):
+        die_with_vmd(spec["daemon_pid"])
     console = Console(spec["console"])
     signal.signal(signal.SIGTERM, _on_shutdown_request(console))
     # `lab guest reboot|halt VM`: what the guest OS would do on its own.
