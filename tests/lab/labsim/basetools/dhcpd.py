@@ -70,7 +70,7 @@ def check_statement(words, number, path, errors, subnet):
         addresses = [w for w in words[1:] if w != "dynamic-bootp"]
         if len(addresses) not in (1, 2) or not all(is_ipv4(a) for a in addresses):
             errors.append("%s line %d: expecting IP address." % (path, number))
-        elif subnet is None or not all(ipaddress.IPv4Address(a) in subnet for a in addresses):
+        elif subnet is not None and not all(ipaddress.IPv4Address(a) in subnet for a in addresses):
             errors.append("%s line %d: address range not on network %s" % (path, number, subnet))
     elif head == "filename" and (len(words) != 2 or not words[1].startswith('"')):
         errors.append("%s line %d: expecting string." % (path, number))
