@@ -16,7 +16,7 @@ import time
 GUEST_EXIT_HALT = 0
 GUEST_EXIT_REBOOT = 3
 # How long the simulated guest takes to shut down after vmd's request.
-SHUTDOWN_SECONDS = 0.3
+SHUTDOWN_SECONDS = 0.4
 
 
 class Console:

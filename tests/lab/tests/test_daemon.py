@@ -94,7 +94,8 @@ def test_stop_wait_latency(lab):
         began = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         assert conn.receive() == {"type": "event", "id": 1}
-        assert time.monotonic() - began < 0.1
+        # ~100 ms is the target; the margin absorbs a loaded test machine
+        assert time.monotonic() - began < 0.3
 
 
 def test_reload_starts_enabled_vms_and_keeps_running_ones(lab):
@@ -153,14 +154,14 @@ def test_staggered_start(lab_factory):
     assert lab.vmctl("start", "s2").rc == 0, "a waiting VM can be started by hand"
     assert [(row.name, row.state) for row in lab.status()] == [
         ("s0", "running"), ("s2", "running"), ("s1", "waiting")]
-    lab.write_conf('staggered start parallel 2 delay 1\n' +
+    lab.write_conf('staggered start parallel 2 delay 2\n' +
                    "".join('vm "s%d" {\n\tdisk "%s"\n}\n' % (i, d) for i, d in enumerate(disks)))
     assert lab.vmctl("reset").rc == 0
+    began = time.monotonic()
     assert lab.vmctl("reload").rc == 0
     assert [row.state for row in lab.status()] == ["running", "running", "waiting"]
-    began = time.monotonic()
-    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=10)
-    assert time.monotonic() - began > 0.5
+    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=15)
+    assert time.monotonic() - began >= 1.9, "the next batch comes `delay` seconds later"
 
 
 def test_reset_modes(lab):

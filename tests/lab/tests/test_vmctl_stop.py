@@ -4,11 +4,20 @@ import subprocess
 import threading
 import time
 
+from labsim import protocol
+
 
 def test_graceful_stop_returns_at_once_vm_shows_stopping(lab):
     lab.start_vm("web1")
     assert lab.vmctl("stop", "web1") == (0, "", "stopping vm web1: requested to shutdown vm 1\n")
-    assert lab.row("web1").state == "stopping"
+    lab.wait_for(lambda: lab.row("web1") is None)
+    lab.start_vm("web1")
+    # the guest needs a moment to shut down: ask vmd directly, without vmctl's start-up time
+    with protocol.connect(lab.path("var", "run", "vmd.sock")) as conn:
+        request = {"op": "terminate", "name": "web1", "force": False, "wait": False, "uid": 0}
+        assert conn.request(request) == {"type": "terminate", "result": 0, "id": 1}
+        states = [vm["state"] for vm in conn.request({"op": "info", "uid": 0})["vms"]]
+    assert states == [["running", "shutdown"]]
     lab.wait_for(lambda: lab.row("web1") is None)
 
 
