@@ -35,7 +35,7 @@ def run_module(workdir, env, args):
         json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
     module = os.path.join(workdir, 'ansible_collections', 'openbsd', 'vmm', 'plugins', 'modules', 'vmm_vm.py')
     started = time.monotonic()
-    process = subprocess.run([sys.executable, module, args_file], env=env, capture_output=True, text=True)
+    process = subprocess.run([sys.executable, module, args_file], env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     try:
         result = json.loads(process.stdout)
@@ -51,7 +51,7 @@ def vmctl_calls(result):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--vms', type=int, default=40)
     parser.add_argument('--running', type=int, default=10, help='how many of the VMs run (the rest are stopped)')
     options = parser.parse_args()

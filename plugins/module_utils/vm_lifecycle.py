@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB, SizeError, fmt_scaled, scan_scaled
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import (
-    ALLOW_INSTANCE_FLAGS, BOOT_DEVICES, DISK_FORMATS, Disk, Interface, VmConf, VmConfError, VmDefinition, unquotable,
+    ALLOW_INSTANCE_FLAGS, BOOT_DEVICES, DISK_FORMATS, Disk, Interface, VmConf, VmDefinition, unquotable,
 )
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
     LIVE_STATES, MAX_DISKS, MAX_INTERFACES, VmAlreadyRunning, VmctlError, VmctlTimeout, VmNotFound, VmNotRunning,

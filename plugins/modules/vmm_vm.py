@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 # How this module owns part of vm.conf (see plugins/module_utils/vmconf.py):
 # it writes only a managed block between the marker comments
@@ -31,12 +31,18 @@ description:
   - A run that changes nothing makes exactly one C(vmctl status) call and writes nothing.
   - Disks are never created or deleted here (use M(openbsd.vmm.vmm_disk)).
 author:
-  - openbsd.vmm contributors
+  - openbsd.vmm contributors (@openbsd-vmm)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Reports what would change, with the vm.conf diff; runs only C(vmctl status).
   diff_mode:
     support: full
+    details: The diff of vm.conf.
+  platform:
+    platforms: posix
 options:
   name:
     description:

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: openbsd.vmm contributors
-# BSD 2-Clause License (see LICENSE)
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -15,11 +15,17 @@ description:
     that are defined in C(vm.conf) but not (yet) known to vmd.
   - Says for each VM whether it is defined in the block of C(vm.conf) managed by M(openbsd.vmm.vmm_vm).
 author:
-  - openbsd.vmm contributors
+  - openbsd.vmm contributors (@openbsd-vmm)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: The module only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
 options:
   name:
     description: Report only these VMs (all when left out).

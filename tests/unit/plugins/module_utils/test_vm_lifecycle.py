@@ -80,7 +80,7 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize('bad, message', BAD_INPUTS, ids=[m[:40] for _, m in BAD_INPUTS])
+@pytest.mark.parametrize('bad, message', BAD_INPUTS, ids=[case[1][:40] for case in BAD_INPUTS])
 def test_bad_input_is_refused_naming_vm_and_field(bad, message):
     problems = problems_of(entry(**bad))
     assert any(message in problem for problem in problems), problems

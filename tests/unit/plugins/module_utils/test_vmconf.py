@@ -23,7 +23,7 @@ LAB_VMD = os.path.join(os.path.dirname(__file__), '..', '..', '..', 'lab', 'bin'
 def lab_vmd_check(path, tmp_path):
     """Run the lab's `vmd -n -f path`; return (rc, output)."""
     env = dict(os.environ, VMM_LAB_ROOT=str(tmp_path / 'labroot'), LANG='C')
-    process = subprocess.run([os.path.abspath(LAB_VMD), '-n', '-f', str(path)], capture_output=True, text=True, env=env)
+    process = subprocess.run([os.path.abspath(LAB_VMD), '-n', '-f', str(path)], capture_output=True, text=True, env=env, check=False)
     return process.returncode, (process.stderr + process.stdout).strip()
 
 
