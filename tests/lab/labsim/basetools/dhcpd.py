@@ -3,7 +3,7 @@
 dhcpd.conf(5) shape: `;`-terminated statements, `{ }` blocks for subnet, shared-network,
 host and group, known declaration keywords, quoted strings. Checked: syntax, subnet
 number/mask combination, IPv4 addresses where the grammar wants them, `hardware ethernet`
-MAC syntax, `range` inside its subnet, interface arguments exist (lab ifconfig). Not
+syntax (1 to 16 hex octets, as dhcpd's parser takes), `range` inside its subnet, interface arguments exist (lab ifconfig). Not
 checked: option names beyond a fixed list and option value types other than addresses."""
 
 import ipaddress
@@ -64,7 +64,7 @@ def check_statement(words, number, path, errors, subnet):
                 errors.append("%s line %d: %s: expecting IP address." % (path, number, word))
     elif head == "hardware":
         if len(words) != 3 or words[1] != "ethernet" or \
-                not re.match(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$", words[2]):
+                not re.match(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){0,15}$", words[2]):
             errors.append("%s line %d: expecting hardware ethernet address." % (path, number))
     elif head == "range":
         addresses = [w for w in words[1:] if w != "dynamic-bootp"]
