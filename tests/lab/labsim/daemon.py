@@ -135,6 +135,8 @@ class Daemon:
         self.http_server = None
         self.http_port = None
         self.user_names = {}
+        # vm.conf `socket owner`: who may connect (mode 0660); root:wheel by default
+        self.socket_owner = (0, 0)
 
     # ------------------------------------------------------------------ logging
     def log(self, message):
@@ -186,6 +188,9 @@ class Daemon:
         for switch in getattr(config, "switches", []) or []:
             if switch.name not in [known.name for known in self.switches]:
                 self.switches.append(switch)
+        # parse_config() starts from the defaults: no `socket owner` line means root:wheel again
+        owner = getattr(config, "socket_owner", None) or (0, 0)
+        self.socket_owner = (-1 if owner[0] is None else owner[0], -1 if owner[1] is None else owner[1])
         parallel = getattr(config, "staggered_parallel", None)
         self.parallel = parallel if parallel else int(self.settings.get("cpus") or 2)
         delay = getattr(config, "staggered_delay", None)
@@ -246,6 +251,23 @@ class Daemon:
             return pwd.getpwuid(uid).pw_name
         except KeyError:
             return self.user_names.get(uid)
+
+    def socket_access(self, uid):
+        owner_uid, owner_gid = self.socket_owner
+        if uid == owner_uid:
+            return True
+        if owner_gid == -1:
+            return False
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:
+            return False
+        if entry.pw_gid == owner_gid:
+            return True
+        try:
+            return entry.pw_name in grp.getgrgid(owner_gid).gr_mem
+        except KeyError:
+            return False
 
     @staticmethod
     def group_name(gid):
@@ -560,6 +582,9 @@ class Daemon:
         uid = int(request.get("uid", 0))
         if request.get("user") and uid:
             self.user_names.setdefault(uid, request["user"])
+        if uid != 0 and not self.socket_access(uid):
+            # the socket file's owner and mode 0660 keep this user out at connect(2)
+            return [{"type": "denied"}]
         if op in RESTRICTED_OPS and uid != 0:
             return [{"type": "fail", "errno": "EPERM"}]
         handler = getattr(self, "op_" + str(op), None)
@@ -775,6 +800,9 @@ class Daemon:
 
     def op_unpause(self, request, uid):
         return self._pause_common(request, uid, False)
+
+    def op_hello(self, request, uid):
+        return [{"type": "ok"}]
 
     def op_log(self, request, uid):
         with self.cond:

@@ -202,6 +202,9 @@ class Client:
         except OSError as exc:
             err("connect: %s" % state.REAL_SOCKET, exc.errno)
         self.uid, self.user = identity()
+        if self.uid != 0:
+            # vmd's socket is mode 0660 (vm.conf `socket owner`): connect(2) fails for others
+            self.request({"op": "hello"})
 
     def send(self, request):
         request = dict(request, uid=self.uid, user=self.user)
@@ -219,6 +222,8 @@ class Client:
             errx("imsgbuf_get error")
         if reply is None:
             errx("pipe closed")
+        if reply.get("type") == "denied":
+            err("connect: %s" % state.REAL_SOCKET, "EACCES")
         if reply.get("type") == "fail":
             if reply.get("errno"):
                 err("command failed", reply["errno"])

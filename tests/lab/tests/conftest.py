@@ -163,6 +163,8 @@ def recycle_lab(lab):
         from labsim import protocol
         with protocol.connect(state.socket_path(lab.root)) as conn:
             assert conn.request({"op": "reset", "mode": "all", "uid": 0}) == {"type": "ok"}
+            # back to the defaults of an empty vm.conf (socket owner, staggered start)
+            assert conn.request({"op": "reload", "uid": 0}) == {"type": "ok"}
 
 
 @pytest.fixture(scope="module")

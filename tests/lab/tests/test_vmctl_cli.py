@@ -177,8 +177,17 @@ def test_disk_full_fault_reaches_create(lab):
 
 def test_non_root_restrictions(lab):
     env = {"LAB_USER": "nobody"}
+    # the socket is root:wheel 0660 unless vm.conf says `socket owner`
+    assert lab.vmctl("status", env=env) == (1, "", "vmctl: connect: /var/run/vmd.sock: Permission denied\n")
+    assert lab.vmctl("stop", "x", env=env) == (1, "", "vmctl: connect: /var/run/vmd.sock: Permission denied\n")
+    lab.write_conf("socket owner nobody\n")
+    assert lab.vmctl("reload").rc == 0
     for argv in (["load", lab.path("x.conf")], ["reload"], ["reset"], ["log", "brief"]):
         result = lab.vmctl(*argv, env=env)
         assert result == (1, "", "vmctl: command failed: Operation not permitted\n"), argv
     result = lab.vmctl("status", env=env)
-    assert result.out.startswith("   ID")
+    assert result == (1, "   ID   PID VCPUS  MAXMEM  CURMEM     TTY        OWNER    STATE NAME\n", "")
+    lab.write_conf("socket owner :nogroup\n")
+    assert lab.vmctl("reload").rc == 0
+    assert lab.vmctl("status", env=env).rc == 1
+    assert lab.vmctl("status", env={"LAB_USER": "daemon"}).err == "vmctl: connect: /var/run/vmd.sock: Permission denied\n"

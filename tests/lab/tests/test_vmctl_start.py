@@ -239,7 +239,8 @@ def test_non_root_may_start_own_config_vm_only(lab):
     nobody = pwd.getpwnam("nobody")
     disk = lab.disk("own.img")
     disk2 = lab.disk("other.img")
-    lab.write_conf('vm "own" {\n\tdisable\n\tdisk "%s"\n\towner nobody\n}\n'
+    lab.write_conf('socket owner :nogroup\n'
+                   'vm "own" {\n\tdisable\n\tdisk "%s"\n\towner nobody\n}\n'
                    'vm "other" {\n\tdisable\n\tdisk "%s"\n}\n' % (disk, disk2))
     assert lab.vmctl("reload").rc == 0
     env = {"LAB_USER": "nobody"}

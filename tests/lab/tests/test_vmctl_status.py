@@ -133,6 +133,8 @@ def test_ids_are_per_name_and_uid(lab):
     assert lab.vmctl("stop", "-w", "a").rc == 0
     # another user may not create new VMs at all (vmd: only existing VMs or instances)
     disk = lab.disk("u.img")
+    lab.write_conf("socket owner nobody\n")
+    assert lab.vmctl("reload").rc == 0
     result = lab.vmctl("start", "-d", disk, "u", env={"LAB_USER": "nobody"})
     assert result == (1, "", "vmctl: starting without network interfaces\n"
                              "vmctl: start vm command failed: Operation not permitted\n")
