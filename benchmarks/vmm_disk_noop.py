@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vmm_disk on an existing disk: vmctl calls (goal 0) and wall time of a no-op vs a create.
+
+A fresh lab; for each format, N disks are created (one module run each), then the same
+requests run N times again and must find nothing to do. The module runs as Ansible runs it:
+its own Python process, arguments in a JSON file. vmctl calls are counted twice: from the
+module's returned `commands`, and independently by a counting `vmctl` wrapper first on PATH
+(it logs every invocation, then runs the lab's vmctl). Measurement only: nothing here asserts
+a time; the script exits 1 only if a no-op ran vmctl.
+
+    make collection && .venv/bin/python benchmarks/vmm_disk_noop.py [--runs 10] [--size 20G]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLL_ROOT = os.environ.get('COLL_ROOT', os.path.join(ROOT, '.build', 'ansible_collections'))
+LAB_BIN = os.path.join(ROOT, 'tests', 'lab', 'bin')
+MODULE = os.path.join(COLL_ROOT, 'openbsd', 'vmm', 'plugins', 'modules', 'vmm_disk.py')
+
+COUNTING_VMCTL = '''#!/bin/sh
+# Counts vmctl invocations for the benchmark, then runs the lab's vmctl.
+echo "$*" >> "{log}"
+exec "{real}" "$@"
+'''
+
+
+def run_module(workdir, env, args):
+    """Run vmm_disk.py once; return (result, seconds)."""
+    args_file = os.path.join(workdir, 'args.json')
+    with open(args_file, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+    started = time.monotonic()
+    process = subprocess.run([sys.executable, MODULE, args_file], env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    try:
+        result = json.loads(process.stdout)
+    except ValueError:
+        raise SystemExit('vmm_disk printed no JSON (exit %d): %s %s' % (process.returncode, process.stdout, process.stderr))
+    if result.get('failed'):
+        raise SystemExit('vmm_disk failed: %s' % result.get('msg'))
+    return result, elapsed
+
+
+def counted_calls(log):
+    if not os.path.exists(log):
+        return 0
+    with open(log) as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def measure(workdir, env, log, requests):
+    """Run every request once; return (seconds per run, vmctl calls returned, vmctl calls counted, changed runs)."""
+    before = counted_calls(log)
+    times, returned, changed = [], 0, 0
+    for args in requests:
+        result, elapsed = run_module(workdir, env, args)
+        times.append(elapsed)
+        returned += len(result['commands'])
+        changed += bool(result['changed'])
+    return times, returned, counted_calls(log) - before, changed
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--runs', type=int, default=10, help='disks per format (default 10)')
+    parser.add_argument('--size', default='20G', help='disk size (default 20G; images are sparse)')
+    options = parser.parse_args(argv)
+    if not os.path.exists(MODULE):
+        raise SystemExit('%s not found: run `make collection` first (or set COLL_ROOT)' % MODULE)
+
+    with tempfile.TemporaryDirectory(prefix='vmm-disk-bench-') as workdir:
+        lab_root = os.path.join(workdir, 'lab')
+        shim_dir = os.path.join(workdir, 'shim')
+        log = os.path.join(workdir, 'vmctl-calls.log')
+        os.makedirs(shim_dir)
+        shim = os.path.join(shim_dir, 'vmctl')
+        with open(shim, 'w') as handle:
+            handle.write(COUNTING_VMCTL.format(log=log, real=os.path.join(LAB_BIN, 'vmctl')))
+        os.chmod(shim, 0o755)
+        env = dict(os.environ, VMM_LAB_ROOT=lab_root,
+                   PATH=os.pathsep.join([shim_dir, LAB_BIN, os.environ.get('PATH', '')]),
+                   PYTHONPATH=os.pathsep.join([os.path.dirname(COLL_ROOT), os.environ.get('PYTHONPATH', '')]))
+        subprocess.run(['lab', 'init'], env=env, check=True, stdout=subprocess.DEVNULL)
+        disks = os.path.join(workdir, 'disks')
+        os.makedirs(disks)
+
+        failed = False
+        print('vmm_disk, %d disks per format, size %s' % (options.runs, options.size))
+        for fmt in ('qcow2', 'raw'):
+            requests = [dict(path=os.path.join(disks, 'disk%02d.%s' % (index, fmt)), size=options.size)
+                        for index in range(options.runs)]
+            create = measure(workdir, env, log, requests)
+            noop = measure(workdir, env, log, requests)
+            for label, (times, returned, counted, changed) in (('create', create), ('no-op ', noop)):
+                print('  %-5s %s: changed %2d/%d, vmctl calls returned %d, counted %d, wall time median %.3f s, total %.2f s'
+                      % (fmt, label, changed, len(times), returned, counted, statistics.median(times), sum(times)))
+            ratio = statistics.median(noop[0]) / statistics.median(create[0])
+            print('  %-5s no-op / create wall time (median): %.2f' % (fmt, ratio))
+            if noop[1] or noop[2] or noop[3]:
+                failed = True
+                print('  %-5s NO-OP RAN VMCTL OR CHANGED SOMETHING (goal: 0 calls, 0 changed)' % fmt)
+        print('no-op vmctl calls: %s' % ('FAIL, not 0' if failed else '0 (goal 0)'))
+        return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
