@@ -523,6 +523,11 @@ class Converger:
     def run(self, entries):
         vmconf = VmConf.load(self.path)
         requests = build_requests(entries, vmconf)
+        for request in requests:
+            if request.hand_written is not None and request.state == 'stopped' and request.hand_written.enabled:
+                self.warnings.append('vm %r is enabled in the hand-written part of %s (%s:%s): vmd starts it again at the next '
+                                     'vmctl reload or boot; write "disable" there to keep it stopped'
+                                     % (request.name, self.path, request.hand_written.path, request.hand_written.line))
         statuses = {record.name: record for record in self.vmctl.status()}
         new_managed = self._new_managed(vmconf, requests)
         new_text = vmconf.with_managed(new_managed)
@@ -607,6 +612,9 @@ class Converger:
         try:
             with os.fdopen(handle, 'w', encoding='utf-8', errors='surrogateescape') as out:
                 out.write(text)
+            if not os.path.exists(self.path):
+                # mkstemp makes 0600; a new vm.conf gets the usual 0644 (atomic_move keeps an existing file's mode).
+                os.chmod(temp, 0o644)
             vmd = self.module.get_bin_path('vmd', required=True)
             argv = [vmd, '-n', '-f', temp]
             self.commands.append(['vmd', '-n', '-f', temp])

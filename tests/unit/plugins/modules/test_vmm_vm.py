@@ -156,3 +156,12 @@ def test_info_reports_status_and_definitions(host):
     assert (web1['state'], web1['managed'], web1['config']['enabled'], web1['config']['disks']) == (
         'stopped', True, False, [dict(path=str(host / 'disk.qcow2'), format=None)])
     json.dumps(result)
+
+
+def test_a_new_vm_conf_is_created_readable(host):
+    conf = host / 'etc' / 'vm.conf'
+    conf.parent.mkdir()
+    result = run(vmm_vm, dict(name='first', state='present', disks=[str(host / 'disk.qcow2')], vm_conf=str(conf)))
+    assert result['changed'] and not result.get('failed')
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o644
+    assert conf.read_text() == c.render_managed_block([c.VmDefinition(name='first', enabled=False, disks=[c.Disk(str(host / 'disk.qcow2'))])])
