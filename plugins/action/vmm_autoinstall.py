@@ -122,6 +122,7 @@ ARGUMENT_SPEC = dict(
     answers=dict(type='dict', default={}),
     install_server=dict(type='str'),
     docroot=dict(type='path', default='/var/www/htdocs'),
+    file_group=dict(type='str'),
     disk=dict(type='path'),
     memory=dict(type='str'),
     bsd_rd=dict(type='path'),
@@ -131,7 +132,7 @@ ARGUMENT_SPEC = dict(
     console_log=dict(type='path'),
 )
 # Passed through to the module as they are (no secrets among them).
-TARGET_OPTIONS = ('state', 'name', 'mac', 'hostname', 'docroot', 'disk', 'memory', 'bsd_rd', 'release', 'arch',
+TARGET_OPTIONS = ('state', 'name', 'mac', 'hostname', 'docroot', 'file_group', 'disk', 'memory', 'bsd_rd', 'release', 'arch',
                   'install_timeout', 'console_log')
 
 RESPONSE_TEMPLATE = """\

@@ -14,7 +14,7 @@ description:
   - The response file is rendered on the controller (Jinja2), passwords are hashed there with bcrypt through the
     passlib API of libpass, and every line is checked against the installer's questions and matching rules
     (case-insensitive, word-bounded, first match consumed) before anything is published.
-  - O(state=published) writes C(<mac>-install.conf) (mode 0640), the disklabel template and the site set into
+  - O(state=published) writes C(<mac>-install.conf) (mode 0640, see O(file_group)), the disklabel template and the site set into
     O(docroot); O(state=installed) also boots a temporary VM with the ramdisk from the network, follows its console,
     waits for vmd to report that the VM terminated, and decides from the console transcript whether the install
     succeeded; O(state=absent) removes what was published.
@@ -190,6 +190,12 @@ options:
     description: Document root of the install server's HTTP daemon.
     type: path
     default: /var/www/htdocs
+  file_group:
+    description:
+      - Group given to the published files. The response file and the site set are mode 0640 because they hold
+        password hashes, so the HTTP daemon must read them through this group (V(www) for httpd(8)).
+      - By default new files keep the group the system gives them.
+    type: str
   disk:
     description: Disk image to install onto (required for O(state=installed)).
     type: path
@@ -344,6 +350,7 @@ rendered:
 
 import base64
 import fcntl
+import grp
 import gzip
 import hashlib
 import io
@@ -365,7 +372,8 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError, scan_scaled
 
 VM_ID_TOKEN = '@VM_ID@'
-RESPONSE_MODE = 0o640
+# Response file and site set hold password hashes: readable by the owner and the HTTP daemon's group.
+SECRET_MODE = 0o640
 MANIFEST_VERSION = 1
 SUCCESS_MARKER = 'CONGRATULATIONS!'
 # Texts after which the installer will not finish by itself (the VM stays at the prompt).
@@ -408,11 +416,13 @@ def read_file(path, binary=False):
         return None
 
 
-def write_atomic(path, data, mode):
+def write_atomic(path, data, mode, gid=None):
     """Write ``data`` beside ``path`` and rename it into place (readers never see half a file)."""
     directory = os.path.dirname(path)
     fd, temp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
     try:
+        if gid is not None:
+            os.fchown(fd, -1, gid)
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as handle:
             handle.write(data if isinstance(data, bytes) else data.encode('utf-8'))
@@ -425,17 +435,13 @@ def write_atomic(path, data, mode):
         raise
 
 
-def ensure_file(path, data, mode):
-    """Make ``path`` hold ``data`` with ``mode``; return True if anything changed."""
-    data = data if isinstance(data, bytes) else data.encode('utf-8')
-    current = read_file(path, binary=True)
-    if current == data:
-        if (os.stat(path).st_mode & 0o7777) != mode:
-            os.chmod(path, mode)
-            return True
-        return False
-    write_atomic(path, data, mode)
-    return True
+def file_state(path):
+    """(content bytes, mode, gid) of ``path``, or (None, None, None) if it does not exist."""
+    data = read_file(path, binary=True)
+    if data is None:
+        return None, None, None
+    stat = os.stat(path)
+    return data, stat.st_mode & 0o7777, stat.st_gid
 
 
 def remove_file(path):
@@ -523,11 +529,24 @@ def update_index(setdir, name, present):
     return True
 
 
+def group_id(name):
+    """The gid of group ``name`` (a name or a number), or None when no group is asked for."""
+    if name in (None, ''):
+        return None
+    if str(name).isdigit():
+        return int(name)
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise InstallFailure('file_group %r: no such group on the install server' % name)
+
+
 class Publication:
     """The files one task publishes in the docroot."""
 
     def __init__(self, params, payload):
         self.docroot = params['docroot']
+        self.gid = group_id(params.get('file_group'))
         self.mac = params['mac'].lower()
         self.setdir = os.path.join(self.docroot, 'pub', 'OpenBSD', params['release'], params['arch'])
         self.response_path = os.path.join(self.docroot, '%s-install.conf' % self.mac)
@@ -546,27 +565,26 @@ class Publication:
         response = payload['response_file']
         if vm_id is not None:
             response = response.replace(VM_ID_TOKEN, str(vm_id))
-        wanted = [(self.response_path, response.encode('utf-8'), RESPONSE_MODE)]
+        wanted = [(self.response_path, response.encode('utf-8'), SECRET_MODE)]
         if payload.get('disklabel'):
             wanted.append((self.disklabel_path, payload['disklabel'].encode('utf-8'), 0o644))
         if payload.get('site_set'):
             if not os.path.isdir(self.setdir):
                 raise InstallFailure('set directory %s does not exist: put the release (bsd.rd, sets, SHA256.sig, '
                                      'index.txt) there first' % self.setdir)
-            # World-readable like the other sets: httpd serves it to the guest as an unprivileged user.
-            wanted.append((self.site_path, pack_site_set(payload['site_files']), 0o644))
+            # It may hold password hashes and the random root password: as private as the response file.
+            wanted.append((self.site_path, pack_site_set(payload['site_files']), SECRET_MODE))
         if not os.path.isdir(self.docroot):
             raise InstallFailure('docroot %s does not exist' % self.docroot)
         changed, diff = [], []
         before = read_file(self.response_path)
         for path, data, mode in wanted:
-            current = read_file(path, binary=True)
-            current_mode = os.stat(path).st_mode & 0o7777 if current is not None else None
-            if current == data and current_mode == mode:
+            current, current_mode, current_gid = file_state(path)
+            if current == data and current_mode == mode and self.gid in (None, current_gid):
                 continue
             changed.append(path)
             if not check_mode:
-                ensure_file(path, data, mode)
+                write_atomic(path, data, mode, self.gid)
         if self.site_path and not check_mode and update_index(self.setdir, os.path.basename(self.site_path), True):
             changed.append(os.path.join(self.setdir, 'index.txt'))
         if self.response_path in changed:
@@ -922,6 +940,7 @@ def main():
             answers=dict(type='dict', default={}),
             install_server=dict(type='str'),
             docroot=dict(type='path', default='/var/www/htdocs'),
+            file_group=dict(type='str'),
             disk=dict(type='path'),
             memory=dict(type='str'),
             bsd_rd=dict(type='path'),
@@ -942,9 +961,10 @@ def main():
         payload = json.loads(params['payload'])
     except ValueError:
         module.fail_json(msg='payload is not JSON')
-    publication = Publication(params, payload)
     phase = payload.get('phase')
+    response_path = os.path.join(params['docroot'], '%s-install.conf' % params['mac'].lower())
     try:
+        publication = Publication(params, payload)
         if phase == 'inspect':
             existing = publication.existing()
             if params.get('disk') and os.path.exists(params['disk']):
@@ -960,12 +980,12 @@ def main():
                              diff=diff)
         module.exit_json(**install(module, params, payload, publication))
     except InstallFailure as exc:
-        module.fail_json(msg=str(exc), response_file=publication.response_path, **exc.details)
+        module.fail_json(msg=str(exc), response_file=response_path, **exc.details)
     except VmctlError as exc:
-        module.fail_json(msg=str(exc), response_file=publication.response_path)
+        module.fail_json(msg=str(exc), response_file=response_path)
     except OSError as exc:
         module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'file operation', exc.strerror or exc),
-                         response_file=publication.response_path)
+                         response_file=response_path)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@
 says whether the recorded root password hash is a bcrypt hash of PASSWORD (passlib).
 """
 
+import grp
 import json
 import os
 import subprocess
@@ -42,8 +43,12 @@ def main(argv):
     pairs = list(zip(argv[1::2], argv[2::2]))
     for option, value in pairs:
         if option == '--file':
-            exists = os.path.exists(value)
-            snapshot['files'][value] = dict(exists=exists, mode='%04o' % (os.stat(value).st_mode & 0o7777) if exists else None)
+            if os.path.exists(value):
+                stat = os.stat(value)
+                snapshot['files'][value] = dict(exists=True, mode='%04o' % (stat.st_mode & 0o7777),
+                                                group=grp.getgrgid(stat.st_gid).gr_name)
+            else:
+                snapshot['files'][value] = dict(exists=False, mode=None, group=None)
         elif option == '--content':
             with open(value, encoding='utf-8') as handle:
                 snapshot['content'][value] = handle.read()
