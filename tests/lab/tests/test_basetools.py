@@ -183,15 +183,15 @@ def test_httpd_n_accepts_a_server_and_rejects_unknown_options_and_servers_withou
 
 GOOD_DHCPD = """option domain-name "lab.example";
 subnet 10.0.0.0 netmask 255.255.255.0 {
-	option routers 10.0.0.1;
-	option domain-name-servers 10.0.0.1, 192.0.2.53;
-	range 10.0.0.100 10.0.0.199;
+    option routers 10.0.0.1;
+    option domain-name-servers 10.0.0.1, 192.0.2.53;
+    range 10.0.0.100 10.0.0.199;
 }
 host web1 {
-	hardware ethernet fe:e1:bb:d1:00:01;
-	fixed-address 10.0.0.11;
-	next-server 10.0.0.1;
-	filename "auto_install";
+    hardware ethernet fe:e1:bb:d1:00:01;
+    fixed-address 10.0.0.11;
+    next-server 10.0.0.1;
+    filename "auto_install";
 }
 """
 BAD_DHCPD = [

@@ -84,12 +84,12 @@ def check_file(path, errors):
         return
     tokens = tokenize(text, path, errors)
     stack = []   # (kind, subnet or None)
-    words, first_line = [], None
+    words, first_line = [], 0
     for number, tok in tokens:
         if tok == ";":
             if not words:
                 continue
-            subnet = next((s for _, s in reversed(stack) if s is not None), None)
+            subnet = next((net for _kind, net in reversed(stack) if net is not None), None)
             check_statement(words, first_line, path, errors, subnet)
             words = []
         elif tok == "{":

@@ -162,7 +162,7 @@ def vmd_running():
 
 def lab_command(*argv):
     """Run a sibling lab executable (lab, vmctl) from the same bin directory."""
-    bindir = os.path.dirname(os.path.abspath(sys.argv[0]))
+    bindir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bin")
     return subprocess.run([os.path.join(bindir, argv[0])] + list(argv[1:]), check=False,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
 

@@ -33,7 +33,7 @@ def parse(path):
             field = field.strip()
             if not field:
                 continue
-            key, _, value = field.partition("=")
+            key, _sep, value = field.partition("=")
             if key not in CAPS:
                 errors.append("sensorsd: %s:%d: unknown capability %s" % (path, number, key))
             elif key in ("high", "low") and not re.match(r"^-?[0-9.]+[CFV%]?$", value):
@@ -74,7 +74,7 @@ def initial_pass(argv):
         if not entry or "command" not in entry:
             continue
         raw = str(table[name])
-        value, _, status = raw.rpartition(", ")
+        value, _sep, status = raw.rpartition(", ")
         value = value or raw
         tokens = {"%x": device, "%t": kind, "%n": number, "%2": value.split(" (")[0],
                   "%3": entry.get("low", ""), "%4": entry.get("high", ""),
