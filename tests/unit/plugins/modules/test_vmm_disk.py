@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vmm_disk as a module: results, check mode, failures (vmctl is never reached in these cases)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.openbsd.vmm.plugins.modules import vmm_disk
+from ansible_collections.openbsd.vmm.tests.unit.plugins.module_utils.test_qcow2 import write_vmctl_qcow2
+
+GIB = 1024 * 1024 * 1024
+
+
+def run_module(capsys, monkeypatch, check_mode=False, **args):
+    # No vmctl on PATH: any attempt to run it would fail the module.
+    monkeypatch.setenv('PATH', '/nonexistent')
+    if check_mode:
+        args['_ansible_check_mode'] = True
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            vmm_disk.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_no_op_reports_the_virtual_size_not_the_file_length(tmp_path, capsys, monkeypatch):
+    path = write_vmctl_qcow2(str(tmp_path / 'disk.qcow2'), 20 * GIB)
+    result = run_module(capsys, monkeypatch, path=path, size='20G')
+    assert result['changed'] is False and result.get('failed') is not True
+    assert (result['size'], result['size_human'], result['format'], result['base']) == (20 * GIB, '20.0G', 'qcow2', None)
+    assert result['commands'] == []
+    assert os.path.getsize(path) == 4 * 65536  # the file itself stays small
+    assert result['mode'] == '0600'  # file attributes are still reported
+
+
+def test_check_mode_create_changes_nothing(tmp_path, capsys, monkeypatch):
+    result = run_module(capsys, monkeypatch, check_mode=True, path=str(tmp_path / 'new.raw'), size='1G', _ansible_diff=True)
+    assert result['changed'] is True and result['created'] is True
+    assert result['commands'] == [] and result['size'] == GIB and result['format'] == 'raw'
+    assert result['diff']['before'] == {'state': 'absent'}
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_bad_input_fails_naming_the_parameter(tmp_path, capsys, monkeypatch):
+    result = run_module(capsys, monkeypatch, path=str(tmp_path / 'new.raw'), size='-1G')
+    assert result['failed'] is True
+    assert result['msg'] == "size: invalid size '-1G': a size cannot be negative"
+    assert result['commands'] == []
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_a_change_without_vmctl_fails_cleanly(tmp_path, capsys, monkeypatch):
+    result = run_module(capsys, monkeypatch, path=str(tmp_path / 'new.raw'), size='1G')
+    assert result['failed'] is True
+    assert 'vmctl not found on PATH' in result['msg']
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_absent_needs_no_vmctl(tmp_path, capsys, monkeypatch):
+    path = write_vmctl_qcow2(str(tmp_path / 'old.qcow2'), GIB)
+    result = run_module(capsys, monkeypatch, path=path, state='absent')
+    assert result['changed'] is True and result['commands'] == []
+    assert result['format'] is None and result['size'] is None
+    assert not os.path.exists(path)
