@@ -79,6 +79,20 @@ def test_rcctl_start_fails_when_the_daemon_refuses_its_configuration(lab):
     assert ":2: syntax error" in result.stderr
 
 
+def test_rcctl_controls_the_lab_vmd(tmp_path):
+    lab = tmp_path / "lab"
+    assert run(lab, "lab", "init").returncode == 0
+    try:
+        assert run(lab, "rcctl", "check", "vmd").stdout == "vmd(failed)\n"
+        assert run(lab, "rcctl", "-f", "start", "vmd").stdout == "vmd(ok)\n"
+        assert run(lab, "vmctl", "status").stdout.split()[:2] == ["ID", "PID"]
+        assert run(lab, "rcctl", "-f", "reload", "vmd").stdout == "vmd(ok)\n"
+        assert run(lab, "rcctl", "-f", "stop", "vmd").stdout == "vmd(ok)\n"
+        assert "No such file or directory" in run(lab, "vmctl", "status").stderr
+    finally:
+        run(lab, "lab", "vmd", "stop")
+
+
 # --- sysctl ----------------------------------------------------------------------------------
 
 def test_sysctl_name_value_form_prints_old_and_new_and_keeps_the_value(lab):
