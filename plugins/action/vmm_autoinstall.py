@@ -31,7 +31,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import (
-    InstallPlan, ResponseFileError, check_answer_key, check_response_file, expected_questions, key_matches, parse_response_file, simulate)
+    InstallPlan, ResponseFileError, check_answer_key, check_response_file, expected_questions, key_matches, manifest_matches,
+    manifest_path, parse_response_file, simulate)
 
 try:
     from jinja2 import Environment, StrictUndefined
@@ -644,6 +645,13 @@ class ActionModule(ActionBase):
             payload, summary = build_payload(args, existing)
         except AutoinstallError as exc:
             raise AnsibleActionFail('vmm_autoinstall: %s' % exc)
+        if args['state'] == 'installed' and manifest_matches(existing.get('manifest'), existing.get('disk_identity'),
+                                                             summary['inputs_sha256']):
+            # The disk already holds this install: no second trip to the target.
+            result.update(changed=False, install=dict(succeeded=True, skipped=True), removed=[], rendered=summary,
+                          manifest=manifest_path(args['disk']),
+                          response_file='%s/%s-install.conf' % (args['docroot'].rstrip('/'), summary['mac']))
+            return result
         target_args['payload'] = json.dumps(payload)
         module_result = self._execute_module(module_name=MODULE, module_args=target_args, task_vars=task_vars)
         module_result.setdefault('rendered', summary)

@@ -405,3 +405,24 @@ def check_response_file(text, plan):
         raise ResponseFileError('the installer would abort: no answer for %s'
                                 % '; '.join(repr(asked.text) for asked in result.unanswered))
     return result
+
+
+# -- what a completed install records beside its disk -----------------------
+
+MANIFEST_VERSION = 1
+
+
+def manifest_path(disk):
+    """The manifest lives beside the disk image."""
+    return disk + '.autoinstall.json'
+
+
+def manifest_matches(manifest, identity, inputs_sha256):
+    """Does ``manifest`` say the disk with ``identity`` holds a completed install of ``inputs_sha256``?
+
+    ``identity`` is the disk's {path, device, inode} now (None if the disk is missing): a disk
+    re-created under the same name has another inode and is installed again.
+    """
+    if not manifest or not identity or manifest.get('version') != MANIFEST_VERSION:
+        return False
+    return manifest.get('disk') == identity and manifest.get('inputs_sha256') == inputs_sha256

@@ -230,7 +230,7 @@ notes:
     unverified-set questions, by file name). A disk too small for the installer's prefetch area (under about 2G with the auto layout)
     makes the installer ask C(Cannot determine prefetch area. Continue without verification?); answer it through
     O(answers) if unverified sets are acceptable.
-  - Runs on the vmd host. The controller needs Jinja2 and libpass (passlib API) with bcrypt.
+  - Runs on the vmd host as root (C(vmctl load) is refused to other users). The controller needs Jinja2 and libpass (passlib API) with bcrypt.
 attributes:
   check_mode:
     description: Reports what would be published or whether an install would run, without doing it.
@@ -366,6 +366,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.openbsd.vmm.plugins.module_utils.installer import MANIFEST_VERSION, manifest_matches, manifest_path
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import Disk, Interface, VmDefinition
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
     Vmctl, VmctlError, VmNotFound, VmNotRunning, VmStopInProgress, vm_name_problem)
@@ -374,7 +375,6 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError
 VM_ID_TOKEN = '@VM_ID@'
 # Response file and site set hold password hashes: readable by the owner and the HTTP daemon's group.
 SECRET_MODE = 0o640
-MANIFEST_VERSION = 1
 SUCCESS_MARKER = 'CONGRATULATIONS!'
 # Texts after which the installer will not finish by itself (the VM stays at the prompt).
 FAILURE_MARKERS = (
@@ -606,12 +606,12 @@ class Publication:
 
 # -- the manifest beside the disk -------------------------------------------
 
-def manifest_path(disk):
-    return disk + '.autoinstall.json'
-
-
 def disk_identity(disk):
-    stat = os.stat(disk)
+    """What identifies the disk file for the manifest (None if it does not exist)."""
+    try:
+        stat = os.stat(disk)
+    except FileNotFoundError:
+        return None
     return dict(path=os.path.realpath(disk), device=stat.st_dev, inode=stat.st_ino)
 
 
@@ -624,12 +624,6 @@ def read_manifest(disk):
     except ValueError:
         return None
     return manifest if isinstance(manifest, dict) else None
-
-
-def manifest_matches(manifest, disk, inputs_sha256):
-    if not manifest or manifest.get('version') != MANIFEST_VERSION or not os.path.exists(disk):
-        return False
-    return manifest.get('disk') == disk_identity(disk) and manifest.get('inputs_sha256') == inputs_sha256
 
 
 # -- the install run --------------------------------------------------------
@@ -840,7 +834,7 @@ def install(module, params, payload, publication):
     result = dict(changed=False, response_file=publication.response_path, removed=[], manifest=manifest_path(disk))
     if not os.path.isfile(disk):
         raise InstallFailure('disk %s does not exist: create it first (openbsd.vmm.vmm_disk or vmctl create)' % disk)
-    if manifest_matches(read_manifest(disk), disk, payload['inputs_sha256']):
+    if manifest_matches(read_manifest(disk), disk_identity(disk), payload['inputs_sha256']):
         result['install'] = dict(succeeded=True, skipped=True)
         return result
     result['changed'] = True
@@ -861,8 +855,8 @@ def install(module, params, payload, publication):
     secrets = [secret for secret in (random_password(payload),) if secret]
     try:
         record = prepare_vm(vmctl, definition)
-        publication.publish(payload, vm_id=record.id)
         try:
+            publication.publish(payload, vm_id=record.id)
             succeeded, reason, duration, transcript = run_install(
                 module, vmctl, definition, params['install_timeout'], params.get('console_log'), secrets)
         finally:
@@ -967,8 +961,9 @@ def main():
         publication = Publication(params, payload)
         if phase == 'inspect':
             existing = publication.existing()
-            if params.get('disk') and os.path.exists(params['disk']):
+            if params.get('disk'):
                 existing['manifest'] = read_manifest(params['disk'])
+                existing['disk_identity'] = disk_identity(params['disk'])
             module.exit_json(changed=False, existing=existing)
         if phase == 'absent':
             removed = publication.remove(check_mode=module.check_mode)

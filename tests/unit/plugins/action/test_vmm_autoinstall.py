@@ -303,3 +303,33 @@ def test_run_refuses_published_without_server_and_installed_without_disk(monkeyp
         make_action(dict(state='published', name='w', mac='fe:e1:bb:d1:00:01', root_password='x')).run(task_vars={})
     with pytest.raises(AnsibleActionFail, match='needs disk'):
         make_action(dict(state='installed', name='w', mac='fe:e1:bb:d1:00:01', root_password='x')).run(task_vars={})
+
+
+def test_installed_disk_with_matching_manifest_needs_no_second_module_run(monkeypatch):
+    calls = []
+    existing = {}
+
+    def fake_execute(self, module_name=None, module_args=None, task_vars=None, **kwargs):
+        payload = json.loads(module_args['payload'])
+        calls.append(payload['phase'])
+        if payload['phase'] == 'inspect':
+            return dict(changed=False, existing=existing)
+        existing.update(manifest=dict(version=1, disk=dict(path='/d', device=1, inode=2), inputs_sha256=payload['inputs_sha256'],
+                                      password_hashes=payload['password_hashes']),
+                        disk_identity=dict(path='/d', device=1, inode=2))
+        return dict(changed=True, install=dict(succeeded=True, skipped=False))
+
+    monkeypatch.setattr(action.ActionModule, '_execute_module', fake_execute)
+    monkeypatch.setattr(action.ActionBase, 'run', lambda self, tmp=None, task_vars=None: {})
+    task = dict(state='installed', name='web1', mac='fe:e1:bb:d1:00:01', root_password='pw', disk='/d',
+                users=[dict(name='alice', password='alicepw')])
+    first = make_action(task).run(task_vars={})
+    assert first['changed'] and calls == ['inspect', 'apply']
+    second = make_action(task).run(task_vars={})
+    assert calls == ['inspect', 'apply', 'inspect']
+    assert not second['changed'] and second['install'] == dict(succeeded=True, skipped=True)
+    assert second['manifest'] == '/d.autoinstall.json'
+    # another disk file under the same name is installed again
+    existing['disk_identity'] = dict(path='/d', device=1, inode=3)
+    third = make_action(task).run(task_vars={})
+    assert third['changed'] and calls[-2:] == ['inspect', 'apply']

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import (
-    Asked, InstallPlan, ResponseFileError, catalogue_matches, check_answer_key, check_response_file,
-    expected_questions, key_matches, key_matches_template, nearest_questions, parse_response_file, simulate)
+    MANIFEST_VERSION, Asked, InstallPlan, ResponseFileError, catalogue_matches, check_answer_key, check_response_file,
+    expected_questions, key_matches, key_matches_template, manifest_matches, manifest_path, nearest_questions,
+    parse_response_file, simulate)
 
 SETS_QUESTION = "Set name(s)? (or 'abort' or 'done')"
 
@@ -142,3 +143,16 @@ def test_check_response_file_rejects_a_line_for_no_question():
     text = 'Password for root account = x\nWhat timezone are you in = UTC\nHTTP Server = h\nFavourite colour = blue\n'
     with pytest.raises(ResponseFileError, match='Favourite colour'):
         check_response_file(text, InstallPlan(hostname='web1'))
+
+
+def test_manifest_matches_only_the_same_disk_file_and_inputs():
+    identity = dict(path='/vm/web1.qcow2', device=2049, inode=1234)
+    manifest = dict(version=MANIFEST_VERSION, disk=dict(identity), inputs_sha256='abc')
+    assert manifest_matches(manifest, identity, 'abc')
+    assert not manifest_matches(manifest, identity, 'abd')
+    # the same name re-created: another inode
+    assert not manifest_matches(manifest, dict(identity, inode=99), 'abc')
+    assert not manifest_matches(manifest, None, 'abc')
+    assert not manifest_matches(dict(manifest, version=MANIFEST_VERSION + 1), identity, 'abc')
+    assert not manifest_matches(None, identity, 'abc')
+    assert manifest_path('/vm/web1.qcow2') == '/vm/web1.qcow2.autoinstall.json'
