@@ -436,6 +436,7 @@ def apply_plan(plan, vmctl):
             os.unlink(request.path)
         return None
     if plan.action == 'create':
+        # vmctl create opens the new file with exclusive create and removes it on failure: nothing to undo here.
         with _working_directory(os.path.dirname(request.path)):
             vmctl.create(request.path, size=_size_argument(plan), base=request.base, source=request.source, fmt=request.format)
         return verify(request.path, plan)

@@ -182,9 +182,12 @@ class DiskModule(AnsibleModule):
     keep those but let ``size`` stay the virtual disk size this module documents."""
 
     def add_path_info(self, kwargs):
-        virtual_size = kwargs.get('size')
+        has_size, virtual_size = 'size' in kwargs, kwargs.get('size')
         kwargs = super().add_path_info(kwargs)
-        kwargs['size'] = virtual_size
+        if has_size:
+            kwargs['size'] = virtual_size
+        else:
+            kwargs.pop('size', None)  # a failure: no size is known, and the file length would mislead
         return kwargs
 
 

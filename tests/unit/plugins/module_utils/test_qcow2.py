@@ -19,6 +19,10 @@ MIB = 1024 * 1024
 
 needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='qemu-img (qemu-utils) is not installed')
 
+# The lab's vmctl (tests/lab) writes images the way vmctl create does; it is the independent maker here.
+LAB_VMCTL = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'lab', 'bin', 'vmctl'))
+needs_lab = pytest.mark.skipif(not os.access(LAB_VMCTL, os.X_OK), reason='the lab (tests/lab) is not present')
+
 
 def write_vmctl_qcow2(path, size, base=None):
     """Write a fresh qcow2 image exactly as qcow2-facts.md section 1 says vmctl create does."""
@@ -86,6 +90,39 @@ def test_is_qcow2_sniffs_the_magic(tmp_path):
     raw.write_bytes(b'\0' * 4096)
     assert qcow2.is_qcow2(qcow)
     assert not qcow2.is_qcow2(str(raw))
+
+
+# -- images the lab's vmctl create makes ----------------------------------------
+
+def lab_vmctl(directory, *args):
+    env = dict(os.environ, VMM_LAB_ROOT=str(directory / 'lab-root'), LANG='C')
+    subprocess.run([LAB_VMCTL, 'create'] + list(args), cwd=str(directory), env=env, check=True, capture_output=True)
+
+
+@needs_lab
+@pytest.mark.parametrize('size, expected', [('1G', 1024 * MIB), ('1500K', MIB), ('50G', 50 * 1024 * MIB), ('3T', 3 * 1024 * 1024 * MIB)])
+def test_reads_lab_vmctl_images(tmp_path, size, expected):
+    lab_vmctl(tmp_path, '-s', size, 'disk.qcow2')
+    header = qcow2.read_header(str(tmp_path / 'disk.qcow2'))
+    assert (header.version, header.size, header.cluster_bits, header.refcount_order, header.header_length) == (3, expected, 16, 4, 104)
+    assert header.backing_file is None and qcow2.vmd_problems(header) == []
+
+
+@needs_lab
+def test_reads_lab_vmctl_overlays_and_copies(tmp_path):
+    lab_vmctl(tmp_path, '-s', '2G', 'base.qcow2')
+    lab_vmctl(tmp_path, '-b', 'base.qcow2', 'relative.qcow2')
+    lab_vmctl(tmp_path, '-b', str(tmp_path / 'base.qcow2'), 'absolute.qcow2')
+    lab_vmctl(tmp_path, '-i', 'relative.qcow2', '-s', '3G', 'copy.img.qcow2')
+    lab_vmctl(tmp_path, '-s', '8M', 'raw.img')
+    headers = {name: qcow2.read_header(str(tmp_path / name)) for name in ('relative.qcow2', 'absolute.qcow2', 'copy.img.qcow2')}
+    assert headers['relative.qcow2'].backing_file == 'base.qcow2'
+    assert headers['absolute.qcow2'].backing_file == str(tmp_path / 'base.qcow2')
+    assert headers['copy.img.qcow2'].backing_file is None and headers['copy.img.qcow2'].size == 3 * 1024 * MIB
+    assert {header.size for name, header in headers.items() if name != 'copy.img.qcow2'} == {2 * 1024 * MIB}
+    assert not qcow2.is_qcow2(str(tmp_path / 'raw.img'))
+    with pytest.raises(qcow2.Qcow2Error, match='does not start with the qcow2 magic'):
+        qcow2.read_header(str(tmp_path / 'raw.img'))
 
 
 # -- images qemu-img makes -------------------------------------------------
