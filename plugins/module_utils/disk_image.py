@@ -232,7 +232,9 @@ def validate_request(params):
         raise DiskError('path: %r is not an absolute path; give the full path of the image, e.g. /var/vmm/disk.qcow2' % (path,))
     if path.endswith('/'):
         raise DiskError('path: %s ends with a slash; give the path of an image file, not a directory' % path)
-    path = os.path.normpath(path)
+    # vmctl resolves disk paths with realpath(3) and vmd reads a relative base from the real
+    # directory; working on the real path also replaces a symlinked image's target, not the link.
+    path = os.path.realpath(path)
     request = DiskRequest(path=path, state=params.get('state') or 'present', format=params.get('format'),
                           base=params.get('base'), source=params.get('source'),
                           grow=bool(params.get('grow')), force=bool(params.get('force')))

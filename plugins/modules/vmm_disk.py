@@ -240,7 +240,7 @@ def main():
         file_args = module.load_file_common_arguments(module.params, path=request.path)
         result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])
 
-    result.update(describe(request.path, image), commands=commands)
+    result.update(describe(path, image), commands=commands)
     if plan.changed and module._diff:
         result['diff'] = diff(plan)
     module.exit_json(**result)

@@ -357,3 +357,16 @@ def test_diff_shows_format_size_and_base(lab_dir):
     created = disk_image.diff(plan_for(path=lab_dir / 'o.qcow2', base='base.qcow2'))
     assert created['before'] == dict(state='absent')
     assert created['after'] == dict(state='present', format='qcow2', size='1.0G', base='base.qcow2')
+
+
+def test_grow_through_a_symlink_replaces_the_target_and_keeps_the_link(lab_dir):
+    real_dir = lab_dir / 'subdir'
+    target = make_raw(real_dir / 'data.raw', 4 * MIB, data=b'kept')
+    link = lab_dir / 'link.raw'
+    link.symlink_to(target)
+    plan = plan_for(path=link, size='8M', grow=True)
+    disk_image.apply_plan(plan, FakeVmctl())
+    assert link.is_symlink() and os.path.getsize(target) == 8 * MIB
+    with open(target, 'rb') as grown:
+        assert grown.read(4) == b'kept'
+    assert sorted(os.listdir(real_dir)) == ['data.raw']
