@@ -34,6 +34,8 @@ collection: venv
 	@# A copy, not a symlink: ansible-test resolves its working directory physically.
 	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)
 	@git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $(COLL_DIR)
+	@# Its own git index, or ansible-test would list files through the enclosing checkout (which ignores .build/).
+	@cd $(COLL_DIR) && git init -q && git add -A
 	@ln -sfn $(SITE)/ansible_collections/ansible/posix $(COLL_ROOT)/ansible/posix
 	@ln -sfn $(SITE)/ansible_collections/community/general $(COLL_ROOT)/community/general
 	@# ansible-test downloads a get-pip script for its venvs; offline we seed its cache with one using ensurepip.
