@@ -501,8 +501,8 @@ def build_payload(args, existing=None, token_source=None):
     key_users = [dict(name=users[0]["name"], ssh_keys=users[0]['ssh_keys'][1:])] if users and users[0]['ssh_keys'][1:] else []
     key_users += [dict(name=user["name"], ssh_keys=user['ssh_keys']) for user in extra_users if user['ssh_keys']]
     if random_root:
-        lines = [ROOT_PASSWORD_COMMENT + plain] + ([root_ssh_key] if root_ssh_key else [])
-        site_files.append(dict(path='root/.ssh/authorized_keys', content='\n'.join(lines) + '\n', mode='0600'))
+        # Only the comment: the installer itself appends root_ssh_key to this file after the sets are extracted.
+        site_files.append(dict(path='root/.ssh/authorized_keys', content=ROOT_PASSWORD_COMMENT + plain + '\n', mode='0600'))
     if extra_users or key_users:
         script = _environment().from_string(INSTALL_SITE_TEMPLATE).render(
             users=extra_users, key_users=key_users, user_script=bool(user_script))

@@ -453,7 +453,12 @@ def remove_file(path):
 
 
 def pack_site_set(files):
-    """The site set as deterministic .tgz bytes: sorted members, root-owned, fixed mtimes."""
+    """The site set as deterministic .tgz bytes: sorted members, root-owned, fixed mtimes.
+
+    Parent directories get no entries of their own, so extracting (tar -p) never changes the
+    modes of directories the base sets made (/root is 0700); only ``.ssh`` directories are
+    added, with mode 0700 as sshd(8) expects.
+    """
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode='w', format=tarfile.USTAR_FORMAT) as tar:
         directories = set()
@@ -461,10 +466,10 @@ def pack_site_set(files):
             parts = item['path'].split('/')[:-1]
             for depth in range(1, len(parts) + 1):
                 directory = '/'.join(parts[:depth])
-                if directory not in directories:
+                if parts[depth - 1] == '.ssh' and directory not in directories:
                     directories.add(directory)
                     info = tarfile.TarInfo('./' + directory)
-                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700 if directory.endswith('.ssh') else 0o755, ARCHIVE_MTIME
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, ARCHIVE_MTIME
                     info.uname = info.gname = 'root'
                     tar.addfile(info)
             data = base64.b64decode(item['content'])
