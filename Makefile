@@ -36,6 +36,8 @@ collection: venv
 	@git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $(COLL_DIR)
 	@# Its own git index, or ansible-test would list files through the enclosing checkout (which ignores .build/).
 	@cd $(COLL_DIR) && git init -q && git add -A
+	@# ansible-test copies only the targets to a temp dir: tell them where the lab's executables are.
+	@printf -- '---\nvmm_lab_bin: %s\n' "$(COLL_DIR)/tests/lab/bin" > $(COLL_DIR)/tests/integration/integration_config.yml
 	@ln -sfn $(SITE)/ansible_collections/ansible/posix $(COLL_ROOT)/ansible/posix
 	@ln -sfn $(SITE)/ansible_collections/community/general $(COLL_ROOT)/community/general
 	@# ansible-test downloads a get-pip script for its venvs; offline we seed its cache with one using ensurepip.
