@@ -127,8 +127,8 @@ def build_requests(entries, vmconf, path_exists=os.path.exists):
         _check_request(request, vmconf, path_exists, problems.append)
         if len(problems) == before:
             requests.append(request)
-    if not problems:
-        _check_across(requests, vmconf, problems.append)
+    # Across VMs (lladdr uniqueness, instance parents): among the entries that passed their own checks.
+    _check_across(requests, vmconf, problems.append)
     if problems:
         raise ValidationError(problems)
     return requests
