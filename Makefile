@@ -33,7 +33,7 @@ collection: venv
 	@mkdir -p $(COLL_ROOT)/openbsd $(COLL_ROOT)/ansible $(COLL_ROOT)/community
 	@# A copy, not a symlink: ansible-test resolves its working directory physically.
 	@rm -rf $(COLL_DIR) && mkdir -p $(COLL_DIR)
-	@git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $(COLL_DIR)
+	@git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C $(COLL_DIR)
 	@# Its own git index, or ansible-test would list files through the enclosing checkout (which ignores .build/).
 	@cd $(COLL_DIR) && git init -q && git add -A
 	@# ansible-test copies only the targets to a temp dir: tell them where the lab's executables are.
