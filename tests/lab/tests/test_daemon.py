@@ -84,18 +84,15 @@ def test_wait_returns_on_reboot_in_place(lab):
     lab.wait_for(lambda: lab.row("web1") is not None and lab.row("web1").state == "running")
 
 
-def test_stop_wait_latency(lab):
-    """A waiting client hears about the VM's end within ~100 ms (benchmarked later)."""
+def test_waiting_client_hears_when_the_vm_dies(lab):
+    """A waiting client is told as soon as the VM process ends (the delay is measured in benchmarks/, not here)."""
     lab.start_vm("fast")
     pid = int(lab.row("fast").pid)
     with protocol.connect(lab.path("var", "run", "vmd.sock")) as conn:
         conn.send({"op": "wait", "name": "fast", "uid": 0})
         time.sleep(0.2)
-        began = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         assert conn.receive() == {"type": "event", "id": 1}
-        # ~100 ms is the target; the margin absorbs a loaded test machine
-        assert time.monotonic() - began < 0.3
 
 
 def test_reload_starts_enabled_vms_and_keeps_running_ones(lab):
