@@ -29,6 +29,10 @@ description:
   - C(vmctl reload) starts every enabled VM that is not running. A VM whose O(state) is C(stopped) is therefore written
     with C(disable); a VM only C(present) keeps its enable flag (a new one gets C(disable)).
   - A run that changes nothing makes exactly one C(vmctl status) call and writes nothing.
+  - Configuration options left out keep what the managed block already has for the VM (a new VM gets vmd's defaults);
+    an empty string removes O(cdrom), O(boot), O(owner) or O(allow_instance_owner), and O(boot_device=none) removes the boot device.
+  - vmd keeps running VMs as they were started. The module notices a changed definition, and a running VM whose memory
+    (as C(vmctl status) shows it) differs from vm.conf, and returns C(restart_required) for them on every run until restarted.
   - Disks are never created or deleted here (use M(openbsd.vmm.vmm_disk)).
 author:
   - openbsd.vmm contributors (@openbsd-vmm)
@@ -150,7 +154,6 @@ options:
     description:
       - Memory size in scan_scaled(3) syntax, for example V(512M), V(1G), V(1.5G). A bare number means bytes.
       - At least 1M, at most 128G; rounded down to whole MiB like vmd does. vmd's default is 512M.
-      - Options left out keep the value the managed block has for the VM.
     type: str
   cpus:
     description:
