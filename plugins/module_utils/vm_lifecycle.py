@@ -639,6 +639,10 @@ class Converger:
             if not wrote:
                 raise LifecycleError('vmctl reload failed: %s' % exc)
             self._restore(vmconf)
+            if self.backup_file and not self.keep_backup:
+                # vm.conf has the backup's content again.
+                _unlink(self.backup_file)
+                self.backup_file = None
             try:
                 self.vmctl.reload()
                 again = 'vmd reloaded the previous configuration'

@@ -144,6 +144,8 @@ def test_failed_reload_restores_the_previous_file_and_reloads_it(host):
     assert 'vmctl reload failed' in result['msg'] and 'restored the previous' in result['msg']
     assert 'vmd reloaded the previous configuration' in result['msg']
     assert conf.read_text() == original
+    with open(result['backup_file']) as backup:          # backup: true keeps it
+        assert backup.read() == original
     assert [call.split()[0] for call in calls(host)] == ['status', 'vmd', 'reload', 'reload']
 
 
@@ -165,3 +167,12 @@ def test_a_new_vm_conf_is_created_readable(host):
     assert result['changed'] and not result.get('failed')
     assert stat.S_IMODE(conf.stat().st_mode) == 0o644
     assert conf.read_text() == c.render_managed_block([c.VmDefinition(name='first', enabled=False, disks=[c.Disk(str(host / 'disk.qcow2'))])])
+
+
+def test_failed_reload_leaves_no_backup_unless_asked(host):
+    conf = managed_conf(host)
+    (host / 'reload_fails').write_text('1\n2\n')
+    result = run(vmm_vm, dict(name='app', state='present', disks=[str(host / 'disk.qcow2')], vm_conf=str(conf)))
+    assert result['failed'] and 'reloading the previous configuration failed too' in result['msg']
+    assert result['backup_file'] is None
+    assert [name for name in os.listdir(str(host)) if name.startswith(('.vm.conf', 'vm.conf.'))] == []
