@@ -262,6 +262,10 @@ notes:
   - Only Python's standard library is used on the target.
   - Reload side effect - C(vmctl reload) starts every enabled VM that is not running, also hand-written ones; the module
     warns naming such VMs before it reloads.
+  - A VM that the reload queued for staggered start (state C(waiting)) and that is asked to run is started at once with
+    C(vmctl start) rather than after vmd's start delay.
+  - Stopping always uses C(vmctl stop -w) bounded by O(stop_timeout) (never C(stop) then C(wait), which vmd refuses for a
+    VM already stopping); a paused VM is unpaused first so that the guest can shut down.
 seealso:
   - module: openbsd.vmm.vmm_vm_info
   - module: openbsd.vmm.vmm_disk
