@@ -12,6 +12,8 @@ import stat
 import struct
 import sys
 
+from labsim.scaled import fmt_scaled, scan_scaled
+
 QCOW2_MAGIC = b'QFI\xfb'
 CLUSTER_BITS = 16
 CLUSTER_SIZE = 1 << CLUSTER_BITS
@@ -28,8 +30,6 @@ FLAG_COPIED = 1 << 63                            # vmd's QCOW2_INPLACE
 FLAG_COMPRESSED = 1 << 62
 FLAG_ZERO = 1                                    # qemu's "reads as zeros" (v3); vmd never sets it
 OFFSET_MASK = 0x00fffffffffffe00
-LLONG_MAX = (1 << 63) - 1
-LLONG_MIN = -(1 << 63)
 
 CREATE_USAGE = 'usage:\tvmctl [-v] create [-b base | -i disk] [-s size] disk'
 
@@ -58,117 +58,6 @@ class ImageError(Exception):
     def __init__(self, message, fatal=False):
         super().__init__(message)
         self.fatal = fatal
-
-
-# ---------------------------------------------------------------------------
-# scan_scaled / fmt_scaled (libutil), lab-local copies of the C logic
-
-_SCALE_CHARS = 'BKMGTPE'
-_SCALE_FACTORS = [1 << (10 * i) for i in range(len(_SCALE_CHARS))]
-_MAX_DIGITS = len(_SCALE_CHARS) * 3
-
-
-def _cdiv(a, b):
-    """C integer division (truncates toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a < 0) == (b < 0) else -q
-
-
-def scan_scaled(text):
-    """Parse like scan_scaled(3): bare number = bytes, B K M G T P E (any case), decimals.
-
-    Returns the value; raises OSError(EINVAL or ERANGE) like the C function sets errno.
-    """
-    def fail(num):
-        return OSError(num, strerror(num))
-
-    pos, end = 0, len(text)
-    while pos < end and text[pos] in ' \t\n\v\f\r':
-        pos += 1
-    sign = 0
-    while pos < end and text[pos] in '+-':
-        if sign:
-            raise fail(errno.EINVAL)
-        sign = -1 if text[pos] == '-' else 1
-        pos += 1
-    whole = fpart = 0
-    ndigits = fract_digits = 0
-    while pos < end and (text[pos] in '0123456789' or text[pos] == '.'):
-        char = text[pos]
-        pos += 1
-        if char == '.':
-            if fract_digits > 0:
-                raise fail(errno.EINVAL)
-            fract_digits = 1
-            continue
-        digit = ord(char) - ord('0')
-        if fract_digits > 0:
-            if fract_digits >= _MAX_DIGITS - 1:
-                continue  # extra fractional digits are ignored
-            fract_digits += 1
-            if fpart > LLONG_MAX // 10:
-                raise fail(errno.ERANGE)
-            fpart = fpart * 10 + digit
-        else:
-            ndigits += 1
-            if ndigits >= _MAX_DIGITS:
-                raise fail(errno.ERANGE)
-            if whole > LLONG_MAX // 10 or digit > LLONG_MAX - whole * 10:
-                raise fail(errno.ERANGE)
-            whole = whole * 10 + digit
-    if sign:
-        whole *= sign
-    if pos == end:
-        return whole  # no unit: bytes, fraction discarded
-    unit = text[pos]
-    for index, scale_char in enumerate(_SCALE_CHARS):
-        if unit not in (scale_char, scale_char.lower()):
-            continue
-        following = text[pos + 1:pos + 2]
-        if following and following.isascii() and following.isalnum():
-            raise fail(errno.EINVAL)
-        factor = _SCALE_FACTORS[index]
-        if whole > _cdiv(LLONG_MAX, factor) or whole < _cdiv(LLONG_MIN, factor):
-            raise fail(errno.ERANGE)
-        whole *= factor
-        while fpart >= _cdiv(LLONG_MAX, factor) or fpart <= _cdiv(LLONG_MIN, factor):
-            fpart = _cdiv(fpart, 10)
-            fract_digits -= 1
-        fpart *= factor
-        if fract_digits > 1:
-            fpart = _cdiv(fpart, 10 ** (fract_digits - 1))  # same as dividing by 10 repeatedly
-        return whole - fpart if sign == -1 else whole + fpart
-    raise fail(errno.EINVAL)
-
-
-def fmt_scaled(number):
-    """Format like fmt_scaled(3) (1024-based, one rounded decimal below 100); None on ERANGE."""
-    if number == LLONG_MIN:
-        return None
-    abval = abs(number)
-    if abval // 1024 >= _SCALE_FACTORS[-1]:
-        return None
-    unit = 0
-    fract = 0
-    for index, factor in enumerate(_SCALE_FACTORS):
-        if abval // 1024 < factor:
-            unit = index
-            fract = 0 if index == 0 else abval % factor
-            number = _cdiv(number, factor)
-            if index > 0:
-                fract //= _SCALE_FACTORS[index - 1]
-            break
-    fract = (10 * fract + 512) // 1024
-    if fract >= 10:
-        number = number + 1 if number >= 0 else number - 1
-        fract = 0
-    if number == 0:
-        return '0B'
-    if unit == 0 or number >= 100 or number <= -100:
-        if fract >= 5:
-            number = number + 1 if number >= 0 else number - 1
-        return '%d%s' % (number, _SCALE_CHARS[unit])
-    return '%d.%d%s' % (number, fract, _SCALE_CHARS[unit])
 
 
 # ---------------------------------------------------------------------------
@@ -860,8 +749,7 @@ def _parse_disk_size(word):
         _errx('disk size must be at least 1MB')
     rounded = value // MIB * MIB
     if rounded != value:
-        shown = fmt_scaled(rounded)
-        _warnx('disk size rounded to %s' % shown if shown is not None else 'disk size rounded to %dB' % rounded)
+        _warnx('disk size rounded to %s' % fmt_scaled(rounded))  # rounded >= 1 MiB: no ERANGE
     return rounded
 
 

@@ -15,6 +15,8 @@ import os
 import pwd
 from dataclasses import dataclass, field
 
+from labsim.scaled import scan_scaled
+
 EOF = None
 # parse.y marks macro expansions with the bytes 1 and 2 in the unget buffer.
 START_EXPAND = "\x01"
@@ -257,61 +259,6 @@ def _c_realpath(path):
         raise OSError(errno.ENAMETOOLONG, _strerror(errno.ENAMETOOLONG))
     os.stat(path)
     return os.path.realpath(path)
-
-
-def scan_scaled(text):
-    """OpenBSD scan_scaled(3); returns the value or raises OSError(EINVAL/ERANGE)."""
-    scale_chars = "BKMGTPE"
-    max_digits = len(scale_chars) * 3
-    pos, sign, ndigits, fract_digits, whole, fpart = 0, 0, 0, 0, 0, 0
-    while pos < len(text) and text[pos] in _SPACE:
-        pos += 1
-    while pos < len(text) and text[pos] in "+-":
-        if sign:
-            raise OSError(errno.EINVAL, "")
-        sign = -1 if text[pos] == "-" else 1
-        pos += 1
-    while pos < len(text) and (text[pos] in _DIGITS or text[pos] == "."):
-        char = text[pos]
-        pos += 1
-        if char == ".":
-            if fract_digits > 0:
-                raise OSError(errno.EINVAL, "")
-            fract_digits = 1
-            continue
-        digit = ord(char) - 48
-        if fract_digits > 0:
-            if fract_digits >= max_digits - 1:
-                continue
-            fract_digits += 1
-            fpart = fpart * 10 + digit
-        else:
-            ndigits += 1
-            if ndigits >= max_digits:
-                raise OSError(errno.ERANGE, "")
-            whole = whole * 10 + digit
-            if whole > LLONG_MAX:
-                raise OSError(errno.ERANGE, "")
-    if sign:
-        whole *= sign
-    if pos == len(text):
-        return whole
-    unit = scale_chars.find(text[pos].upper()) if text[pos] in _ALNUM else -1
-    if unit < 0:
-        raise OSError(errno.EINVAL, "")
-    if pos + 1 < len(text) and text[pos + 1] in _ALNUM:
-        raise OSError(errno.EINVAL, "")
-    factor = 1024 ** unit
-    if (whole > 0 and whole > LLONG_MAX // factor) or (whole < 0 and -whole > -LLONG_MIN // factor):
-        raise OSError(errno.ERANGE, "")
-    whole *= factor
-    while fpart >= LLONG_MAX // factor:
-        fpart //= 10
-        fract_digits -= 1
-    fpart *= factor
-    for _digit in range(fract_digits - 1):
-        fpart //= 10
-    return whole - fpart if sign == -1 else whole + fpart
 
 
 def _strtonum(text, minval, maxval):

@@ -14,7 +14,7 @@ import zlib
 from labsim import protocol, state
 from labsim.protocol import (VMD_BIOS_MISSING, VMD_CDROM_INVALID, VMD_CDROM_MISSING,
                              VMD_DISK_MISSING, VMD_PARENT_INVALID, VMD_VM_STOP_INVALID)
-from labsim.scaled import ScaledError, fmt_scaled, scan_scaled
+from labsim.scaled import fmt_scaled, scan_scaled
 
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CU_PATH = os.path.join(LAB_DIR, "bin", "cu")
@@ -321,8 +321,8 @@ def ctl_status(name, text, args):
 def parse_size(word, kind):
     try:
         value = scan_scaled(word)
-    except ScaledError as exc:
-        err("invalid %s size: %s" % (kind, word), exc.errno_name)
+    except OSError as exc:
+        err("invalid %s size: %s" % (kind, word), exc.errno)
     if value < MIB:
         errx("%s size must be at least 1MB" % kind)
     if kind == "memory" and value > VMM_MAX_VM_MEM_SIZE:

@@ -16,7 +16,7 @@ LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if LAB_DIR not in sys.path:
     sys.path.insert(0, LAB_DIR)
 
-from labsim import images  # noqa: E402  pylint: disable=wrong-import-position
+from labsim import images, scaled  # noqa: E402  pylint: disable=wrong-import-position
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(LAB_DIR)), '..', 'shared', 'reference')
 USAGE = 'usage:\tvmctl [-v] create [-b base | -i disk] [-s size] disk\n'
@@ -141,7 +141,7 @@ def created(fmt):
     ('1.5', 1), ('512B', 512), ('1P', 1 << 50), ('1E', 1 << 60), ('-1M', -MIB), ('', 0), ('1G ', GIB),
 ])
 def test_scan_scaled_values(text, value):
-    assert images.scan_scaled(text) == value
+    assert scaled.scan_scaled(text) == value
 
 
 @pytest.mark.parametrize('text, number', [
@@ -151,7 +151,7 @@ def test_scan_scaled_values(text, value):
 ])
 def test_scan_scaled_errors(text, number):
     with pytest.raises(OSError) as caught:
-        images.scan_scaled(text)
+        scaled.scan_scaled(text)
     assert caught.value.errno == number
 
 
@@ -161,7 +161,7 @@ def test_scan_scaled_errors(text, number):
     (128 * GIB, '128G'), (0, '0B'), (MIB, '1.0M'), (1023, '1023B'),
 ])
 def test_fmt_scaled_matches_reference_examples(value, text):
-    assert images.fmt_scaled(value) == text
+    assert scaled.fmt_scaled(value) == text
 
 
 # ---------------------------------------------------------------------------
