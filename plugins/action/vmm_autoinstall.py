@@ -30,6 +30,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import ARGUMENT_SPEC, NETWORK_SPEC
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import (
     InstallPlan, ResponseFileError, check_answer_key, check_response_file, expected_questions, key_matches, manifest_matches,
     manifest_path, parse_response_file, simulate)
@@ -79,59 +80,6 @@ TIMEZONE_DIRECTORIES = frozenset((
     'Etc', 'Europe', 'Indian', 'Mexico', 'Pacific', 'US',
 ))
 
-USER_SPEC = dict(
-    name=dict(type='str', required=True),
-    fullname=dict(type='str'),
-    password=dict(type='str', required=True, no_log=True),
-    ssh_keys=dict(type='list', elements='str', default=[], no_log=False),
-)
-NETWORK_SPEC = dict(
-    interface=dict(type='str', default='vio0'),
-    ipv4=dict(type='str', default='autoconf'),
-    ipv4_gateway=dict(type='str'),
-    ipv6=dict(type='str', default='autoconf'),
-    ipv6_gateway=dict(type='str'),
-    domain=dict(type='str'),
-    nameservers=dict(type='list', elements='str', default=[]),
-)
-SITE_FILE_SPEC = dict(
-    path=dict(type='str', required=True),
-    content=dict(type='str', required=True),
-    mode=dict(type='str', default='0644'),
-)
-SITE_SPEC = dict(
-    files=dict(type='list', elements='dict', default=[], options=SITE_FILE_SPEC),
-    install_site=dict(type='str'),
-    per_host=dict(type='bool', default=True),
-)
-ARGUMENT_SPEC = dict(
-    state=dict(type='str', default='installed', choices=['published', 'installed', 'absent']),
-    name=dict(type='str', required=True),
-    mac=dict(type='str', required=True),
-    hostname=dict(type='str'),
-    root_password=dict(type='str', no_log=True),
-    bcrypt_rounds=dict(type='int', default=10),
-    root_ssh_key=dict(type='str', no_log=False),
-    allow_root_ssh=dict(type='str', choices=['yes', 'no', 'prohibit-password']),
-    sshd=dict(type='bool', default=True),
-    users=dict(type='list', elements='dict', default=[], options=USER_SPEC),
-    timezone=dict(type='str', default='UTC'),
-    sets=dict(type='list', elements='str', default=[]),
-    network=dict(type='dict', default={}, options=NETWORK_SPEC),
-    disklabel=dict(type='raw', default='auto'),
-    site=dict(type='dict', options=SITE_SPEC),
-    answers=dict(type='dict', default={}),
-    install_server=dict(type='str'),
-    docroot=dict(type='path', default='/var/www/htdocs'),
-    file_group=dict(type='str'),
-    disk=dict(type='path'),
-    memory=dict(type='str'),
-    bsd_rd=dict(type='path'),
-    release=dict(type='str', default='7.8'),
-    arch=dict(type='str', default='amd64'),
-    install_timeout=dict(type='int', default=1800),
-    console_log=dict(type='path'),
-)
 # Passed through to the module as they are (no secrets among them).
 TARGET_OPTIONS = ('state', 'name', 'mac', 'hostname', 'docroot', 'file_group', 'disk', 'memory', 'bsd_rd', 'release', 'arch',
                   'install_timeout', 'console_log')

@@ -366,6 +366,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import module_argument_spec
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import MANIFEST_VERSION, manifest_matches, manifest_path
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import Disk, Interface, VmDefinition
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
@@ -897,60 +898,8 @@ def random_password(payload):
 
 
 def main():
-    user_spec = dict(
-        name=dict(type='str', required=True),
-        fullname=dict(type='str'),
-        password=dict(type='str', required=True, no_log=True),
-        ssh_keys=dict(type='list', elements='str', default=[], no_log=False),
-    )
-    network_spec = dict(
-        interface=dict(type='str', default='vio0'),
-        ipv4=dict(type='str', default='autoconf'),
-        ipv4_gateway=dict(type='str'),
-        ipv6=dict(type='str', default='autoconf'),
-        ipv6_gateway=dict(type='str'),
-        domain=dict(type='str'),
-        nameservers=dict(type='list', elements='str', default=[]),
-    )
-    site_spec = dict(
-        files=dict(type='list', elements='dict', default=[], options=dict(
-            path=dict(type='str', required=True),
-            content=dict(type='str', required=True),
-            mode=dict(type='str', default='0644'),
-        )),
-        install_site=dict(type='str'),
-        per_host=dict(type='bool', default=True),
-    )
     module = AnsibleModule(
-        argument_spec=dict(
-            state=dict(type='str', default='installed', choices=['published', 'installed', 'absent']),
-            name=dict(type='str', required=True),
-            mac=dict(type='str', required=True),
-            hostname=dict(type='str'),
-            root_password=dict(type='str', no_log=True),
-            bcrypt_rounds=dict(type='int', default=10),
-            root_ssh_key=dict(type='str', no_log=False),
-            allow_root_ssh=dict(type='str', choices=['yes', 'no', 'prohibit-password']),
-            sshd=dict(type='bool', default=True),
-            users=dict(type='list', elements='dict', default=[], options=user_spec),
-            timezone=dict(type='str', default='UTC'),
-            sets=dict(type='list', elements='str', default=[]),
-            network=dict(type='dict', default={}, options=network_spec),
-            disklabel=dict(type='raw', default='auto'),
-            site=dict(type='dict', options=site_spec),
-            answers=dict(type='dict', default={}),
-            install_server=dict(type='str'),
-            docroot=dict(type='path', default='/var/www/htdocs'),
-            file_group=dict(type='str'),
-            disk=dict(type='path'),
-            memory=dict(type='str'),
-            bsd_rd=dict(type='path'),
-            release=dict(type='str', default='7.8'),
-            arch=dict(type='str', default='amd64'),
-            install_timeout=dict(type='int', default=1800),
-            console_log=dict(type='path'),
-            payload=dict(type='str', no_log=True),
-        ),
+        argument_spec=module_argument_spec(),
         required_if=[('state', 'installed', ('disk',))],
         supports_check_mode=True,
     )
