@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# playbooks/build_image.yml against the lab: the image is installed with the sealing install.site,
+# read-only, described by a manifest that agrees with qemu-img and sha256sum; a second run changes
+# nothing (manifest included); other inputs for a sealed image are refused without touching it.
+set -eux
+here=$(dirname "$(readlink -f "$0")")
+# ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
+COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
+export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-playbook_build_image
+L=$VMM_LAB_ROOT
+lab vmd stop >/dev/null 2>&1 || true
+rm -rf "$L"
+lab init
+lab vmd start
+trap 'lab vmd stop >/dev/null 2>&1 || true' EXIT
+lab mirror "$L/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
+
+image=$L/var/vmm/golden.qcow2
+manifest=$image.manifest.json
+play() { ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/build_image.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
+recap() { grep -E '^labhost +:' "$L/play.log"; }
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$manifest" "$1"; }
+
+# 1. build
+play
+recap | grep -q ' failed=0 '
+[ "$(stat -c %a "$image")" = 444 ]
+[ "$(stat -c %a "$manifest")" = 444 ]
+# the manifest agrees with qemu-img and sha256sum
+qemu-img check -q "$image"
+info=$(qemu-img info --output=json "$image")
+qemu() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$info" "$1"; }
+[ "$(field format)" = "$(qemu format)" ]
+[ "$(field virtual_size)" = "$(qemu virtual-size)" ]
+[ "$(field virtual_size)" = 5368709120 ]
+[ "$(field sha256)" = "$(sha256sum "$image" | cut -d' ' -f1)" ]
+[ "$(field image)" = "$image" ]
+[ "$(field release)" = 7.8 ] && [ "$(field arch)" = amd64 ]
+[ "$(field autoinstall_manifest)" = "$image.autoinstall.json" ]
+[ "$(field autoinstall_inputs_sha256)" = "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inputs_sha256"])' "$image.autoinstall.json")" ]
+grep -q 'CONGRATULATIONS!' "$(field console_log)"
+# what the installer put on the disk (read back by the lab): the site set with the sealing script ran
+python3 - "$COLL/tests/lab" "$image" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from labsim.installer import read_install_record
+record = read_install_record(sys.argv[2])
+assert record and record['completed'], record
+assert record['install_site'] == {'present': True, 'executable': True, 'ran': True, 'failed': False}, record['install_site']
+assert './install.site' in record['site_files'] and './etc/motd' in record['site_files'], record['site_files']
+assert not any(s.startswith('game') or s.startswith('x') for s in record['sets']), record['sets']
+PY
+# the site set left the docroot once the install ended
+! ls "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz
+
+# 2. again: nothing changes, the manifest (and its build time) stays
+sum_before=$(sha256sum "$image" "$manifest")
+play
+recap | grep -q ' changed=0 .* failed=0 '
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+
+# 3. other inputs for the sealed image: refused before anything is installed
+if play -e '{"build_image_sets": ["-game*"]}'; then
+    echo "build_image.yml reinstalled a sealed image" >&2
+    exit 1
+fi
+grep -q 'is a sealed image' "$L/play.log"
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
