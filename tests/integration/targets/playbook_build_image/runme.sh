@@ -51,7 +51,7 @@ assert './install.site' in record['site_files'] and './etc/motd' in record['site
 assert not any(s.startswith('game') or s.startswith('x') for s in record['sets']), record['sets']
 PY
 # the site set left the docroot once the install ended
-! ls "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz
+[ -z "$(ls "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz 2>/dev/null)" ]
 
 # 2. again: nothing changes, the manifest (and its build time) stays
 sum_before=$(sha256sum "$image" "$manifest")

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# playbooks/provision.yml over two lab hosts: a golden image on each (build_image.yml), then the
+# fleet: overlays, vm.conf definitions with derived MACs, VMs running with a login prompt on their
+# consoles; a second run changes nothing; a fleet whose MACs collide is refused before any change.
+set -eux
+here=$(dirname "$(readlink -f "$0")")
+# ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
+COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
+export PATH="$COLL/tests/lab/bin:$PATH"
+hosts="vmm1 vmm2"
+root() { echo "/tmp/vmm-lab-playbook_provision-$1"; }
+on() { VMM_LAB_ROOT=$(root "$1") "${@:2}"; }
+stop_labs() { for h in $hosts; do on "$h" lab vmd stop >/dev/null 2>&1 || true; done; }
+stop_labs
+trap stop_labs EXIT
+for h in $hosts; do
+    rm -rf "$(root "$h")"
+    on "$h" lab init
+    on "$h" lab vmd start
+    on "$h" lab mirror "$(root "$h")/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
+done
+log=$(root vmm1).play.log
+play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
+recap() { grep -E "^$1 +:" "$log"; }
+mac() { python3 -c 'import hashlib,sys; d=hashlib.sha256(sys.argv[1].encode()).digest(); print("fe:e1:ba:d0:%02x:%02x" % (d[0], d[1]))' "$1"; }
+state() { on "$1" vmctl status "$2" | awk -v vm="$2" '$NF == vm {print $(NF-1)}'; }
+
+play "$COLL/playbooks/build_image.yml"
+
+# 1. provision both hosts
+play "$COLL/playbooks/provision.yml"
+for h in $hosts; do recap "$h" | grep -q ' failed=0 '; done
+[ "$(state vmm1 web1)" = running ] && [ "$(state vmm1 web2)" = running ]
+[ "$(state vmm2 app1)" = running ] && [ "$(state vmm2 app2)" = running ]
+# db1 is defined but stays stopped; nothing of vmm1's fleet runs on vmm2 and the other way round
+[ "$(state vmm1 db1)" = stopped ]
+[ -z "$(state vmm2 web1)" ]
+[ -z "$(state vmm1 app1)" ]
+# overlays on each host's golden image, accepted by qemu-img
+for vm in web1 web2 db1; do
+    qemu-img check -q "$(root vmm1)/var/vmm/$vm.qcow2"
+    [ "$(qemu-img info --output=json "$(root vmm1)/var/vmm/$vm.qcow2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["backing-filename"])')" = "$(root vmm1)/var/vmm/golden.qcow2" ]
+done
+# MACs: derived from the name (the vmm_lladdr derivation, computed here independently), or as given
+grep -q "lladdr \"$(mac web1)\"" "$(root vmm1)/etc/vm.conf"
+grep -q "lladdr \"$(mac db1)\"" "$(root vmm1)/etc/vm.conf"
+grep -q "lladdr \"$(mac app1)\"" "$(root vmm2)/etc/vm.conf"
+grep -q 'lladdr "fe:e1:ba:d0:99:01"' "$(root vmm2)/etc/vm.conf"
+on vmm1 vmd -n -f "$(root vmm1)/etc/vm.conf"
+on vmm2 vmd -n -f "$(root vmm2)/etc/vm.conf"
+# memory per guest and per host default; the owner
+on vmm1 vmctl status web1 | grep -q ' 256M '
+on vmm2 vmctl status app1 | grep -q ' 384M '
+on vmm1 vmctl status web2 | grep -q ' nobody '
+# every running guest reached its login prompt; the summary says so
+for vm in web1 web2; do on vmm1 lab console-log "$vm" | grep -q 'login: '; done
+for vm in app1 app2; do on vmm2 lab console-log "$vm" | grep -q 'login: '; done
+grep -q '"web1 running fe:e1:ba:d0:.* login:"' "$log"
+grep -q '"db1 stopped fe:e1:ba:d0:.* -"' "$log"
+
+# 2. again: nothing changes
+play "$COLL/playbooks/provision.yml"
+for h in $hosts; do recap "$h" | grep -q ' changed=0 .* failed=0 '; done
+
+# 3. a guest whose explicit MAC is another guest's derived one (on another host): refused, nothing changes
+conf_before=$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)
+if play "$COLL/playbooks/provision.yml" -e "{\"vmm_guests\": [{\"name\": \"new1\", \"lladdr\": \"$(mac web1)\"}, {\"name\": \"web1\"}]}" --limit vmm2; then
+    echo "provision.yml accepted colliding MACs" >&2
+    exit 1
+fi
+grep -q "lladdr collision in the fleet: new1 and web1 both get $(mac web1)" "$log"
+[ "$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)" = "$conf_before" ]
+[ ! -e "$(root vmm2)/var/vmm/new1.qcow2" ]
