@@ -4,19 +4,10 @@
 # address of * is refused, and a set that does not match SHA256 fails the run.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-# ansible-test runs a copy of this directory; the lab comes with the collection itself.
-LAB_BIN=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm/tests/lab/bin")
-export LAB_BIN PATH="$LAB_BIN:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-role_install_server
-lab vmd stop >/dev/null 2>&1 || true
-rm -rf "$VMM_LAB_ROOT"
-lab init
-trap 'lab vmd stop >/dev/null 2>&1 || true' EXIT
-L=$VMM_LAB_ROOT
+. "$here/../setup_lab/files/role_env.sh" role_install_server
 lab mirror "$L/mirror" 7.8 amd64
 sets="$L/var/www/htdocs/pub/OpenBSD/7.8/amd64"
 
-play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
-recap() { grep -E '^labhost +:' "$L/play.log"; }
 snapshot() { (cd "$L" && find etc var/www -print0 | sort -z | xargs -0 ls -ld --time-style=+; rcctl ls on; rcctl ls started); }
 
 # 1. check mode on the fresh host: reports changes, writes nothing

@@ -4,14 +4,7 @@
 # converge again (changed=0, no restart, no new mail), a changed limit restarts sensorsd.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-# ansible-test runs a copy of this directory; the lab comes with the collection itself.
-LAB_BIN=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm/tests/lab/bin")
-export LAB_BIN PATH="$LAB_BIN:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-role_sensorsd
-lab vmd stop >/dev/null 2>&1 || true
-rm -rf "$VMM_LAB_ROOT"
-lab init
-trap 'lab vmd stop >/dev/null 2>&1 || true' EXIT
-L=$VMM_LAB_ROOT
+. "$here/../setup_lab/files/role_env.sh" role_sensorsd
 # a mail(1) stand-in that keeps what it is given
 mkdir -p "$L/bin"
 printf '#!/bin/sh\n{ echo "argv: $*"; cat; echo .; } >> "%s/mail.log"\n' "$L" > "$L/bin/mail"
@@ -27,8 +20,6 @@ os.makedirs(os.path.dirname(path), exist_ok=True)
 json.dump(state, open(path, "w"))
 PY
 
-play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
-recap() { grep -E '^labhost +:' "$L/play.log"; }
 snapshot() { (cd "$L" && find etc -print0 | sort -z | xargs -0 ls -ld --time-style=+; rcctl ls started; cat mail.log 2>/dev/null || true); }
 
 # 1. check mode on the fresh host: reports changes, writes nothing

@@ -4,15 +4,7 @@
 # pf rule set that fails `pfctl -n` leaves the loaded rules and the files as they were.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-# ansible-test runs a copy of this directory; the lab comes with the collection itself.
-LAB_BIN=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm/tests/lab/bin")
-export LAB_BIN PATH="$LAB_BIN:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-role_vmm_host
-lab vmd stop >/dev/null 2>&1 || true
-rm -rf "$VMM_LAB_ROOT"
-lab init
-lab vmd start
-trap 'lab vmd stop >/dev/null 2>&1 || true' EXIT
-L=$VMM_LAB_ROOT
+. "$here/../setup_lab/files/role_env.sh" role_vmm_host vmd
 # OpenBSD ships /dev/MAKEDEV with the base system; the lab's stand-in makes plain files.
 cp "$LAB_BIN/MAKEDEV" "$L/dev/MAKEDEV"
 
@@ -29,8 +21,6 @@ VMCONF
 printf 'set skip on lo\nblock return\npass\n' > "$L/etc/pf.conf"
 pfctl -f "$L/etc/pf.conf"
 
-play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
-recap() { grep -E '^labhost +:' "$L/play.log"; }
 snapshot() { (cd "$L" && find etc dev -type f -print0 | sort -z | xargs -0 sha256sum; sysctl; pfctl -sr; rcctl get vmd || true); }
 
 # 1. check mode on the fresh host: reports changes, writes nothing
