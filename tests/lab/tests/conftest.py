@@ -27,6 +27,19 @@ if LAB_DIR not in sys.path:
 
 HEADER = "   ID   PID VCPUS  MAXMEM  CURMEM     TTY        OWNER    STATE NAME\n"
 
+# The OpenBSD facts the lab follows: ../shared/reference beside the checkout (CI has it there),
+# or wherever VMM_REFERENCE_DIR points.
+REFERENCE_DIR = os.environ.get("VMM_REFERENCE_DIR") or os.path.join(os.path.dirname(os.path.dirname(LAB_DIR)), "..", "shared", "reference")
+
+
+def reference_text(name):
+    """The text of a reference file with line wrapping folded away; skips the test if it is absent."""
+    path = os.path.join(REFERENCE_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip("the reference is not beside the checkout (%s); set VMM_REFERENCE_DIR" % REFERENCE_DIR)
+    with open(path, encoding="utf-8") as handle:
+        return " ".join(handle.read().split())
+
 Result = collections.namedtuple("Result", "rc out err")
 StatusRow = collections.namedtuple("StatusRow", "id pid vcpus maxmem curmem tty owner state name")
 

@@ -18,7 +18,8 @@ if LAB_DIR not in sys.path:
 
 from labsim import images, scaled  # noqa: E402  pylint: disable=wrong-import-position
 
-REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(LAB_DIR)), '..', 'shared', 'reference')
+from conftest import reference_text  # noqa: E402  pylint: disable=wrong-import-position
+
 USAGE = 'usage:\tvmctl [-v] create [-b base | -i disk] [-s size] disk\n'
 MIB = 1 << 20
 GIB = 1 << 30
@@ -60,11 +61,7 @@ REFERENCE_QUOTES = {
 
 def test_expected_messages_are_quoted_in_the_reference():
     for name, quotes in REFERENCE_QUOTES.items():
-        path = os.path.join(REFERENCE_DIR, name)
-        if not os.path.exists(path):
-            pytest.skip('reference not beside the checkout')
-        with open(path, encoding='utf-8') as handle:
-            text = ' '.join(handle.read().split())  # line wrapping is not part of a message
+        text = reference_text(name)  # line wrapping is not part of a message
         for quote in quotes:
             assert quote in text, '%s does not say %r' % (name, quote)
 

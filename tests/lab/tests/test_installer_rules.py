@@ -16,13 +16,7 @@ if LAB_DIR not in sys.path:
 from labsim import installer  # noqa: E402  pylint: disable=wrong-import-position
 from labsim.installer import InstallAborted, ResponseFile  # noqa: E402  pylint: disable=wrong-import-position
 
-REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(LAB_DIR)), '..', 'shared', 'reference')
-
-
-def _reference(name):
-    with open(os.path.join(REFERENCE_DIR, name), encoding='utf-8') as handle:
-        # Quotes may be wrapped over two lines in the reference.
-        return ' '.join(handle.read().split())
+from conftest import reference_text as _reference  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def test_prompts_used_by_the_simulation_are_in_the_reference():
