@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, openbsd.vmm contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Wait until the serial consoles of VMs show a text, as an operator watching `vmctl console NAME` would.
 
-Usage: vmm_console_wait.py SECONDS TEXT VM [VM ...]
+Usage: python3 vmm_console_wait.py SECONDS TEXT VM [VM ...]
 
 Runs `vmctl console VM` for every VM at once, each on its own pty (cu wants a terminal), sends one
 carriage return so that a getty already waiting prints its prompt again, and reads until TEXT appears
