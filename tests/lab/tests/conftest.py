@@ -40,6 +40,7 @@ def reference_text(name):
     with open(path, encoding="utf-8") as handle:
         return " ".join(handle.read().split())
 
+
 Result = collections.namedtuple("Result", "rc out err")
 StatusRow = collections.namedtuple("StatusRow", "id pid vcpus maxmem curmem tty owner state name")
 
