@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # playbooks/provision.yml over two lab hosts: a golden image on each (build_image.yml), then the
 # fleet: overlays, vm.conf definitions with derived MACs, VMs running with a login prompt on their
-# consoles; a second run changes nothing; a fleet whose MACs collide is refused before any change.
+# consoles; a second run changes nothing; a guest set absent goes; a fleet whose MACs collide is refused
+# before any change.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 # ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
@@ -62,7 +63,16 @@ grep -q '"db1 stopped fe:e1:ba:d0:.* -"' "$log"
 play "$COLL/playbooks/provision.yml"
 for h in $hosts; do recap "$h" | grep -q ' changed=0 .* failed=0 '; done
 
-# 3. a guest whose explicit MAC is another guest's derived one (on another host): refused, nothing changes
+# 3. a guest set absent: stopped and no longer defined; its overlay stays (disks are never deleted here)
+play "$COLL/playbooks/provision.yml" --limit vmm2 \
+    -e '{"vmm_guests": [{"name": "app1"}, {"name": "app2", "lladdr": "fe:e1:ba:d0:99:01", "state": "absent"}]}'
+recap vmm2 | grep -q ' failed=0 '
+[ -z "$(state vmm2 app2)" ] && [ "$(state vmm2 app1)" = running ]
+! grep -q '"app2"' "$(root vmm2)/etc/vm.conf" || exit 1
+[ -e "$(root vmm2)/var/vmm/app2.qcow2" ]
+grep -q '"app2 absent - -"' "$log"
+
+# 4. a guest whose explicit MAC is another guest's derived one (on another host): refused, nothing changes
 conf_before=$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)
 if play "$COLL/playbooks/provision.yml" -e "{\"vmm_guests\": [{\"name\": \"new1\", \"lladdr\": \"$(mac web1)\"}, {\"name\": \"web1\"}]}" --limit vmm2; then
     echo "provision.yml accepted colliding MACs" >&2
