@@ -21,6 +21,12 @@ play() { ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/build_image.
 recap() { grep -E '^labhost +:' "$L/play.log"; }
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$manifest" "$1"; }
 
+# 0. check mode on a host without the image: says what it would do, creates nothing
+play --check
+recap | grep -q ' failed=0 '
+grep -q "check mode: $image would be created" "$L/play.log"
+[ ! -e "$image" ] && [ ! -e "$L/var/vmm" ]
+
 # 1. build
 play
 recap | grep -q ' failed=0 '
@@ -53,8 +59,10 @@ PY
 # the site set left the docroot once the install ended
 [ -z "$(ls "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz 2>/dev/null)" ]
 
-# 2. again: nothing changes, the manifest (and its build time) stays
+# 2. again (and in check mode): nothing changes, the manifest (and its build time) stays
 sum_before=$(sha256sum "$image" "$manifest")
+play --check
+recap | grep -q ' changed=0 .* failed=0 '
 play
 recap | grep -q ' changed=0 .* failed=0 '
 [ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]

@@ -28,6 +28,14 @@ state() { on "$1" vmctl status "$2" | awk -v vm="$2" '$NF == vm {print $(NF-1)}'
 
 play "$COLL/playbooks/build_image.yml"
 
+# 0. check mode: reports the overlays it would make, changes nothing
+conf_before=$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)
+play "$COLL/playbooks/provision.yml" --check
+for h in $hosts; do recap "$h" | grep -q ' changed=1 .* failed=0 '; done
+grep -q 'check mode: overlays web1, web2, db1 would be created' "$log"
+[ ! -e "$(root vmm1)/var/vmm/web1.qcow2" ] && [ ! -e "$(root vmm2)/var/vmm/app1.qcow2" ]
+[ "$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)" = "$conf_before" ]
+
 # 1. provision both hosts
 play "$COLL/playbooks/provision.yml"
 for h in $hosts; do recap "$h" | grep -q ' failed=0 '; done
