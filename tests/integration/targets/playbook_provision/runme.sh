@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # playbooks/provision.yml over two lab hosts: a golden image on each (build_image.yml), then the
 # fleet: overlays, vm.conf definitions with derived MACs, VMs running with a login prompt on their
-# consoles; a second run changes nothing; a guest set absent goes; a fleet whose MACs collide is refused
-# before any change.
+# consoles; a second run changes nothing; a guest set absent goes; a VM without a login prompt fails the
+# run after the bounded wait; a fleet whose MACs collide is refused before any change.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 # ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
@@ -80,7 +80,21 @@ recap vmm2 | grep -q ' failed=0 '
 [ -e "$(root vmm2)/var/vmm/app2.qcow2" ]
 grep -q '"app2 absent - -"' "$log"
 
-# 4. a guest whose explicit MAC is another guest's derived one (on another host): refused, nothing changes
+# 4. a VM that never reaches login (its image holds no system): the run fails after the bounded wait,
+#    naming the VM and showing its console
+on vmm1 vmctl create -s 4G "$(root vmm1)/var/vmm/blank.qcow2"
+start=$(date +%s)
+if play "$COLL/playbooks/provision.yml" --limit vmm1 -e vmm_boot_timeout=4 \
+    -e "{\"vmm_guests\": [{\"name\": \"blank1\", \"image\": \"$(root vmm1)/var/vmm/blank.qcow2\"}]}"; then
+    echo "provision.yml did not notice a VM without a login prompt" >&2
+    exit 1
+fi
+grep -q 'no login prompt within 4 s on: blank1' "$log"
+grep -q 'No bootable device' "$log"
+[ "$(state vmm1 blank1)" = running ]
+[ $(($(date +%s) - start)) -lt 60 ]
+
+# 5. a guest whose explicit MAC is another guest's derived one (on another host): refused, nothing changes
 conf_before=$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)
 if play "$COLL/playbooks/provision.yml" -e "{\"vmm_guests\": [{\"name\": \"new1\", \"lladdr\": \"$(mac web1)\"}, {\"name\": \"web1\"}]}" --limit vmm2; then
     echo "provision.yml accepted colliding MACs" >&2
