@@ -13,6 +13,7 @@ import struct
 import sys
 
 from labsim.scaled import fmt_scaled, scan_scaled
+from labsim.state import strerror
 
 QCOW2_MAGIC = b'QFI\xfb'
 CLUSTER_BITS = 16
@@ -32,20 +33,6 @@ FLAG_ZERO = 1                                    # qemu's "reads as zeros" (v3);
 OFFSET_MASK = 0x00fffffffffffe00
 
 CREATE_USAGE = 'usage:\tvmctl [-v] create [-b base | -i disk] [-s size] disk'
-
-# strerror(3) texts of OpenBSD where they differ from glibc's.
-_OPENBSD_STRERROR = {
-    errno.ERANGE: 'Result too large',
-    errno.EBUSY: 'Device busy',
-    errno.ENXIO: 'Device not configured',
-    errno.EOVERFLOW: 'Value too large to be stored in data type',
-    errno.EFBIG: 'File too large',
-}
-
-
-def strerror(num):
-    """strerror(3) as OpenBSD words it."""
-    return _OPENBSD_STRERROR.get(num) or os.strerror(num)
 
 
 class ImageError(Exception):

@@ -7,6 +7,8 @@ division truncating toward zero).
 
 import errno
 
+from labsim.state import strerror
+
 LLONG_MAX = (1 << 63) - 1
 LLONG_MIN = -(1 << 63)
 SCALE_CHARS = "BKMGTPE"
@@ -14,12 +16,8 @@ SCALE_FACTORS = [1 << (10 * i) for i in range(len(SCALE_CHARS))]
 MAX_DIGITS = len(SCALE_CHARS) * 3
 _SPACE = " \t\n\v\f\r"
 _DIGITS = "0123456789"
-# strerror(3) of OpenBSD for the two errors these functions set.
-_STRERROR = {errno.EINVAL: "Invalid argument", errno.ERANGE: "Result too large"}
-
-
 def _error(number):
-    return OSError(number, _STRERROR[number])
+    return OSError(number, strerror(number))
 
 
 def _cdiv(dividend, divisor):

@@ -22,7 +22,7 @@ INSTALLER_FAULTS = ("installer-fail", "installer-hang", "slow-install")
 
 DEFAULT_SETTINGS = {"cpus": 2, "taps": 16, "docroot": None}
 
-# strerror(3) texts as OpenBSD prints them (several differ from glibc's).
+# strerror(3) texts as OpenBSD prints them (several differ from glibc's): the lab's one table.
 BSD_STRERROR = {
     "EPERM": "Operation not permitted",
     "ENOENT": "No such file or directory",
@@ -42,6 +42,7 @@ BSD_STRERROR = {
     "EINVAL": "Invalid argument",
     "EMFILE": "Too many open files",
     "EFBIG": "File too large",
+    "EOVERFLOW": "Value too large to be stored in data type",
     "ENOSPC": "No space left on device",
     "EROFS": "Read-only file system",
     "ERANGE": "Result too large",

@@ -16,6 +16,7 @@ import pwd
 from dataclasses import dataclass, field
 
 from labsim.scaled import scan_scaled
+from labsim.state import strerror as _strerror
 
 EOF = None
 # parse.y marks macro expansions with the bytes 1 and 2 in the unget buffer.
@@ -226,29 +227,6 @@ def registration_log(vm):
     if registration_error(vm):
         return "invalid VM name"
     return None
-
-
-# OpenBSD's strerror texts for the errnos the parser can report.
-_OPENBSD_STRERROR = {
-    errno.ENOENT: "No such file or directory",
-    errno.EACCES: "Permission denied",
-    errno.ENOTDIR: "Not a directory",
-    errno.ELOOP: "Too many levels of symbolic links",
-    errno.ENAMETOOLONG: "File name too long",
-    errno.EINVAL: "Invalid argument",
-    errno.ERANGE: "Result too large",
-    errno.EIO: "Input/output error",
-    errno.EBUSY: "Device busy",
-    errno.EPERM: "Operation not permitted",
-}
-
-
-def _strerror(code):
-    if code in _OPENBSD_STRERROR:
-        return _OPENBSD_STRERROR[code]
-    if code >= 1000:
-        return "Unknown error: %d" % code
-    return os.strerror(code)
 
 
 def _c_realpath(path):
