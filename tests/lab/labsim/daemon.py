@@ -256,16 +256,19 @@ class Daemon:
         owner_uid, owner_gid = self.socket_owner
         if uid == owner_uid:
             return True
-        if owner_gid == -1:
-            return False
+        return owner_gid != -1 and self.user_in_group(uid, owner_gid)
+
+    @staticmethod
+    def user_in_group(uid, gid):
+        """True when the user's primary group is gid or the user is listed in it (getgrouplist)."""
         try:
             entry = pwd.getpwuid(uid)
         except KeyError:
             return False
-        if entry.pw_gid == owner_gid:
+        if entry.pw_gid == gid:
             return True
         try:
-            return entry.pw_name in grp.getgrgid(owner_gid).gr_mem
+            return entry.pw_name in grp.getgrgid(gid).gr_mem
         except KeyError:
             return False
 
@@ -276,8 +279,8 @@ class Daemon:
         except KeyError:
             return None
 
-    @staticmethod
-    def check_perm(vm, owner, uid):
+    @classmethod
+    def check_perm(cls, vm, owner, uid):
         """vmd's vm_checkperm(): True when uid may act on the VM (or create it)."""
         if uid == 0:
             return True
@@ -290,16 +293,7 @@ class Daemon:
         elif (vm.running and vm.owner_uid == uid) or (not vm.running and owner_uid == uid):
             return True
         if owner_gid is not None and owner_gid != -1:
-            try:
-                entry = pwd.getpwuid(uid)
-            except KeyError:
-                return False
-            if entry.pw_gid == owner_gid:
-                return True
-            try:
-                return entry.pw_name in grp.getgrgid(owner_gid).gr_mem
-            except KeyError:
-                return False
+            return cls.user_in_group(uid, owner_gid)
         return False
 
     # ------------------------------------------------------------------ batches
