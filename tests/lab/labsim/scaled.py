@@ -16,6 +16,8 @@ SCALE_FACTORS = [1 << (10 * i) for i in range(len(SCALE_CHARS))]
 MAX_DIGITS = len(SCALE_CHARS) * 3
 _SPACE = " \t\n\v\f\r"
 _DIGITS = "0123456789"
+
+
 def _error(number):
     return OSError(number, strerror(number))
 
