@@ -6,7 +6,9 @@ SHELL := /bin/bash
 ROOT        := $(CURDIR)
 VENV        := $(ROOT)/.venv
 PY          := $(VENV)/bin/python
-COLL_ROOT   := $(ROOT)/.build/ansible_collections
+# BUILD: where the collection copy lives; give parallel work its own (make units BUILD=/tmp/b1).
+BUILD       ?= $(ROOT)/.build
+COLL_ROOT   := $(BUILD)/ansible_collections
 COLL_DIR    := $(COLL_ROOT)/openbsd/vmm
 SITE        = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PYVER       = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -56,16 +58,16 @@ test-tools:
 	  fi
 
 sanity: collection
-	$(ANSIBLE_TEST) sanity --venv --python $(PYVER) --color no
+	$(ANSIBLE_TEST) sanity --venv --python $(PYVER) --color no $(SANITY)
 
 units: collection
-	$(ANSIBLE_TEST) units --venv --python $(PYVER) --color no
+	$(ANSIBLE_TEST) units --venv --python $(PYVER) --color no $(UNITS)
 
 lab-tests: venv test-tools
-	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q tests/lab/tests
+	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q $(or $(LABTESTS),tests/lab/tests)
 
 integration: collection test-tools
-	$(ANSIBLE_TEST) integration --local --python $(PYVER) --color no
+	$(ANSIBLE_TEST) integration --local --python $(PYVER) --color no $(TARGETS)
 
 test: venv test-tools collection
 	$(MAKE) --no-print-directory sanity
@@ -74,7 +76,7 @@ test: venv test-tools collection
 	$(MAKE) --no-print-directory integration
 
 demo: collection
-	PATH=$(VENV)/bin:$$PATH scripts/demo
+	PATH=$(VENV)/bin:$$PATH BUILD=$(BUILD) scripts/demo
 
 bench: collection test-tools
 	@for script in benchmarks/*.py; do echo "== $$script"; PATH=$(VENV)/bin:$$PATH $(PY) $$script; done
