@@ -16,6 +16,7 @@ import signal
 import sys
 
 from labsim import daemon, protocol, state
+from labsim.basetools import ifconfig
 
 BIOS_CONTENT = b"LAB-VMM-BIOS\n"
 
@@ -145,6 +146,8 @@ def collect(root):
         "settings": settings,
         "vms": vms,
         "switches": shown["switches"] if shown else [],
+        # bridge(4)/veb(4) interfaces as the lab's ifconfig left them, with the members that forward
+        "bridges": ifconfig.switch_report(root),
         "ids": shown["ids"] if shown else [],
         "taps": taps,
         "locks": locks,
@@ -170,6 +173,12 @@ def cmd_show(root, args):
                  ",".join(vm["taps"]) or "-", ",".join(vm["macs"]) or "-",
                  ",".join(d[0] for d in vm["disks"]) or "-"))
     print("taps: %s" % " ".join("%s%s" % (tap, "=" + vm if vm else "") for tap, vm in data["taps"].items()))
+    print("bridges:")
+    for name, bridge in data["bridges"].items():
+        print("  %s %s members=%s forwarding=%s"
+              % (name, "up" if bridge["up"] else "down",
+                 ",".join("%s(%s)" % (m, "up" if up else "down") for m, up in bridge["members"].items()) or "-",
+                 ",".join(bridge["forwarding"]) or "none"))
     print("locks:")
     for lock in data["locks"]:
         print("  %s (vm %s, pid %d)" % (lock["path"], lock["vm"], lock["pid"]))

@@ -166,6 +166,26 @@ def test_ifconfig_switch_interfaces_auto_create_add_members_and_come_up(lab):
     assert run(lab, "ifconfig", "veb0").returncode == 1
 
 
+def test_ifconfig_a_switch_member_keeps_its_own_down_state_and_forwards_nothing(lab):
+    # if_veb.c veb_add_port: adding a port makes it promiscuous, never up
+    assert run(lab, "ifconfig", "em1").stdout.startswith("em1: flags=8802<BROADCAST,SIMPLEX,MULTICAST>\n")
+    assert run(lab, "ifconfig", "veb0", "add", "em1", "up").returncode == 0
+    assert run(lab, "ifconfig", "em1").stdout.startswith("em1: flags=8902<BROADCAST,PROMISC,SIMPLEX,MULTICAST>\n")
+    report = json.loads(run(lab, "lab", "show", "--json").stdout)["bridges"]
+    assert report == {"veb0": {"up": True, "members": {"em1": False}, "forwarding": []}}
+    assert "  veb0 up members=em1(down) forwarding=none\n" in run(lab, "lab", "show").stdout
+    # the member's own `up` (hostname.em1) makes it forward
+    assert run(lab, "ifconfig", "em1", "up").returncode == 0
+    assert run(lab, "ifconfig", "em1").stdout.startswith("em1: flags=8943<UP,BROADCAST,RUNNING,PROMISC,SIMPLEX,MULTICAST>\n")
+    assert json.loads(run(lab, "lab", "show", "--json").stdout)["bridges"]["veb0"]["forwarding"] == ["em1"]
+    # a switch that is down forwards nothing either (veb_port_input)
+    run(lab, "ifconfig", "veb0", "down")
+    assert json.loads(run(lab, "lab", "show", "--json").stdout)["bridges"]["veb0"]["forwarding"] == []
+    # leaving the switch ends promiscuous mode
+    run(lab, "ifconfig", "veb0", "del", "em1")
+    assert run(lab, "ifconfig", "em1").stdout.startswith("em1: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>\n")
+
+
 # --- MAKEDEV ---------------------------------------------------------------------------------------
 
 def test_makedev_runs_with_sh_in_the_dev_directory_and_makes_only_what_is_asked(lab):

@@ -2,8 +2,17 @@
 
 Supports showing interfaces, `create`/`destroy` of cloneable ones (auto-created on first
 use, as OpenBSD's ifconfig does), `up`/`down`, bridge(4)/veb(4) `add`/`del` of member
-ports, `inet` addresses, `group`/`-group` and `description`."""
+ports, `inet` addresses, `group`/`-group` and `description`.
 
+Members of a bridge or veb (sys/net/if_veb.c `veb_add_port`, sys/net/if_bridge.c
+`bridge_ioctl` SIOCBRDGADD): adding a port only makes it promiscuous (`ifpromisc(ifp0, 1)`),
+it never sets IFF_UP, so a member keeps its own up/down state and shows PROMISC.  A down
+member forwards nothing: `veb_broadcast` skips ports without IFF_RUNNING and
+`veb_port_input` drops everything while the veb itself is not running.  `forwarding_ports`
+answers which members of a switch pass frames (shown by `lab show`)."""
+
+import json
+import os
 import re
 import sys
 
@@ -13,7 +22,8 @@ CLONERS = ("bridge", "veb", "vport", "tap", "tpmr", "vlan", "lo", "pflog", "enc"
 SEEDED = {
     "lo0": {"up": True, "inet": ["127.0.0.1/8"], "groups": ["lo"]},
     "em0": {"up": True, "inet": ["192.0.2.10/24"], "groups": ["egress"]},
-    "em1": {"up": True, "inet": [], "groups": []},
+    # No hostname.em1 on a fresh host: the spare ports are down, as netstart leaves them.
+    "em1": {"up": False, "inet": [], "groups": []},
     "em2": {"up": False, "inet": [], "groups": []},
 }
 
@@ -29,17 +39,55 @@ def load():
     return table
 
 
+BRIDGE_KINDS = ("bridge", "veb", "tpmr")
+IFF_UP, IFF_BROADCAST, IFF_RUNNING, IFF_PROMISC, IFF_SIMPLEX, IFF_MULTICAST = 0x1, 0x2, 0x40, 0x100, 0x800, 0x8000
+FLAG_NAMES = ((IFF_UP, "UP"), (IFF_BROADCAST, "BROADCAST"), (IFF_RUNNING, "RUNNING"), (IFF_PROMISC, "PROMISC"),
+              (IFF_SIMPLEX, "SIMPLEX"), (IFF_MULTICAST, "MULTICAST"))
+
+
+def is_member(table, name):
+    return any(name in entry.get("members", []) for entry in table.values())
+
+
+def flags(table, name):
+    """if_flags as ifconfig prints them: `8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>`."""
+    value = IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST
+    if table[name]["up"]:
+        value |= IFF_UP | IFF_RUNNING
+    if is_member(table, name):
+        value |= IFF_PROMISC
+    return "%x<%s>" % (value, ",".join(label for bit, label in FLAG_NAMES if value & bit))
+
+
+def forwarding_ports(table, name):
+    """Members of switch `name` that pass frames: none while the switch is down, else the running ones."""
+    entry = table.get(name)
+    if entry is None or not entry["up"]:
+        return []
+    return [member for member in entry.get("members", []) if table.get(member, {}).get("up")]
+
+
+def switch_report(root):
+    """{switch: {up, members: {name: up}, forwarding: [...]}} of the lab host at root (for `lab show`)."""
+    try:
+        with open(os.path.join(root, "lab", "basetools", "ifconfig.json"), encoding="utf-8") as handle:
+            table = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    return {name: {"up": entry["up"],
+                   "members": {member: bool(table.get(member, {}).get("up")) for member in entry.get("members", [])},
+                   "forwarding": forwarding_ports(table, name)}
+            for name, entry in sorted(table.items()) if kind(name) in BRIDGE_KINDS}
+
+
 def new_interface(name):
     return {"up": False, "inet": [], "groups": [kind(name)], "members": [], "description": ""}
 
 
-def show(name, entry):
-    bridge_like = kind(name) in ("bridge", "veb", "tpmr")
-    if entry["up"]:
-        flags = "8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST>"
-    else:
-        flags = "8802<BROADCAST,SIMPLEX,MULTICAST>"
-    common.out("%s: flags=%s" % (name, flags))
+def show(table, name):
+    entry = table[name]
+    bridge_like = kind(name) in BRIDGE_KINDS
+    common.out("%s: flags=%s" % (name, flags(table, name)))
     common.out("\tindex %d llprio 3" % (sum(map(ord, name)) % 50 + 1))
     if entry.get("description"):
         common.out("\tdescription: %s" % entry["description"])
@@ -58,7 +106,7 @@ def main(argv=None):
     table = load()
     if not args or args == ["-a"]:
         for name in sorted(table):
-            show(name, table[name])
+            show(table, name)
         return 0
     if args[0] == "-g" or args[0].startswith("-"):
         common.err("usage: ifconfig [-AaC] [-M lladdr] [interface] [address_family] [address [dest_address]] [parameters]")
@@ -71,7 +119,7 @@ def main(argv=None):
         if name not in table:
             common.err("ifconfig: %s: no such interface" % name)
             return 1
-        show(name, table[name])
+        show(table, name)
         return 0
     if name not in table:
         if kind(name) not in CLONERS:
