@@ -51,6 +51,34 @@ class AlreadyRunning(DaemonError):
     pass
 
 
+# usr.sbin/vmd/x86_vm.c 1.8 and pci.h: LOWMEM_KB, PCI_MMIO_BAR_BASE, PCI_MMIO_BAR_END ("4 MiB below 4 GiB")
+LOWMEM = 640 * 1024
+PCI_MMIO_BAR_BASE = 0xF0000000
+PCI_MMIO_BAR_END = 0xFFBFFFFF
+
+
+def memory_ranges(memory):
+    """x86_vm.c `create_memory_map`: the (gpa, size, type) ranges vmd registers for `memory` bytes."""
+    ranges = [(0, LOWMEM, "ram"), (LOWMEM, MIB - LOWMEM, "reserved")]
+    rest = memory - MIB
+    if rest <= 4 * MIB:
+        # Only a 2nd BIOS area (at PCI_MMIO_BAR_END, which is not page aligned: vmm(4) refuses it).
+        return ranges + [(PCI_MMIO_BAR_END, 4 * MIB, "reserved")]
+    above_1m = min(rest, PCI_MMIO_BAR_BASE - MIB)
+    above_4g = rest - above_1m
+    ranges += [(MIB, above_1m, "ram"),
+               (PCI_MMIO_BAR_BASE, PCI_MMIO_BAR_END - PCI_MMIO_BAR_BASE + 1, "mmio"),
+               (PCI_MMIO_BAR_END + 1, 4 * MIB, "reserved")]      # 2nd copy of the BIOS, ending at 4 GiB
+    if above_4g:
+        ranges.append((4 * 1024 * MIB, above_4g, "ram"))
+    return ranges
+
+
+def vmm_memory_size(memory):
+    """sys/dev/vmm/vmm.c `vm_create_check_mem_ranges`: every range but MMIO counts (configured + 4M)."""
+    return sum(size for _gpa, size, kind in memory_ranges(memory) if kind != "mmio")
+
+
 def tty_name(index):
     return "/dev/tty%s%s" % (PTY_LETTERS[index // len(PTY_DIGITS)], PTY_DIGITS[index % len(PTY_DIGITS)])
 
@@ -163,16 +191,25 @@ class Daemon:
         return config
 
     def register_spec(self, spec):
-        """vm_register() for a vm.conf block: None, or the strerror text that fails the load."""
+        """vm_register() for a vm.conf block: None, or the strerror text that fails the load.
+
+        vmd.c 1.169 `vm_register` runs `vm_instance` BEFORE its "already registered" (EALREADY →
+        "skipped") check. `vm_instance` finds the parent, then returns EPROCLIM when the instance's
+        name is registered already: a running instance (vmd_reload keeps running VMs) therefore
+        fails every `vmctl reload` ("vm ... failed: Too many processes" from parse.y), after vmd
+        already dropped the stopped VMs. `vmd -n` never calls vm_register, so it passes.
+        """
         from labsim import vmconf
         existing = self.vm_by_name(spec.name)
         if existing is not None and not getattr(spec, "instance_of", None):
             self.log('vm "%s" skipped (%s)' % (spec.name, "running" if existing.running else "already exists"))
             return None
         if getattr(spec, "instance_of", None):
-            problem = vmconf.registration_error(spec, self.vm_by_name(spec.instance_of))
-            if not problem and existing is not None:
+            parent = self.vm_by_name(spec.instance_of)
+            if parent is not None and existing is not None:
                 problem = state.strerror("EPROCLIM")
+            else:
+                problem = vmconf.registration_error(spec, parent)
         else:
             problem = vmconf.registration_error(spec)
         if problem:
@@ -311,6 +348,10 @@ class Daemon:
                     self.cond.notify_all()
                     break
                 vm.waiting = False
+                if vm.running:
+                    # started by hand meanwhile: config_setvm() refuses with EALREADY
+                    self.log("config_setvm: vm is already running")
+                    continue
                 result = self.launch(vm)
                 if result:
                     self.start_failed(vm, result)
@@ -457,7 +498,9 @@ class Daemon:
         vm.running = True
         vm.paused = False
         vm.shutdown = False
-        vm.waiting = False
+        # config_setvm() (config.c 1.79) sets VM_STATE_RUNNING and never clears VM_STATE_WAITING:
+        # only start_vm_batch() does. A VM queued by a reload and started by hand with `vmctl
+        # start` runs while `vmctl status` shows it `waiting` (with its PID) until its batch comes.
         vm.taps = taps
         vm.macs = macs
         vm.locked_disks = [disk["path"] for disk in disks]
@@ -470,10 +513,18 @@ class Daemon:
         return 0
 
     def allocate_taps(self, vm):
+        """config_setvm()'s tap loop (usr.sbin/vmd/config.c 1.79) over vmm.c 1.133 `opentap`.
+
+        opentap tries /dev/tap0, tap1, ... up to MAX_TAP: a busy node (EBUSY) is skipped, and the
+        first node that does not exist (ENOENT) ends the search, so taps after a gap are never
+        used and running out of nodes fails with ENOENT ("No such file or directory"); EBUSY only
+        when all MAX_TAP nodes exist and are busy. A named tap (`interface tapN`) is opened as is.
+        """
         if not vm.interfaces:
             return []
         if "no-tap" in self.lab_faults(vm):
-            return "EBUSY"
+            # As when every existing node is held: the next open finds no node.
+            return "ENOENT"
         used = set()
         for other in self.vms:
             if other.running and other is not vm:
@@ -490,16 +541,14 @@ class Daemon:
                 taken.append(index)
                 continue
             found = None
-            any_exists = False
             for index in range(MAX_TAPS):
                 if not os.path.exists(state.tap_path(self.root, index)):
-                    continue
-                any_exists = True
+                    return "ENOENT"         # "Ran out of /dev/tap* special files."
                 if index not in used and index not in taken:
                     found = index
                     break
             if found is None:
-                return "EBUSY" if any_exists else "ENOENT"
+                return "EBUSY"
             taken.append(found)
         return taken
 
@@ -587,11 +636,15 @@ class Daemon:
         return handler(request, uid)
 
     def vm_info(self, vm):
-        # CURMEM: what vmm(4) reports as in use; the lab's guests "touch" all of their memory.
+        # MAXMEM of a running VM comes from the kernel (vmd vmm.c 1.133 get_info_vm → VMM_IOC_INFO
+        # → sys/dev/vmm/vmm.c vm_get_info: vir_memory_size = vm_memory_size); a stopped VM shows
+        # the configured size (vmd.c: vcp_memranges[0].vmr_size). CURMEM: what vmm(4) reports as
+        # in use (pmap resident count); the lab's guests "touch" all of their RAM.
+        memory = vmm_memory_size(vm.memory) if vm.running else vm.memory
         curmem = vm.memory if vm.running else 0
         uid = vm.owner_uid
         return {
-            "id": vm.vm_id, "pid": vm.pid, "vcpus": 1, "memory": vm.memory, "curmem": curmem,
+            "id": vm.vm_id, "pid": vm.pid, "vcpus": 1, "memory": memory, "curmem": curmem,
             "tty": vm.tty if vm.running else "", "uid": uid, "gid": vm.owner_gid,
             "user": self.user_name(uid),
             "group": self.group_name(vm.owner_gid) if vm.owner_gid != -1 else None,
@@ -612,6 +665,7 @@ class Daemon:
             for vm in self.ordered_vms():
                 info = self.vm_info(vm)
                 info.update({
+                    "memory": vm.memory, "maxmem": info["memory"],
                     "from_config": vm.from_config, "enabled": vm.enabled, "disks": [list(d) for d in vm.disks],
                     "locked_disks": vm.locked_disks, "taps": ["tap%d" % t for t in vm.taps], "macs": vm.macs,
                     "kernel": vm.run_kernel if vm.running else vm.kernel, "boot_device": vm.boot_device,

@@ -106,7 +106,7 @@ def test_reload_starts_enabled_vms_and_keeps_running_ones(lab):
     assert lab.vmctl("reload").rc == 0
     rows = {row.name: row for row in lab.status()}
     assert set(rows) == {"r0", "r2"}, "non-running VMs are dropped before re-parsing"
-    assert (rows["r0"].pid, rows["r0"].maxmem) == (pid, "512M"), "running VMs keep their configuration"
+    assert (rows["r0"].pid, rows["r0"].maxmem) == (pid, "516M"), "running VMs keep their configuration"
     lab.wait_for(lambda: lab.row("r2").state == "running")
     assert lab.vmctl("stop", "-w", "r0").rc == 0
     assert lab.row("r0").state == "stopped"
@@ -149,8 +149,11 @@ def test_staggered_start(lab_factory):
     assert (rows[1].pid, rows[1].tty, rows[1].curmem) == ("-", "-", "-")
     assert lab.vmctl("stop", "s1") == (1, "", "stopping vm s1: failed: Invalid argument\n")
     assert lab.vmctl("start", "s2").rc == 0, "a waiting VM can be started by hand"
-    assert [(row.name, row.state) for row in lab.status()] == [
-        ("s0", "running"), ("s2", "running"), ("s1", "waiting")]
+    # config_setvm() never clears VM_STATE_WAITING (only start_vm_batch does): it runs, shown `waiting`
+    rows = lab.status()
+    assert [(row.name, row.state) for row in rows] == [("s0", "running"), ("s2", "waiting"), ("s1", "waiting")]
+    assert rows[1].pid.isdigit() and rows[1].tty.startswith("ttyp") and rows[1].curmem != "-"
+    assert os.path.exists("/proc/%s" % rows[1].pid), "the waiting VM's PID is its running process"
     lab.write_conf('staggered start parallel 2 delay 2\n' +
                    "".join('vm "s%d" {\n\tdisk "%s"\n}\n' % (i, d) for i, d in enumerate(disks)))
     assert lab.vmctl("reset").rc == 0
@@ -299,3 +302,55 @@ def test_config_instances_inherit_from_their_parent(lab):
     assert lab.vmctl("load", lab.path("etc", "vm.conf")) == (1, "", "vmctl: command failed\n")
     with open(lab.path("var", "log", "vmd.log")) as handle:
         assert re.search(r'vm\.conf:\d+: vm "orphan" failed: Unknown error: 1007\n', handle.read())
+
+
+def test_reload_fails_with_a_running_instance_after_dropping_stopped_vms(lab):
+    """vmd.c vm_register → vm_instance: EPROCLIM for the running instance (before the EALREADY skip)."""
+    disks = {name: lab.disk(name + ".img") for name in ("tmpl", "child", "other", "later")}
+    conf = ('vm "other" {\n\tdisable\n\tdisk "%s"\n}\n'
+            'vm "tmpl" {\n\tdisable\n\tdisk "%s"\n}\n'
+            'vm "tmpl" instance "child" {\n\tdisable\n\tdisk "%s"\n}\n'
+            'vm "later" {\n\tdisk "%s"\n}\n') % (disks["other"], disks["tmpl"], disks["child"], disks["later"])
+    lab.write_conf(conf.replace('vm "later" {\n', 'vm "later" {\n\tdisable\n'))
+    assert lab.vmctl("reload") == (0, "", "")
+    assert lab.vmctl("start", "child").rc == 0
+    lab.write_conf(conf)
+    assert lab.run("vmd", "-n").rc == 0, "vmd -n never registers VMs: the check passes"
+    assert lab.vmctl("reload") == (1, "", "vmctl: command failed\n")
+    with open(lab.path("var", "log", "vmd.log")) as handle:
+        assert 'vm "child" failed: Too many processes' in handle.read()
+    # stopped VMs were dropped and parsed again (parse.y recovers after the error), but vmd_reload returns
+    # before start_vm_batch: the newly enabled VM stays queued (`waiting`, no PID) and is never started
+    rows = {row.name: row for row in lab.status()}
+    assert [(name, row.state) for name, row in rows.items()] == [
+        ("child", "running"), ("other", "stopped"), ("tmpl", "stopped"), ("later", "waiting")]
+    assert rows["later"].pid == "-"
+    assert lab.vmctl("stop", "-w", "child").rc == 0
+    assert lab.vmctl("reload") == (0, "", ""), "with the instance stopped the same vm.conf loads"
+    lab.wait_for(lambda: lab.row("later").state == "running")
+
+
+def test_instance_with_its_own_lladdr_fails_registration(lab):
+    """vm_instance's lladdr check reads inverted: a child MAC that differs from the parent's is EBUSY."""
+    disks = [lab.disk("p.img"), lab.disk("c.img")]
+    lab.write_conf('vm "p" {\n\tdisable\n\tdisk "%s"\n\tinterface { lladdr fe:e1:ba:d0:00:01 }\n}\n'
+                   'vm "p" instance "c" {\n\tdisable\n\tdisk "%s"\n\tinterface { lladdr fe:e1:ba:d0:00:02 }\n}\n'
+                   % tuple(disks))
+    assert lab.run("vmd", "-n").rc == 0
+    assert lab.vmctl("reload") == (1, "", "vmctl: command failed\n")
+    with open(lab.path("var", "log", "vmd.log")) as handle:
+        assert 'vm "c" failed: Device busy' in handle.read()
+
+
+def test_waiting_vm_started_by_hand_stays_waiting_until_its_batch(lab_factory):
+    lab = lab_factory("--cpus", "1", start=False)
+    disks = [lab.disk("w%d.img" % i) for i in range(3)]
+    lab.write_conf("staggered start parallel 1 delay 1\n" +
+                   "".join('vm "w%d" {\n\tdisk "%s"\n}\n' % (i, d) for i, d in enumerate(disks)))
+    assert lab.lab("vmd", "start").rc == 0
+    assert lab.vmctl("start", "w2").rc == 0
+    pid = lab.row("w2").pid
+    assert (lab.row("w2").state, pid.isdigit()) == ("waiting", True)
+    # the batches come: w1 starts, then w2's turn only clears its waiting flag (config_setvm: EALREADY)
+    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=15)
+    assert lab.row("w2").pid == pid, "the batch did not start it a second time"
