@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Publishing in the docroot: the site set in the set directory, index.txt, atomic writes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import stat
+import tarfile
+
+import pytest
+
+from ansible_collections.openbsd.vmm.plugins.module_utils import atomic_file
+from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import write_atomic
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, update_index
+
+MAC = 'fe:e1:bb:d1:00:01'
+OTHER_INDEX_LINES = (
+    '-rw-r--r--  1 0  0    12345678 Oct  1 12:00:00 2026 base78.tgz\n'
+    '-rw-r--r--  1 0  0     4567890 Oct  1 12:00:00 2026 bsd.rd\n'
+)
+
+
+def site_file(path, text, mode='0644'):
+    return dict(path=path, content=base64.b64encode(text.encode('utf-8')).decode('ascii'), mode=mode)
+
+
+def members(data):
+    with tarfile.open(fileobj=io.BytesIO(data), mode='r:gz') as tar:
+        return dict((member.name, member) for member in tar.getmembers())
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    setdir = tmp_path / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
+    setdir.mkdir(parents=True)
+    (setdir / 'index.txt').write_text(OTHER_INDEX_LINES)
+    return tmp_path
+
+
+def publication_for(docroot, site_set):
+    params = dict(docroot=str(docroot), file_group=None, mac=MAC.upper(), release='7.8', arch='amd64')
+    payload = dict(response_file='System hostname = web1\n', site_set=site_set,
+                   site_files=[site_file('install.site', 'echo site\n', '0755')])
+    return Publication(params, payload), payload
+
+
+@pytest.mark.parametrize('site_set', ['site78.tgz', 'site78-web1.tgz'])
+def test_publish_puts_the_site_set_in_the_set_directory_and_lists_it(docroot, site_set):
+    publication, payload = publication_for(docroot, site_set)
+    changed, paths, dummy = publication.publish(payload)
+    setdir = docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
+    site_path = setdir / site_set
+    assert str(site_path) in changed and str(site_path) in paths
+    assert stat.S_IMODE(site_path.stat().st_mode) == 0o640
+    assert './install.site' in members(site_path.read_bytes())
+    index = (setdir / 'index.txt').read_text()
+    assert index.startswith(OTHER_INDEX_LINES)
+    assert [line.split()[-1] for line in index.splitlines()] == ['base78.tgz', 'bsd.rd', site_set]
+    # The same inputs again: nothing to change.
+    assert publication.publish(payload)[0] == []
+
+
+def test_remove_drops_the_site_set_and_only_its_index_line(docroot):
+    publication, payload = publication_for(docroot, 'site78-web1.tgz')
+    publication.publish(payload)
+    removed = publication.remove()
+    setdir = docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
+    assert str(setdir / 'site78-web1.tgz') in removed
+    assert not (setdir / 'site78-web1.tgz').exists()
+    assert (setdir / 'index.txt').read_text() == OTHER_INDEX_LINES
+
+
+# -- index.txt --------------------------------------------------------------
+
+def test_update_index_adds_an_entry_after_the_other_lines(docroot):
+    setdir = docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
+    (setdir / 'site78.tgz').write_bytes(b'x' * 1234)
+    assert update_index(str(setdir), 'site78.tgz', True) is True
+    lines = (setdir / 'index.txt').read_text().splitlines(True)
+    assert ''.join(lines[:2]) == OTHER_INDEX_LINES
+    assert lines[2].split()[-1] == 'site78.tgz' and lines[2].split()[4] == '1234'
+    assert update_index(str(setdir), 'site78.tgz', True) is False
+    assert len((setdir / 'index.txt').read_text().splitlines()) == 3
+
+
+def test_update_index_removes_only_the_named_entry(docroot):
+    setdir = docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
+    assert update_index(str(setdir), 'bsd.rd', False) is True
+    assert (setdir / 'index.txt').read_text() == OTHER_INDEX_LINES.splitlines(True)[0]
+    assert update_index(str(setdir), 'bsd.rd', False) is False
+
+
+def test_update_index_creates_a_missing_index(tmp_path):
+    (tmp_path / 'site78.tgz').write_bytes(b'data')
+    assert update_index(str(tmp_path), 'site78.tgz', True) is True
+    assert (tmp_path / 'index.txt').read_text().split()[-1] == 'site78.tgz'
+
+
+# -- the manifest beside the disk -------------------------------------------
+def test_write_atomic_sets_the_mode_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / 'disk.qcow2.autoinstall.json'
+    write_atomic(str(path), '{"a": 1}\n', 0o600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == [path.name]
+
+
+def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
+    path = tmp_path / 'manifest.json'
+    path.write_text('old\n')
+
+    def failing_rename(source, destination):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(atomic_file.os, 'rename', failing_rename)
+    with pytest.raises(OSError):
+        write_atomic(str(path), 'new\n', 0o600)
+    assert path.read_text() == 'old\n'
+    assert os.listdir(tmp_path) == [path.name]
+
+

@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The install run with the VM part replaced: the manifest beside the disk decides what is installed again."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.openbsd.vmm.plugins.module_utils import install_run
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication
+from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import read_manifest
+from ansible_collections.openbsd.vmm.plugins.module_utils.installer import manifest_path
+
+MAC = 'fe:e1:bb:d1:00:01'
+RANDOM_PASSWORD = 'Xq7-random-Pw'
+
+
+def authorized_keys(password):
+    text = '# root password: %s\n' % password
+    return dict(path='root/.ssh/authorized_keys', content=base64.b64encode(text.encode('utf-8')).decode('ascii'),
+                mode='0600')
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    (tmp_path / 'pub' / 'OpenBSD' / '7.8' / 'amd64').mkdir(parents=True)
+    return tmp_path
+
+
+class FakeModule:
+    check_mode = False
+
+
+@pytest.fixture
+def install_env(tmp_path, docroot, monkeypatch):
+    """install() with the VM part replaced: the temporary VM 'runs' and the installer succeeds."""
+    disk = tmp_path / 'web1.qcow2'
+    disk.write_bytes(b'\0' * 4096)
+    (docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64' / 'bsd.rd').write_bytes(b'ramdisk')
+    runs = []
+
+    def fake_run_install(module, vmctl, definition, timeout, console_log, secrets):
+        runs.append(definition.name)
+        return True, None, 1.5, 'CONGRATULATIONS!\n'
+
+    monkeypatch.setattr(install_run, 'Vmctl', lambda module: SimpleNamespace(calls=[]))
+    monkeypatch.setattr(install_run, 'prepare_vm', lambda vmctl, definition: SimpleNamespace(id=7))
+    monkeypatch.setattr(install_run, 'run_install', fake_run_install)
+    params = dict(docroot=str(docroot), file_group=None, mac=MAC, release='7.8', arch='amd64', disk=str(disk),
+                  bsd_rd=None, name='web1', hostname='web1', memory=None, install_timeout=60, console_log=None)
+    return SimpleNamespace(disk=disk, params=params, runs=runs)
+
+
+def run_install_with(env, digest):
+    payload = dict(response_file='System hostname = web1\n', inputs_sha256=digest, password_hashes={})
+    return install_run.install(FakeModule(), env.params, payload, Publication(env.params, payload))
+
+
+def test_install_writes_a_private_manifest_keyed_by_disk_and_inputs(install_env):
+    result = run_install_with(install_env, 'a' * 64)
+    assert result['changed'] is True and result['install']['succeeded'] is True
+    path = manifest_path(str(install_env.disk))
+    assert path == str(install_env.disk) + '.autoinstall.json'
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    manifest = read_manifest(str(install_env.disk))
+    disk_stat = install_env.disk.stat()
+    assert manifest['inputs_sha256'] == 'a' * 64
+    assert manifest['disk'] == dict(path=str(install_env.disk.resolve()), device=disk_stat.st_dev, inode=disk_stat.st_ino)
+    assert manifest['mac'] == MAC and manifest['hostname'] == 'web1'
+    assert len(install_env.runs) == 1
+
+
+def test_same_inputs_on_the_same_disk_skip_the_install(install_env):
+    run_install_with(install_env, 'a' * 64)
+    result = run_install_with(install_env, 'a' * 64)
+    assert result['changed'] is False
+    assert result['install'] == dict(succeeded=True, skipped=True)
+    assert len(install_env.runs) == 1
+
+
+def test_changed_inputs_are_installed_again(install_env):
+    run_install_with(install_env, 'a' * 64)
+    result = run_install_with(install_env, 'b' * 64)
+    assert result['changed'] is True and result['install']['skipped'] is False
+    assert len(install_env.runs) == 2
+    assert read_manifest(str(install_env.disk))['inputs_sha256'] == 'b' * 64
+
+
+def test_a_replaced_disk_is_installed_again(install_env):
+    run_install_with(install_env, 'a' * 64)
+    # A new file renamed over the old one: same path, another inode (the old one still exists meanwhile).
+    replacement = install_env.disk.with_name('new.qcow2')
+    replacement.write_bytes(b'\0' * 4096)
+    os.rename(str(replacement), str(install_env.disk))
+    result = run_install_with(install_env, 'a' * 64)
+    assert result['changed'] is True
+    assert len(install_env.runs) == 2
+
+
+def test_an_unreadable_manifest_is_not_a_match(install_env):
+    with open(manifest_path(str(install_env.disk)), 'w') as handle:
+        handle.write('not json')
+    assert read_manifest(str(install_env.disk)) is None
+    assert run_install_with(install_env, 'a' * 64)['changed'] is True
+
+
+def test_install_result_never_carries_the_random_password(install_env, monkeypatch):
+    monkeypatch.setattr(install_run, 'run_install',
+                        lambda *args: (True, None, 1.0, 'Setting root password to %s\nCONGRATULATIONS!\n' % RANDOM_PASSWORD))
+    payload = dict(response_file='System hostname = web1\n', inputs_sha256='c' * 64, password_hashes={},
+                   site_files=[authorized_keys(RANDOM_PASSWORD)])
+    result = install_run.install(FakeModule(), install_env.params, payload, Publication(install_env.params, payload))
+    assert RANDOM_PASSWORD not in json.dumps(result)
+    assert 'Setting root password to [redacted]' in result['install']['console_tail']
