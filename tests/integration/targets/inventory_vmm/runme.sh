@@ -6,10 +6,13 @@
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-inventory_vmm
+# this run's own lab root (fleet.vmm.yml reads it from the environment), removed at the end
+VMM_LAB_ROOT=$(mktemp -d /tmp/vmm-lab-inventory_vmm.XXXXXX)
+chmod 755 "$VMM_LAB_ROOT"  # as a root made by lab init
+export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT
 L=$VMM_LAB_ROOT
 work=$(mktemp -d)
-trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$work" "$L"' EXIT
 
 # 1. the inventory
 ansible-inventory -i "$here/fleet.vmm.yml" --list > "$work/inventory.json"
@@ -27,8 +30,6 @@ fi
 grep -q 'lladdr collision in the fleet: web1 and app1 both get' "$work/collide.log"
 
 # 3. provisioning from the same file
-lab vmd stop >/dev/null 2>&1 || true
-rm -rf "$L"
 lab init
 lab vmd start
 lab mirror "$L/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null

@@ -6,13 +6,14 @@ set -eux
 here=$(dirname "$(readlink -f "$0")")
 # ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
 COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT=/tmp/vmm-lab-playbook_build_image
+# this run's own lab root (inventory.yml reads it from the environment), removed at the end
+VMM_LAB_ROOT=$(mktemp -d /tmp/vmm-lab-playbook_build_image.XXXXXX)
+chmod 755 "$VMM_LAB_ROOT"  # as a root made by lab init
+export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT
 L=$VMM_LAB_ROOT
-lab vmd stop >/dev/null 2>&1 || true
-rm -rf "$L"
+trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$L"' EXIT
 lab init
 lab vmd start
-trap 'lab vmd stop >/dev/null 2>&1 || true' EXIT
 lab mirror "$L/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
 
 image=$L/var/vmm/golden.qcow2

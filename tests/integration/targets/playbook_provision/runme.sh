@@ -9,18 +9,20 @@ here=$(dirname "$(readlink -f "$0")")
 COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
 export PATH="$COLL/tests/lab/bin:$PATH"
 hosts="vmm1 vmm2"
-root() { echo "/tmp/vmm-lab-playbook_provision-$1"; }
+# this run's own lab roots, one per host under one base (inventory.yml reads it), removed at the end
+VMM_LAB_BASE=$(mktemp -d /tmp/vmm-lab-playbook_provision.XXXXXX)
+chmod 755 "$VMM_LAB_BASE"  # as a root made by lab init
+export VMM_LAB_BASE
+root() { echo "$VMM_LAB_BASE/$1"; }
 on() { VMM_LAB_ROOT=$(root "$1") "${@:2}"; }
 stop_labs() { for h in $hosts; do on "$h" lab vmd stop >/dev/null 2>&1 || true; done; }
-stop_labs
-trap stop_labs EXIT
+trap 'stop_labs; rm -rf "$VMM_LAB_BASE"' EXIT
 for h in $hosts; do
-    rm -rf "$(root "$h")"
     on "$h" lab init
     on "$h" lab vmd start
     on "$h" lab mirror "$(root "$h")/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
 done
-log=$(root vmm1).play.log
+log=$VMM_LAB_BASE/play.log
 play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
 recap() { grep -E "^$1 +:" "$log"; }
 mac() { python3 -c 'import hashlib,sys; d=hashlib.sha256(sys.argv[1].encode()).digest(); print("fe:e1:ba:d0:%02x:%02x" % (d[0], d[1]))' "$1"; }
