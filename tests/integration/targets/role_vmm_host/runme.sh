@@ -19,6 +19,8 @@ vm "handmade" {
 }
 VMCONF
 printf 'set skip on lo\nblock return\npass\n' > "$L/etc/pf.conf"
+# the uplink's own hostname.if: what the person wrote there stays
+printf 'description "uplink"\n' > "$L/etc/hostname.em1"
 pfctl -f "$L/etc/pf.conf"
 
 snapshot() { (cd "$L" && find etc dev -type f -print0 | sort -z | xargs -0 sha256sum; sysctl; pfctl -sr; rcctl get vmd || true); }
@@ -62,6 +64,10 @@ vmctl status | grep -q handmade
 printf 'add em1\nup\n' | diff - <(grep -v '^#' "$L/etc/hostname.veb0")
 ifconfig veb0 | grep -q '^veb0: flags=.*<UP'
 ifconfig veb0 | grep -qE '^\s+em1 flags='
+# ... and the uplink itself is up, now and at boot (a veb never brings its members up), so it forwards
+printf 'description "uplink"\nup\n' | diff - "$L/etc/hostname.em1"
+ifconfig em1 | grep -qE '^em1: flags=[0-9a-f]+<UP,.*PROMISC'
+[ "$(lab show --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bridges"]["veb0"]["forwarding"])')" = "['em1']" ]
 # vmd enabled, running, with its timeout and login class
 rcctl get vmd status
 rcctl check vmd
@@ -72,14 +78,41 @@ grep -q ':datasize=64G:' "$L/etc/login.conf"
 # (doas.conf is 0600 like on OpenBSD: the owners check a readable copy)
 install -m 0644 "$L/etc/doas.conf" "$L/doas-check.conf"
 doas_check() { runuser -u "$1" -- doas -C "$L/doas-check.conf" "${@:2}"; }
-[ "$(doas_check nobody /usr/bin/pkill -xf 'vmd: web1')" = "permit nopass" ]
-[ "$(doas_check nobody /usr/sbin/vmctl stop -f web1)" = "permit nopass" ]
+# The pattern is pkill's regular expression with the '.' escaped; doas compares `cmd` with the
+# command as typed (doas.c match), so owners type the absolute path: the bare name is denied.
+[ "$(doas_check nobody /usr/bin/pkill -xf 'vmd: web\.1')" = "permit nopass" ]
+[ "$(doas_check nobody pkill -xf 'vmd: web\.1')" = "deny" ]
+[ "$(doas_check nobody /usr/bin/pkill -xf 'vmd: web.1')" = "deny" ]
+[ "$(doas_check nobody /usr/sbin/vmctl stop -f web.1)" = "permit nopass" ]
+[ "$(doas_check nobody vmctl stop -f web.1)" = "deny" ]
 [ "$(doas_check nobody /usr/bin/pkill -xf 'vmd: web2')" = "deny" ]
 [ "$(doas_check nobody /usr/bin/pkill -f vmd)" = "deny" ]
 [ "$(doas_check nobody /usr/sbin/vmctl stop -f web2)" = "deny" ]
 [ "$(doas_check nobody /bin/sh)" = "deny" ]
 [ "$(doas_check daemon /usr/bin/pkill -xf 'vmd: web2')" = "permit nopass" ]
-[ "$(doas_check daemon /usr/bin/pkill -xf 'vmd: web1')" = "deny" ]
+[ "$(doas_check daemon /usr/bin/pkill -xf 'vmd: v\.\.')" = "permit nopass" ]
+[ "$(doas_check daemon /usr/bin/pkill -xf 'vmd: web\.1')" = "deny" ]
+# pkill dry run: the permitted patterns, given to pgrep -xf (POSIX extended regular expressions, as
+# OpenBSD's pkill), against processes titled like vmd's: each finds its own VM and nothing else.
+fake_pids=() fake_fds=()
+fake_process() {
+    mkfifo "$L/fifo.$1"
+    (exec -a "$2" cat < "$L/fifo.$1" > /dev/null) &
+    fake_pids+=("$!")
+    exec {fd}> "$L/fifo.$1"
+    fake_fds+=("$fd")
+}
+fake_process 0 'vmd: web.1'
+fake_process 1 'vmd: webx1'
+fake_process 2 'vmd: vmm'
+fake_process 3 'vmd: v..'
+[ "$(pgrep -P $$ -xf 'vmd: web\.1')" = "${fake_pids[0]}" ]
+[ "$(pgrep -P $$ -xf 'vmd: v\.\.')" = "${fake_pids[3]}" ]
+# (the unescaped patterns of the old rules hit other VMs and vmd itself)
+[ "$(pgrep -P $$ -xf 'vmd: web.1' | wc -l)" = 2 ]
+[ "$(pgrep -P $$ -xf 'vmd: v..' | wc -l)" = 2 ]
+for fd in "${fake_fds[@]}"; do exec {fd}>&-; done
+wait "${fake_pids[@]}"
 
 # 3. converge again: nothing changes
 play "$here/converge.yml"
@@ -97,3 +130,8 @@ grep -q 'previous files restored' "$L/play.log"
 snapshot > "$L/after"
 diff "$L/before" "$L/after"
 [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["loads"])' "$L/lab/basetools/pf.json")" = "$loads_before" ]
+
+# 5. bad inputs (table in bad_inputs.yml): each refused before anything is written, naming the
+#    variable and the rule; files and loaded rules byte-identical after each case
+play "$here/bad_inputs.yml"
+recap | grep -q ' failed=0 '
