@@ -160,8 +160,6 @@ class Daemon:
         self.run_counter = 0
         self.stopping = False
         self.server = None
-        self.http_server = None
-        self.http_port = None
         self.user_names = {}
         # vm.conf `socket owner`: who may connect (mode 0660); root:wheel by default
         self.socket_owner = (0, 0)
@@ -465,15 +463,16 @@ class Daemon:
             "name": vm.name,
             "vm_id": vm.vm_id,
             "memory": vm.memory,
-            "interfaces": [{"mac": mac, "local": bool(iface.get("local")), "switch": iface.get("switch")}
-                           for mac, iface in zip(macs, vm.interfaces)],
+            # tap: the host interface the guest's packets arrive on (pf `in on tap`, labsim.network)
+            "interfaces": [{"mac": mac, "local": bool(iface.get("local")), "switch": iface.get("switch"),
+                            "tap": "tap%d" % tap, "groups": [iface["group"]] if iface.get("group") else []}
+                           for mac, iface, tap in zip(macs, vm.interfaces, taps)],
             "disks": disks,
             "kernel": kernel,
             "bios": bios,
             "boot_device": vm.boot_device,
             "cdrom": vm.cdrom,
             "console": console,
-            "http_base": "http://127.0.0.1:%d" % self.http_port if self.http_port else None,
             "faults": faults,
             "daemon_pid": os.getpid(),
         }
@@ -675,7 +674,7 @@ class Daemon:
                 vms.append(info)
             return [{
                 "type": "show", "vms": vms, "switches": [sw.name for sw in self.switches],
-                "http_port": self.http_port, "pid": os.getpid(), "parallel": self.parallel,
+                "pid": os.getpid(), "parallel": self.parallel,
                 "delay": self.delay, "verbose": self.verbose,
                 "ids": [[name, uid_, vm_id] for (name, uid_), vm_id in sorted(self.ids.items(), key=lambda i: i[1])],
             }]
@@ -910,11 +909,6 @@ class Daemon:
             os.unlink(sock_path)
         self.server = protocol.bind(sock_path)
         self.server.listen(64)
-        try:
-            from labsim import httpd  # written by LAB-INSTALLER
-            self.http_server, self.http_port = httpd.start(self.settings["docroot"])
-        except Exception as exc:  # pylint: disable=broad-except
-            self.log("httpd not started: %s" % exc)
         with open(state.pid_path(self.root), "w") as handle:
             handle.write("%d\n" % os.getpid())
         self.log("startup")
@@ -954,12 +948,6 @@ class Daemon:
             try:
                 os.unlink(target)
             except OSError:
-                pass
-        if self.http_server is not None:
-            try:
-                from labsim import httpd
-                httpd.stop(self.http_server)
-            except Exception:  # pylint: disable=broad-except
                 pass
         self.log("parent terminating")
         try:

@@ -71,7 +71,6 @@ def boot(spec, console):
         "kernel": spec["kernel"],
         "boot_device": spec.get("boot_device"),
         "console": console,
-        "http_base": spec.get("http_base"),
         "faults": set(spec.get("faults") or []),
     }
     try:

@@ -508,13 +508,27 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
 
     # -- network -------------------------------------------------------------
     def fetch(self, url):
-        """ftp(1) from inside the guest: only the host's tap address answers (over plain HTTP)."""
-        match = re.match(r'^http://%s(?::80)?(/.*)?$' % re.escape(self.host_ip), url)
-        if not match or not self.ctx.get('http_base'):
+        """ftp(1) inside the guest: a TCP connection from the guest's first NIC to the URL's host.
+
+        The packet path is the host's (labsim.network): it arrives on the NIC's tap (group
+        `tap` and the interface's vm.conf group) from the guest's address; pf (when enabled)
+        may rdr-to it elsewhere; only a running lab httpd listening on the resulting address
+        answers. Plain http only; None when nothing answers or the status is not 200.
+        """
+        from labsim import network
+        match = re.match(r'^http://([0-9.]+)(?::([0-9]+))?(/.*)?$', url)
+        nics = self.ctx.get('interfaces') or []
+        if not match or not nics or not nics[0].get('tap'):
             return None
-        target = self.ctx['http_base'].rstrip('/') + (match.group(1) or '/')
+        lease = self._lease(0)
+        src = lease['address'] if lease else '0.0.0.0'
+        own = lease['router'] if lease else None
         try:
-            with urllib.request.urlopen(target, timeout=10) as reply:
+            host, port = network.connect(nics[0]['tap'], src, match.group(1), int(match.group(2) or 80),
+                                         groups=nics[0].get('groups') or (), own_address=own)
+            request = urllib.request.Request('http://%s:%d%s' % (host, port, match.group(3) or '/'),
+                                             headers={'Host': match.group(1)})
+            with urllib.request.urlopen(request, timeout=10) as reply:
                 return reply.read()
         except (urllib.error.URLError, OSError, ValueError):
             return None

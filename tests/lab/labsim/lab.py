@@ -1,6 +1,6 @@
 """The `lab` control command: lay out a lab, run its vmd, inject faults, look inside.
 
-lab init [--cpus N] [--taps N] [--docroot DIR]
+lab init [--cpus N] [--taps N] [--docroot DIR] [--www-user NAME]
 lab vmd start|stop|status
 lab fault set NAME [VM] | lab fault clear [NAME]
 lab show [--json]
@@ -41,6 +41,9 @@ def cmd_init(root, args):
         settings["taps"] = args.taps
     if args.docroot is not None:
         settings["docroot"] = os.path.abspath(args.docroot)
+    if args.www_user is not None:
+        settings["www_user"] = args.www_user
+    stop_base_daemons(root)
     for sub in (("etc", "firmware"), ("dev",), ("var", "run"), ("var", "log"), ("var", "www", "htdocs"),
                 ("lab", "console")):
         os.makedirs(os.path.join(root, *sub), exist_ok=True)
@@ -69,6 +72,20 @@ def cmd_init(root, args):
     return 0
 
 
+def stop_base_daemons(root):
+    """The lab httpd started by rcctl (a real process) ends with the lab host's vmd and at lab init."""
+    from labsim.basetools import httpd
+    saved = os.environ.get("VMM_LAB_ROOT")
+    os.environ["VMM_LAB_ROOT"] = root
+    try:
+        httpd.stop_daemon()
+    finally:
+        if saved is None:
+            del os.environ["VMM_LAB_ROOT"]
+        else:
+            os.environ["VMM_LAB_ROOT"] = saved
+
+
 def vmd_start(root):
     try:
         pid = daemon.start_daemon(root)
@@ -89,6 +106,7 @@ def cmd_vmd(root, args):
         return vmd_start(root)
     if args.action == "stop":
         daemon.stop_daemon(root)
+        stop_base_daemons(root)
         return 0
     pid = daemon.running_pid(root)
     if pid is None:
@@ -141,7 +159,6 @@ def collect(root):
     return {
         "root": root,
         "vmd": {"running": shown is not None, "pid": shown["pid"] if shown else None,
-                "http_port": shown["http_port"] if shown else None,
                 "parallel": shown["parallel"] if shown else None, "delay": shown["delay"] if shown else None},
         "settings": settings,
         "vms": vms,
@@ -152,7 +169,22 @@ def collect(root):
         "taps": taps,
         "locks": locks,
         "faults": state.load_faults(root),
+        "httpd": _httpd_state(root),
     }
+
+
+def _httpd_state(root):
+    """The running lab httpd's listeners (address:port -> loopback port), or None."""
+    try:
+        with open(os.path.join(root, "lab", "basetools", "httpd.json"), encoding="utf-8") as handle:
+            current = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(current["pid"], 0)
+    except (OSError, KeyError, TypeError):
+        return None
+    return current
 
 
 def cmd_show(root, args):
@@ -162,8 +194,8 @@ def cmd_show(root, args):
         return 0
     vmd = data["vmd"]
     if vmd["running"]:
-        print("vmd: running (pid %d), http port %s, staggered start parallel %s delay %s"
-              % (vmd["pid"], vmd["http_port"], vmd["parallel"], vmd["delay"]))
+        print("vmd: running (pid %d), staggered start parallel %s delay %s"
+              % (vmd["pid"], vmd["parallel"], vmd["delay"]))
     else:
         print("vmd: not running")
     print("vms:")
@@ -179,6 +211,10 @@ def cmd_show(root, args):
               % (name, "up" if bridge["up"] else "down",
                  ",".join("%s(%s)" % (m, "up" if up else "down") for m, up in bridge["members"].items()) or "-",
                  ",".join(bridge["forwarding"]) or "none"))
+    httpd = data["httpd"]
+    print("httpd: %s" % ("running (pid %d), listening on %s" % (httpd["pid"], ", ".join(
+        "%s:%d (127.0.0.1:%d)" % (l["address"], l["port"], l["real_port"]) for l in httpd["listeners"]))
+        if httpd else "not running"))
     print("locks:")
     for lock in data["locks"]:
         print("  %s (vm %s, pid %d)" % (lock["path"], lock["vm"], lock["pid"]))
@@ -224,7 +260,8 @@ def build_parser():
     init = sub.add_parser("init", help="lay out $VMM_LAB_ROOT")
     init.add_argument("--cpus", type=int, help="simulated online CPUs (staggered start parallelism)")
     init.add_argument("--taps", type=int, help="number of tap devices to create (default 16)")
-    init.add_argument("--docroot", help="install docroot served over HTTP")
+    init.add_argument("--docroot", help="directory made for the install docroot (httpd serves what httpd.conf says)")
+    init.add_argument("--www-user", help="login the lab's httpd serves as, for OpenBSD's www (default www-data)")
     vmd = sub.add_parser("vmd", help="start/stop the simulated vmd")
     vmd.add_argument("action", choices=("start", "stop", "status"))
     fault = sub.add_parser("fault", help="inject or clear faults")

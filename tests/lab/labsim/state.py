@@ -20,7 +20,7 @@ FAULTS = (
 )
 INSTALLER_FAULTS = ("installer-fail", "installer-hang", "slow-install")
 
-DEFAULT_SETTINGS = {"cpus": 2, "taps": 16, "docroot": None}
+DEFAULT_SETTINGS = {"cpus": 2, "taps": 16, "docroot": None, "www_user": "www-data"}
 
 # strerror(3) texts as OpenBSD prints them (several differ from glibc's): the lab's one table.
 BSD_STRERROR = {
@@ -49,6 +49,7 @@ BSD_STRERROR = {
     "EAGAIN": "Resource temporarily unavailable",
     "EALREADY": "Operation already in progress",
     "ECONNREFUSED": "Connection refused",
+    "ETIMEDOUT": "Operation timed out",
     "ELOOP": "Too many levels of symbolic links",
     "ENAMETOOLONG": "File name too long",
     "EPROCLIM": "Too many processes",

@@ -161,7 +161,9 @@ def recycle_lab(lab):
     """Bring a used lab back to the state `lab init` + `lab vmd start` leaves (cheaper than a new one)."""
     from labsim import daemon, state
     state.clear_fault(lab.root, None)
-    for leftover in (lab.path("etc", "vm.conf"),):
+    if os.path.exists(lab.path("lab", "basetools", "httpd.json")):
+        lab.run("rcctl", "-f", "stop", "httpd")
+    for leftover in (lab.path("etc", "vm.conf"), lab.path("lab", "basetools", "pf.json")):
         if os.path.exists(leftover):
             os.unlink(leftover)
     with open(state.bios_path(lab.root), "wb") as handle:

@@ -60,7 +60,7 @@ def test_rcctl_flags_need_an_enabled_daemon_and_unknown_services_exit_2(lab):
 
 
 def test_rcctl_start_check_stop_and_disabled_daemons_need_force(lab):
-    (lab / "etc" / "httpd.conf").write_text('server "a" {\n\tlisten on 10.0.0.1 port 80\n}\n')
+    (lab / "etc" / "httpd.conf").write_text('server "a" {\n\tlisten on 127.0.0.1 port 80\n}\n')
     result = run(lab, "rcctl", "start", "httpd")
     assert result.returncode == 1 and "need -f to force start since httpd_flags=NO" in result.stderr
     assert run(lab, "rcctl", "check", "httpd").stdout == "httpd(failed)\n"

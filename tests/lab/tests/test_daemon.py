@@ -277,6 +277,14 @@ def test_autoinstall_end_to_end(lab):
     setdir = lab.lab("mirror", os.path.join(htdocs, "pub", "OpenBSD"), "7.8", "amd64").out.strip()
     with open(os.path.join(htdocs, "install.conf"), "w") as handle:
         handle.write(INSTALL_CONF)
+    # The host as the roles make it: httpd on 127.0.0.1, pf redirecting the VMs' port 80 there.
+    with open(lab.path("etc", "httpd.conf"), "w") as handle:
+        handle.write('chroot "%s"\nserver "install" {\n\tlisten on 127.0.0.1 port 80\n\troot "/htdocs"\n}\n'
+                     % lab.path("var", "www"))
+    with open(lab.path("etc", "pf.conf"), "w") as handle:
+        handle.write("pass in quick on tap inet proto tcp to port 80 rdr-to 127.0.0.1 port 80\n")
+    assert lab.run("rcctl", "-f", "start", "httpd").rc == 0
+    assert lab.run("pfctl", "-f", lab.path("etc", "pf.conf")).rc == 0 and lab.run("pfctl", "-e").rc == 0
     disk = lab.path("auto1.qcow2")
     assert lab.vmctl("create", "-s", "2G", disk).rc == 0
     assert lab.vmctl("start", "-b", os.path.join(setdir, "bsd.rd"), "-B", "net", "-L", "-d", disk, "auto1").rc == 0

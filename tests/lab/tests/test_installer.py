@@ -1,7 +1,8 @@
-"""The simulated installer end to end: installer.run(ctx) against a loopback install server.
+"""The simulated installer end to end: installer.run(ctx) against the lab host's install server.
 
 Each test publishes a response file (and sets, templates, site sets) in a fresh
-docroot served by labsim.httpd, runs the installer like a VM booted with
+docroot served by the lab's httpd (listening on 127.0.0.1, pf redirecting the VMs'
+port 80 there, as the collection's roles set a host up), runs the installer like a VM booted with
 `-b bsd.rd -B net` would, and checks the transcript, the return value, the
 URLs fetched and the install record written into the disk image, against
 autoinstall-facts.md and installer-questions.txt.
@@ -24,6 +25,7 @@ if LAB_DIR not in sys.path:
     sys.path.insert(0, LAB_DIR)
 
 from labsim import httpd, installer, mirror  # noqa: E402  pylint: disable=wrong-import-position
+from labsim.basetools import httpd as lab_httpd, pfctl  # noqa: E402  pylint: disable=wrong-import-position
 
 GIB = 1 << 30
 MAC = 'fe:e1:bb:d1:12:34'
@@ -57,10 +59,9 @@ Continue without verification = yes
 class Lab:
     """A docroot with a mirror, served over HTTP, and helpers to run the installer."""
 
-    def __init__(self, root, docroot, port):
+    def __init__(self, root, docroot):
         self.root = root
         self.docroot = docroot
-        self.http_base = 'http://127.0.0.1:%d' % port
         self.setdir = mirror.make_mirror(os.path.join(docroot, 'pub', 'OpenBSD'), '7.8', 'amd64')
         self.log = os.path.join(root, 'var', 'log', 'httpd.log')
 
@@ -81,10 +82,10 @@ class Lab:
         disks = disks if disks is not None else [self.disk()]
         return {
             'lab_root': self.root, 'name': name, 'vm_id': VM_ID,
-            'interfaces': interfaces or [{'mac': MAC, 'local': local, 'switch': None}],
+            'interfaces': interfaces or [{'mac': MAC, 'local': local, 'switch': None, 'tap': 'tap0'}],
             'disks': [{'path': path, 'format': 'raw'} for path in disks],
             'kernel': os.path.join(self.setdir, 'bsd.rd'), 'boot_device': boot_device,
-            'console': io.StringIO(), 'http_base': self.http_base, 'faults': set(faults),
+            'console': io.StringIO(), 'faults': set(faults),
         }
 
     def install(self, conf=BASE_CONF, **kwargs):
@@ -107,9 +108,27 @@ def lab_fixture(tmp_path, monkeypatch):
     monkeypatch.setattr(installer, 'SET_PAUSE', 0)
     docroot = os.path.join(root, 'var', 'www', 'htdocs')
     os.makedirs(docroot)
-    server, port = httpd.start(docroot)
-    yield Lab(root, docroot, port)
-    httpd.stop(server)
+    yield from serving_host(root)
+
+
+HTTPD_CONF = 'chroot "%s/var/www"\nserver "install" {\n\tlisten on 127.0.0.1 port 80\n\troot "/htdocs"\n}\n'
+PF_CONF = ('anchor "openbsd-vmm"\nload anchor "openbsd-vmm" from "%s/etc/pf.openbsd-vmm.conf"\n',
+           'pass in quick on tap inet proto tcp from 100.64.0.0/10 to 100.64.0.0/10 port 80 rdr-to 127.0.0.1 port 80\n')
+
+
+def serving_host(root, rdr=True):
+    """A host made ready as the roles do: httpd on 127.0.0.1 (in this process), pf's rdr-to loaded."""
+    os.makedirs(os.path.join(root, 'etc'), exist_ok=True)
+    with open(os.path.join(root, 'etc', 'httpd.conf'), 'w', encoding='ascii') as handle:
+        handle.write(HTTPD_CONF % root)
+    with open(os.path.join(root, 'etc', 'pf.openbsd-vmm.conf'), 'w', encoding='ascii') as handle:
+        handle.write(PF_CONF[1] if rdr else '')
+    with open(os.path.join(root, 'etc', 'pf.conf'), 'w', encoding='ascii') as handle:
+        handle.write(PF_CONF[0] % root)
+    assert pfctl.main(['-f', os.path.join(root, 'etc', 'pf.conf')]) == 0 and pfctl.main(['-e']) == 0
+    daemon = lab_httpd.serve_in_process(os.path.join(root, 'etc', 'httpd.conf'))
+    yield Lab(root, os.path.join(root, 'var', 'www', 'htdocs'))
+    daemon.close()
 
 
 def assert_in_order(text, expected):

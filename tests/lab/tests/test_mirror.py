@@ -31,7 +31,7 @@ def server_fixture(tmp_path, monkeypatch):
     monkeypatch.setenv('VMM_LAB_ROOT', str(tmp_path / 'lab'))
     docroot = tmp_path / 'htdocs'
     docroot.mkdir()
-    server, port = httpd.start(str(docroot))
+    server, port = httpd.start(httpd.docroot_site(str(docroot)), '127.0.0.1:80')
     yield docroot, 'http://127.0.0.1:%d' % port, tmp_path / 'lab' / 'var' / 'log' / 'httpd.log'
     httpd.stop(server)
 
@@ -142,12 +142,15 @@ def test_httpd_serves_files_and_logs_path_and_query(server):
 
 
 def test_httpd_refuses_directories_and_escapes(server, tmp_path):
-    docroot, base, _log = server
+    # server_file.c: a directory without its slash is a 301, with it (no index.html, no
+    # `directory auto index`) a 403; nothing above the root is reachable.
+    docroot, base, log = server
     (docroot / 'pub').mkdir()
     (tmp_path / 'secret').write_text('no')
-    assert _get(base + '/')[0] == 404
-    assert _get(base + '/pub')[0] == 404
-    assert _get(base + '/pub/')[0] == 404
+    assert _get(base + '/')[0] == 403
+    assert _get(base + '/pub')[0] == 403  # urllib follows the 301 to /pub/
+    assert '"GET /pub HTTP/1.1" 301' in log.read_text()
+    assert _get(base + '/pub/')[0] == 403
     assert _get(base + '/../secret')[0] == 404
     assert _get(base + '/%2e%2e/secret')[0] == 404
 
@@ -163,7 +166,8 @@ def test_httpd_is_http_1_0_on_loopback(server):
 
 def test_httpd_without_lab_root_does_not_log(tmp_path, monkeypatch):
     monkeypatch.delenv('VMM_LAB_ROOT', raising=False)
-    server, port = httpd.start(str(tmp_path))
+    tmp_path.chmod(0o755)  # pytest makes it 0700: www could not enter it (403)
+    server, port = httpd.start(httpd.docroot_site(str(tmp_path)), '127.0.0.1:80')
     try:
         (tmp_path / 'f').write_bytes(b'y')
         assert _get('http://127.0.0.1:%d/f' % port) == (200, b'y')

@@ -185,6 +185,9 @@ def config_check(daemon, flags):
 def is_running(daemon, table):
     if daemon == "vmd":
         return vmd_running()
+    if daemon == "httpd":
+        from . import httpd
+        return httpd.running_pid() is not None
     return table.get(daemon, {}).get("running", False)
 
 
@@ -192,6 +195,16 @@ def start(daemon, table, flags):
     if daemon == "vmd":
         result = lab_command("lab", "vmd", "start")
         return result.returncode == 0 and vmd_running()
+    if daemon == "httpd":
+        # A real daemon: it reads the configuration, binds its addresses and serves (basetools/httpd.py).
+        from . import httpd
+        ok, message = httpd.start_daemon(flags)
+        if not ok:
+            if message:
+                common.err(message)
+            return False
+        table[daemon] = {"running": True, "flags": flags}
+        return True
     ok, message = config_check(daemon, flags)
     if not ok:
         common.err(message)
@@ -206,6 +219,9 @@ def start(daemon, table, flags):
 def stop(daemon, table):
     if daemon == "vmd":
         return lab_command("lab", "vmd", "stop").returncode == 0
+    if daemon == "httpd":
+        from . import httpd
+        httpd.stop_daemon()
     table[daemon] = {"running": False}
     return True
 
@@ -213,11 +229,14 @@ def stop(daemon, table):
 def reload(daemon, table):
     if daemon == "vmd":
         return lab_command("vmctl", "reload").returncode == 0
-    flags = table[daemon].get("flags", "")
+    flags = table.get(daemon, {}).get("flags", "")
     ok, message = config_check(daemon, flags)
     if not ok:
         common.err(message)
-    table[daemon]["reloads"] = table[daemon].get("reloads", 0) + 1
+    table.setdefault(daemon, {})["reloads"] = table.get(daemon, {}).get("reloads", 0) + 1
+    if daemon == "httpd":
+        from . import httpd
+        return httpd.reload_daemon()
     return True
 
 
