@@ -7,8 +7,15 @@ OpenBSD's `SHA256 (file) = hex` format, SHA256.sig and index.txt.
 
 SHA256.sig is a stand-in for signify(1)'s embedded signature: the two
 signature lines (`untrusted comment: verify with openbsd-XY-base.pub` and a
-base64 blob) followed by the SHA256 text.  The blob is a keyed digest of the
-message, so the simulated installer can "verify" it and notice tampering.
+base64 blob) followed by the SHA256 text.  The layouts are signify's
+(usr.bin/signify/signify.c: struct sig = "Ed" + 8-byte key number + 64-byte
+signature, struct pubkey = "Ed" + key number + 32-byte key), but the
+signature is HMAC-SHA512 keyed with the 32 "public" key bytes, not Ed25519:
+the lab has only Python's standard library.  So it is symmetric (whoever has
+the .pub file could sign); what it models is signify's observable interface:
+the right key verifies, another key or a changed message does not.  `lab
+mirror` also writes the release's key to $VMM_LAB_ROOT/etc/signify/ (a real
+host has it from the base set).
 
 index.txt is what OpenBSD's release process writes with `ls -nT`: one line
 per file, `-rw-r--r--  1 0  0  <size> <Mon dd HH:MM:SS YYYY> <name>`.  The
@@ -18,6 +25,7 @@ installer only takes names from lines where the name follows a blank.
 import base64
 import gzip
 import hashlib
+import hmac
 import io
 import os
 import sys
@@ -39,10 +47,26 @@ def key_name(release):
     return 'openbsd-%s-base.pub' % version_of(release)
 
 
+def key_bytes(keyname):
+    """(key number, key) of the lab's signing key keyname: fixed per name, so every lab agrees."""
+    return (hashlib.sha256(keyname.encode()).digest()[:8],
+            hashlib.sha256(b'lab-signify-key\0' + keyname.encode()).digest())
+
+
+def pubkey_text(keyname):
+    """The .pub file of keyname, as `signify -G` writes it (comment line, base64 of struct pubkey)."""
+    keynum, key = key_bytes(keyname)
+    return 'untrusted comment: %s public key\n%s\n' % (keyname.rsplit('.', 1)[0].replace('-', ' '),
+                                                       base64.b64encode(b'Ed' + keynum + key).decode())
+
+
+def signature_bytes(message, keynum, key):
+    """struct sig of message: "Ed", the key number, a 64-byte keyed digest (the lab's Ed25519)."""
+    return b'Ed' + keynum + hmac.new(key, message, hashlib.sha512).digest()
+
+
 def _blob(message, keyname):
-    keynum = hashlib.sha256(keyname.encode()).digest()[:8]
-    digest = hashlib.sha512(b'lab-signify\0' + keyname.encode() + b'\0' + message).digest()
-    return base64.b64encode(b'Ed' + keynum + digest).decode()
+    return base64.b64encode(signature_bytes(message, *key_bytes(keyname))).decode()
 
 
 def sign(message, keyname):
@@ -181,7 +205,18 @@ def make_mirror(directory, release, arch):
         names.append(file_name)
     write_sha256(setdir, names)
     write_index(setdir)
+    root = os.environ.get('VMM_LAB_ROOT')
+    if root:
+        install_key(root, release)
     return setdir
+
+
+def install_key(root, release):
+    """Put the release's key where a host has it: $VMM_LAB_ROOT/etc/signify/openbsd-XY-base.pub."""
+    keydir = os.path.join(root, 'etc', 'signify')
+    os.makedirs(keydir, exist_ok=True)
+    with open(os.path.join(keydir, key_name(release)), 'w', encoding='ascii') as handle:
+        handle.write(pubkey_text(key_name(release)))
 
 
 def main(argv):

@@ -2,6 +2,7 @@
 
 dhcpd.conf verdicts are cross-checked with ISC dhcpd (`dhcpd -t -cf`) where it is installed."""
 
+import base64
 import json
 import os
 import shutil
@@ -292,3 +293,58 @@ def test_account_tools_refuse_to_touch_this_machine(lab):
     for tool in ("groupadd", "useradd", "usermod", "groupmod"):
         result = run(lab, tool, "somebody")
         assert result.returncode == 1 and "refused by the lab" in result.stderr
+
+
+# --- signify -C (against the signed SHA256 of `lab mirror`) ------------------------------------------
+
+@pytest.fixture(name="signed_tree")
+def fixture_signed_tree(lab):
+    result = run(lab, "lab", "mirror", str(lab / "mirror"), "7.8", "amd64")
+    assert result.returncode == 0, result.stderr
+    return lab / "mirror" / "7.8" / "amd64", lab / "etc" / "signify" / "openbsd-78-base.pub"
+
+
+def signify_check(lab, setdir, key, *files):
+    return run(lab, "signify", "-C", "-p", str(key), "-x", "SHA256.sig", *files, cwd=str(setdir))
+
+
+def test_lab_mirror_installs_the_release_key_as_signify_g_writes_it(signed_tree):
+    _setdir, key = signed_tree
+    comment, blob = key.read_text().splitlines()
+    assert comment == "untrusted comment: openbsd 78 base public key"
+    assert len(base64.b64decode(blob)) == 42 and base64.b64decode(blob)[:2] == b"Ed"
+
+
+def test_signify_c_verifies_the_signature_then_each_named_file(lab, signed_tree):
+    setdir, key = signed_tree
+    result = signify_check(lab, setdir, key, "bsd.rd", "base78.tgz")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "Signature Verified\nbsd.rd: OK\nbase78.tgz: OK\n", "")
+    assert signify_check(lab, setdir, key).stdout.count(": OK\n") == 13  # no files: every line of SHA256
+
+
+def test_signify_c_fails_on_a_changed_set_or_a_file_not_listed(lab, signed_tree):
+    setdir, key = signed_tree
+    with open(setdir / "man78.tgz", "ab") as handle:
+        handle.write(b"tampered")
+    result = signify_check(lab, setdir, key, "bsd.rd", "man78.tgz", "site78.tgz")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "Signature Verified\nbsd.rd: OK\n",
+                                                                 "man78.tgz: FAIL\nsite78.tgz: FAIL\n")
+
+
+def test_signify_c_refuses_a_missing_key_another_key_and_a_changed_list(lab, signed_tree):
+    setdir, key = signed_tree
+    result = signify_check(lab, setdir, lab / "etc" / "signify" / "openbsd-77-base.pub", "bsd.rd")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "signify: can't open %s for reading: No such file or directory\n" % (
+        lab / "etc" / "signify" / "openbsd-77-base.pub")
+    run(lab, "lab", "mirror", str(lab / "mirror79"), "7.9", "amd64")
+    result = signify_check(lab, setdir, lab / "etc" / "signify" / "openbsd-79-base.pub", "bsd.rd")
+    assert (result.returncode, result.stderr) == (1, "signify: verification failed: checked against wrong key\n")
+    signed = (setdir / "SHA256.sig").read_bytes()
+    (setdir / "SHA256.sig").write_bytes(signed.replace(b"SHA256 (bsd.rd) = ", b"SHA256 (bsd.rd) = 0", 1))
+    result = signify_check(lab, setdir, key, "bsd.rd")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "signify: signature verification failed\n")
+    (setdir / "SHA256.sig").write_bytes(b"not a signature\n")
+    assert signify_check(lab, setdir, key).stderr == (
+        "signify: invalid comment in SHA256.sig; must start with 'untrusted comment: '\n")
+    assert run(lab, "signify", "-C", "-x", "SHA256.sig", cwd=str(setdir)).stderr.startswith("must specify pubkey and sigfile\nusage:")
