@@ -16,13 +16,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import os
 import secrets
 import stat
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ansible_collections.openbsd.vmm.plugins.module_utils import qcow2
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import VmConfError, parse_config
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB, SizeError, fmt_scaled, round_down_mib, scan_scaled
 
 FORMATS = ('raw', 'qcow2')
@@ -37,6 +40,10 @@ class DiskError(Exception):
 
 class DiskInUse(DiskError):
     """A running VM holds the image (vmd's exclusive lock)."""
+
+
+class DiskBusy(DiskError):
+    """Another vmm_disk run holds this image's own lock."""
 
 
 @dataclass
@@ -64,6 +71,10 @@ class DiskRequest:
     source: Optional[str] = None
     grow: bool = False
     force: bool = False
+    vm_conf: Optional[str] = None
+    given: Optional[str] = None  # path as given, directories resolved
+    # state=absent on a symbolic link: the link itself (real directory, own name); only the link is removed.
+    link: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
     # Filled by validation: what base and source are.
     base_image: Optional[DiskImage] = None
@@ -87,7 +98,7 @@ class Plan:
 
     def after(self):
         """The image as it will be after the change (None when it will be gone)."""
-        if self.action == 'delete':
+        if self.action in ('delete', 'unlink'):
             return None
         if self.action == 'none':
             return self.current
@@ -154,23 +165,80 @@ def same_file(first, second):
         return os.path.realpath(first) == os.path.realpath(second)
 
 
-def images_based_on(path):
-    """Images in the same directory whose stored base is ``path`` (they break if it goes)."""
-    directory = os.path.dirname(path)
-    dependents = []
-    for entry in sorted(os.listdir(directory)):
-        candidate = os.path.join(directory, entry)
-        if same_file(candidate, path) or not os.path.isfile(candidate):
-            continue
+def own_path(path):
+    """``path`` with its directories resolved but not its last component (a link stays the link)."""
+    return os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(path))), os.path.basename(path))
+
+
+def resolution(path, limit=32):
+    """Every name that opening ``path`` goes through: the path, each symbolic link it follows, the file itself.
+
+    vmd opens disks and bases through realpath(3) (parse.y parse_disk; vioqcow2.c virtio_qcow2_get_base
+    reads a relative base from the disk's real directory), so a file is used through every one of these names.
+    """
+    names = []
+    current = own_path(path)
+    while len(names) < limit:
+        names.append(current)
+        if not os.path.islink(current):
+            break
+        current = own_path(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return names
+
+
+def _backing_chain(path):
+    """``path`` and the bases below it, as far as they can be read (each as stored, resolved)."""
+    chain, current = [], path
+    while current and len(chain) <= MAX_CHAIN:
+        chain.append(current)
         try:
-            if not qcow2.is_qcow2(candidate):
-                continue
-            header = qcow2.read_header(candidate)
+            backing = qcow2.read_header(current).backing_file if qcow2.is_qcow2(current) else None
         except (OSError, qcow2.Qcow2Error):
-            continue  # unreadable or broken files cannot depend on anything usable
-        if header.backing_file and same_file(resolve_base(candidate, header.backing_file), path):
-            dependents.append(candidate)
+            break  # a broken or missing file ends what can be known of the chain
+        current = resolve_base(os.path.realpath(current), backing) if backing else None
+    return chain
+
+
+def _goes_through(path, node):
+    """Whether opening ``path`` or its backing chain goes through the file or link ``node``."""
+    return any(node in resolution(link) for link in _backing_chain(path))
+
+
+def images_based_on(path, node=None, directories=None):
+    """Images beside ``path`` (and in ``directories``) whose backing chain goes through ``node``."""
+    node = node or own_path(path)
+    dependents = []
+    for directory in sorted(set(directories or [os.path.dirname(path)])):
+        for entry in sorted(os.listdir(directory)):
+            candidate = os.path.join(directory, entry)
+            if node in resolution(candidate) or not os.path.isfile(candidate):
+                continue
+            try:
+                if not qcow2.is_qcow2(candidate):
+                    continue
+            except OSError:
+                continue  # unreadable files cannot depend on anything usable
+            if any(node in resolution(base) for base in _backing_chain(candidate)[1:]):
+                dependents.append(candidate)
     return dependents
+
+
+def vms_using(vm_conf, node):
+    """'VM (disk)' for every VM in ``vm_conf`` (with its includes) whose disk, or a base below it, goes through ``node``."""
+    if not vm_conf or not os.path.exists(vm_conf):
+        return []
+    try:
+        summary = parse_config(vm_conf)
+    except VmConfError as exc:
+        raise DiskError('vm_conf: %s cannot be read, so whether a VM uses the image is unknown: %s; fix it or set force: true'
+                        % (vm_conf, exc))
+    users = []
+    for definition in summary.vms:
+        for disk in definition.disks:
+            # vmd resolves a relative disk path from its working directory, / (it runs as a daemon).
+            if _goes_through(os.path.join('/', disk.path), node):
+                users.append('%s (disk %s)' % (definition.name, disk.path))
+    return users
 
 
 # -- the lock vmd holds ----------------------------------------------------
@@ -205,6 +273,85 @@ def check_not_in_use(path):
         pass
 
 
+# -- this collection's own lock and leftovers --------------------------------
+
+LOCK_TIMEOUT = 60
+
+
+def _own_name(path, kind):
+    directory, name = os.path.split(path)
+    return os.path.join(directory, '.%s.vmm_disk-%s' % (name, kind))
+
+
+def lock_path(path):
+    return _own_name(path, 'lock')
+
+
+def temporary_path(path):
+    """A fresh temporary name beside ``path``: vmctl writes there, the result is renamed into place when verified."""
+    return _own_name(path, '%s.tmp' % secrets.token_hex(4))
+
+
+def leftovers(path):
+    """What killed vmm_disk runs left beside ``path``: temporary images and the lock file."""
+    found = glob.glob(glob.escape(_own_name(path, '')) + '*.tmp')
+    if os.path.exists(lock_path(path)):
+        found.append(lock_path(path))
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def run_lock(path, timeout=LOCK_TIMEOUT):
+    """Hold this collection's lock on ``path`` (``.NAME.vmm_disk-lock`` beside it), waiting up to ``timeout`` seconds.
+
+    Two vmm_disk runs on one image take turns; the holder writes its pid in the file so a run that
+    gives up names it. While the lock is held no other run is working on the image, so any of
+    its temporary files are a killed run's leftovers and are removed. The file goes when released.
+    """
+    name = lock_path(path)
+    deadline = time.monotonic() + timeout
+    while True:
+        descriptor = os.open(name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(descriptor)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                raise DiskBusy('%s is busy: another vmm_disk run (%s) holds its lock %s and did not finish within %d s; '
+                               'wait for it, or raise lock_timeout' % (path, _holder(name), name, timeout))
+            time.sleep(0.1)
+            continue
+        try:
+            if os.fstat(descriptor).st_ino != os.stat(name).st_ino:
+                raise FileNotFoundError  # the holder removed the file as we opened it: take the new one
+        except FileNotFoundError:
+            os.close(descriptor)
+            continue
+        break
+    try:
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, b'%d\n' % os.getpid())
+        for stale in leftovers(path):
+            if stale != name:
+                os.unlink(stale)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)  # removed while held, so a waiting run notices (inode check) and starts over
+        os.close(descriptor)
+
+
+def _holder(name):
+    try:
+        with open(name, encoding='ascii', errors='replace') as handle:
+            pid = handle.read().strip()
+    except OSError:
+        pid = ''
+    return 'pid %s' % pid if pid.isdigit() else 'pid unknown'
+
+
 # -- validating the request ------------------------------------------------
 
 def parse_size(value):
@@ -228,23 +375,40 @@ def validate_request(params):
     Only reads the file system; nothing is created or changed here.
     """
     path = params['path']
+    for name in ('path', 'base', 'source', 'vm_conf'):
+        value = params.get(name)
+        if isinstance(value, str) and any(ord(char) < 32 or char == '\x7f' for char in value):
+            raise DiskError('%s: %r contains a control character (a line break, a tab, ...); no disk image vmd reads is '
+                            'named like that (vm.conf cannot even quote it)' % (name, value))
+    if (params.get('lock_timeout') or 0) < 0:
+        raise DiskError('lock_timeout: %d is negative; give the seconds to wait for another vmm_disk run (0 or more)'
+                        % params['lock_timeout'])
     if not path or not os.path.isabs(path):
         raise DiskError('path: %r is not an absolute path; give the full path of the image, e.g. /var/vmm/disk.qcow2' % (path,))
     if path.endswith('/'):
         raise DiskError('path: %s ends with a slash; give the path of an image file, not a directory' % path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise DiskError('path: the directory %s does not exist; create it first (vmm_disk does not create directories)'
+                        % os.path.dirname(path))
     # vmctl resolves disk paths with realpath(3) and vmd reads a relative base from the real
     # directory; working on the real path also replaces a symlinked image's target, not the link.
+    given = own_path(path)
     path = os.path.realpath(path)
     request = DiskRequest(path=path, state=params.get('state') or 'present', format=params.get('format'),
                           base=params.get('base'), source=params.get('source'),
-                          grow=bool(params.get('grow')), force=bool(params.get('force')))
+                          grow=bool(params.get('grow')), force=bool(params.get('force')),
+                          vm_conf=params.get('vm_conf'), given=given)
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         raise DiskError('path: the directory %s does not exist; create it first (vmm_disk does not create directories)' % directory)
+    if request.state == 'absent':
+        if os.path.islink(given):
+            request.link = given  # removed itself, never followed (see _plan_absent)
+        elif os.path.isdir(path):
+            raise DiskError('path: %s is a directory; give the path of an image file' % path)
+        return request
     if os.path.isdir(path):
         raise DiskError('path: %s is a directory; give the path of an image file' % path)
-    if request.state == 'absent':
-        return request
     if request.format is not None and request.format not in FORMATS:
         raise DiskError('format: %r is not one of raw, qcow2' % (request.format,))
     if request.base and request.source:
@@ -341,17 +505,32 @@ def plan_change(request, current):
 
 
 def _plan_absent(request, current):
-    if current is None:
+    if request.link is not None:
+        # Never follow a link to delete: only the link goes, whatever it points to stays.
+        node, what, action = request.link, 'the symbolic link %s' % request.link, 'unlink'
+        directories = [os.path.dirname(request.link)]
+    elif current is None:
         return Plan('none', request, None)
-    dependents = images_based_on(request.path)
+    else:
+        node, what, action = request.path, request.path, 'delete'
+        directories = [os.path.dirname(request.path), os.path.dirname(request.given)]
+    users = vms_using(request.vm_conf, node)
+    if users and not request.force:
+        raise DiskError('state=absent: %s is a disk of VM %s in %s (directly or as a base); vmd would fail to load its '
+                        'configuration without it. Remove the VM from vm.conf first, or set force: true'
+                        % (what, ', '.join(users), request.vm_conf))
+    dependents = images_based_on(node, node, directories)
     if dependents and not request.force:
-        raise DiskError('state=absent: %s is the base of %s in the same directory; deleting it would break them. '
-                        'Remove them first or set force: true' % (request.path, ', '.join(dependents)))
-    check_not_in_use(request.path)
-    reasons = ['delete %s' % request.path]
+        raise DiskError('state=absent: %s is the base of %s; deleting it would break them. '
+                        'Remove them first or set force: true' % (what, ', '.join(dependents)))
+    if action == 'delete':
+        check_not_in_use(request.path)
+    reasons = ['delete %s' % what]
+    if users:
+        reasons.append('force: deleting although vm.conf uses it for %s' % ', '.join(users))
     if dependents:
         reasons.append('force: deleting although %s use it as base' % ', '.join(dependents))
-    return Plan('delete', request, current, reasons=reasons)
+    return Plan(action, request, current if action == 'delete' else None, reasons=reasons)
 
 
 def _planned_size(request):
@@ -437,11 +616,12 @@ def apply_plan(plan, vmctl):
         with exclusive_lock(request.path):
             os.unlink(request.path)
         return None
+    if plan.action == 'unlink':
+        if os.path.islink(request.link):
+            os.unlink(request.link)
+        return None
     if plan.action == 'create':
-        # vmctl create opens the new file with exclusive create and removes it on failure: nothing to undo here.
-        with _working_directory(os.path.dirname(request.path)):
-            vmctl.create(request.path, size=_size_argument(plan), base=request.base, source=request.source, fmt=request.format)
-        return verify(request.path, plan)
+        return _create_into_place(plan, vmctl)
     if plan.action == 'grow':
         return _copy_into_place(plan, vmctl, source=request.path)
     if plan.action == 'replace':
@@ -454,14 +634,37 @@ def _size_argument(plan):
     return None if plan.base else plan.size
 
 
+def _create_into_place(plan, vmctl):
+    """Create (or import) under a temporary name beside the image, verify it, then link it into place.
+
+    An interrupted create or copy leaves only a temporary file (removed by the next run), never a
+    half image under the real name. The link (not a rename) refuses to replace a file that
+    appeared meanwhile.
+    """
+    request = plan.request
+    temporary = temporary_path(request.path)
+    try:
+        with _working_directory(os.path.dirname(request.path)):
+            vmctl.create(temporary, size=_size_argument(plan), base=request.base, source=request.source, fmt=plan.format)
+        made = verify(temporary, plan)
+        try:
+            os.link(temporary, request.path)
+        except FileExistsError:
+            raise DiskError('%s appeared while it was being created (not by vmm_disk); it was left as it is' % request.path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    return made
+
+
 def _copy_into_place(plan, vmctl, source):
     """Create the new image in a temporary file beside the old one, verify it, then rename it over the old one.
 
     The old image stays untouched (and locked against VMs) until the rename.
     """
     path = plan.request.path
-    directory, name = os.path.split(path)
-    temporary = os.path.join(directory, '.%s.vmm_disk-%s.tmp' % (name, secrets.token_hex(4)))
+    directory = os.path.dirname(path)
+    temporary = temporary_path(path)
     original = os.stat(path)
     with exclusive_lock(path):
         try:

@@ -17,7 +17,8 @@ MIB = 1024 * 1024
 # Units in scan_scaled/fmt_scaled order; the exponent is the index.
 UNITS = 'BKMGTPE'
 
-_SCALED = re.compile(r'^\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[A-Za-z]?)\s*$')
+# Whole-string match, no blanks: a size with a line break or a blank in it is a mistake, never a size.
+_SCALED = re.compile(r'(?P<number>\d+(?:\.\d*)?|\.\d+)(?P<unit>[A-Za-z]?)')
 
 # fmt_scaled() cannot go beyond E; LLONG_MAX bytes is the ceiling of scan_scaled.
 LLONG_MAX = 2 ** 63 - 1
@@ -41,7 +42,9 @@ def scan_scaled(text):
     text = str(text)
     if text.strip().startswith('-'):
         raise SizeError("invalid size '%s': a size cannot be negative" % text)
-    match = _SCALED.match(text)
+    if text != text.strip() or ' ' in text:
+        raise SizeError('invalid size %r: blanks and line breaks are not allowed in a size' % text)
+    match = _SCALED.fullmatch(text)
     if not match:
         raise SizeError("invalid size '%s': expected a number with an optional unit B, K, M, G, T, P or E (a bare number means bytes)" % text)
     unit = match.group('unit').upper()

@@ -49,10 +49,10 @@ CONFIG_OPTIONS = ('memory', 'cpus', 'disks', 'cdrom', 'boot', 'boot_device', 'in
 # Options that are not written, only steer the run; top-level values are the defaults of `vms` entries.
 CONTROL_OPTIONS = ('state', 'stop_timeout', 'force', 'restart_on_change')
 
-_LLADDR = re.compile(r'^[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2}){5}$')
+_LLADDR = re.compile(r'[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2}){5}')  # fullmatch: `$` would pass a final newline
 _OWNER_NAME = r'[A-Za-z_][A-Za-z0-9_.-]*'
-_OWNER = re.compile(r'^(?:\d+|(?P<user>%s)?(?::(?P<group>%s))?)$' % (_OWNER_NAME, _OWNER_NAME))
-_GROUP_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_.-]{0,14}$')
+_OWNER = re.compile(r'(?:\d+|(?P<user>%s)?(?::(?P<group>%s))?)' % (_OWNER_NAME, _OWNER_NAME))
+_GROUP_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]{0,14}')
 
 
 class ValidationError(Exception):
@@ -334,7 +334,7 @@ def _check_interfaces(interfaces, vmconf, problem):
             interface.switch = switch
         lladdr = spec.get('lladdr')
         if lladdr is not None:
-            if not isinstance(lladdr, str) or not _LLADDR.match(lladdr):
+            if not isinstance(lladdr, str) or not _LLADDR.fullmatch(lladdr):
                 problem(where + '.lladdr', '%r is not a MAC address like fe:e1:ba:d0:00:01' % (lladdr,))
                 continue
             lladdr = ':'.join('%02x' % int(octet, 16) for octet in lladdr.split(':'))
@@ -344,7 +344,7 @@ def _check_interfaces(interfaces, vmconf, problem):
             interface.lladdr = lladdr
         group = spec.get('group')
         if group is not None:
-            if not isinstance(group, str) or not _GROUP_NAME.match(group) or group[-1].isdigit():
+            if not isinstance(group, str) or not _GROUP_NAME.fullmatch(group) or group[-1].isdigit():
                 problem(where + '.group', '%r is not an interface group name (at most 15 characters, '
                         'letters first, not ending in a digit)' % (group,))
                 continue
@@ -360,7 +360,7 @@ def _check_interfaces(interfaces, vmconf, problem):
 
 
 def _owner_problem(value, problem, option):
-    match = _OWNER.match(value)
+    match = _OWNER.fullmatch(value)
     if not match or value in ('', ':'):
         problem(option, "%r is not an owner: use 'user', 'user:group', ':group' or a numeric uid" % value)
         return True

@@ -611,7 +611,7 @@ class _Parser:
     def _interface(self, local):
         interface = Interface(local=local)
         token = self._peek()
-        if token.kind == 'string' and re.match(r'^tap\d*$', token.value):
+        if token.kind == 'string' and re.fullmatch(r'tap\d*', token.value):
             self._next()        # interface name: the collection does not pin tap names
         braced = self._peek().kind == 'punct' and self._peek().value == '{'
         if braced:

@@ -32,8 +32,8 @@ MAX_NAME_LENGTH = 63
 MAX_DISKS = 4
 MAX_INTERFACES = 4
 
-_NAME_CHARS = re.compile(r'^[A-Za-z0-9._-]+$')
-_SIZE_FIELD = re.compile(r'^\d+(?:\.\d)?[BKMGTPE]$')
+_NAME_CHARS = re.compile(r'[A-Za-z0-9._-]+')  # fullmatch: `$` would pass a final newline
+_SIZE_FIELD = re.compile(r'\d+(?:\.\d)?[BKMGTPE]')
 # An optional "<prefix>: " (vmctl: / stopping vm NAME: / waiting for vm: ) before the message.
 _LINE_PREFIX = re.compile(r'^(?:vmctl: |(?:stopping|waiting for) vm(?: [^:]+)?: )')
 
@@ -162,7 +162,7 @@ class VmStatus:
 
 
 def _parse_memory(field, line):
-    if not _SIZE_FIELD.match(field):
+    if not _SIZE_FIELD.fullmatch(field):
         raise VmctlOutputError('cannot parse memory %r in vmctl status row: %r' % (field, line))
     return scan_scaled(field)
 
@@ -210,7 +210,7 @@ def vm_name_problem(name):
         return 'a VM name must be a non-empty string'
     if len(name) > MAX_NAME_LENGTH:
         return 'a VM name is at most %d characters (got %d)' % (MAX_NAME_LENGTH, len(name))
-    if not _NAME_CHARS.match(name):
+    if not _NAME_CHARS.fullmatch(name):
         return 'a VM name may contain only letters, digits, ".", "_" and "-"'
     if name[0] in '.-_':
         return 'a VM name must not start with ".", "-" or "_"'

@@ -38,7 +38,10 @@ options:
   state:
     description:
       - V(present) makes sure the image exists as described; V(absent) deletes it.
-      - V(absent) refuses to delete an image that other images in the same directory use as their base, unless O(force=true).
+      - V(absent) refuses to delete an image that a VM in O(vm_conf) uses (as its disk or as a base below its disk),
+        or that other images beside it use as their base, unless O(force=true).
+      - V(absent) on a symbolic link removes the link only, never the file it points to; it is refused, like an image,
+        while a VM in O(vm_conf) or an image beside it reaches a disk or base through the link.
     type: str
     choices: [present, absent]
     default: present
@@ -78,13 +81,28 @@ options:
   force:
     description:
       - With V(present), replace an existing image whose format or base differs (its data is lost).
-      - With V(absent), delete an image even though other images use it as their base.
+      - With V(absent), delete an image even though a VM in O(vm_conf) or other images use it.
       - Never applies to an image held by a running VM.
     type: bool
     default: false
+  vm_conf:
+    description:
+      - The vm.conf(5) whose VMs (with its C(include) files) V(absent) checks before deleting. A file that does not
+        exist defines no VMs.
+    type: path
+    default: /etc/vm.conf
+  lock_timeout:
+    description:
+      - Seconds to wait for another vmm_disk run working on the same image (they take turns through a lock file
+        C(.NAME.vmm_disk-lock) beside the image, removed afterwards) before failing with that run's pid.
+    type: int
+    default: 60
 notes:
   - vmd holds an exclusive lock (flock) on the disk image of every running VM; this module takes the same lock to tell
     whether an image is in use, and holds it while it grows, replaces or deletes the image.
+  - New, imported, grown and replaced images are written by vmctl under a temporary name beside the image
+    (C(.NAME.vmm_disk-XXXXXXXX.tmp)), checked, and only then put in place, so an interrupted run never leaves a half
+    image under the real name. The next run on that image removes such leftovers (reported in RV(removed_leftovers)).
   - Uses only the Python standard library on the target.
 seealso:
   - name: vmctl(8)
@@ -159,11 +177,20 @@ grown:
   returned: always
   type: bool
 commands:
-  description: The vmctl commands run, each an argv list. Empty when nothing changed and in check mode.
+  description:
+    - The vmctl commands run, each an argv list. Empty when nothing changed and in check mode.
+    - They name the temporary file the image was made in before it was put in place.
   returned: always
   type: list
   elements: list
-  sample: [["vmctl", "create", "-s", "53687091200", "/var/vmm/web1.qcow2"]]
+  sample: [["vmctl", "create", "-s", "53687091200", "/var/vmm/.web1.qcow2.vmm_disk-3f9a1c2e.tmp"]]
+removed_leftovers:
+  description: Temporary images and lock files of interrupted vmm_disk runs on this image, removed by this run (in check
+    mode, those it would remove).
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/vmm/.web1.qcow2.vmm_disk-3f9a1c2e.tmp"]
 '''
 
 import os
@@ -171,7 +198,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.disk_image import (
-    DiskError, apply_plan, diff, inspect_image, plan_change, validate_request,
+    DiskError, apply_plan, diff, inspect_image, leftovers, plan_change, run_lock, validate_request,
 )
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import fmt_scaled
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError
@@ -208,6 +235,8 @@ def main():
             source=dict(type='path'),
             grow=dict(type='bool', default=False),
             force=dict(type='bool', default=False),
+            vm_conf=dict(type='path', default='/etc/vm.conf'),
+            lock_timeout=dict(type='int', default=60),
         ),
         mutually_exclusive=[('base', 'source')],
         add_file_common_args=True,
@@ -218,24 +247,33 @@ def main():
     try:
         request = validate_request(module.params)
         plan = plan_change(request, inspect_image(request.path))
+        target = request.link or request.path
+        stale = leftovers(target)
     except DiskError as exc:
         module.fail_json(msg=str(exc), path=path, commands=commands)
     for warning in request.warnings:
         module.warn(warning)
 
-    result = dict(changed=plan.changed, created=plan.action in ('create', 'replace'), grown=plan.action == 'grow')
     image = plan.after()
-    if plan.changed and not module.check_mode:
-        vmctl = None
+    if (plan.changed or stale) and not module.check_mode:
+        vmctl, applying = None, False
         try:
-            if plan.action != 'delete':
-                vmctl = Vmctl(module=module)
-            image = apply_plan(plan, vmctl)
+            with run_lock(target, module.params['lock_timeout']):  # also removes the leftovers
+                # Again under the lock: another run may have made this change meanwhile.
+                plan = plan_change(request, inspect_image(request.path))
+                image = plan.after()
+                if plan.changed:
+                    applying = True
+                    vmctl = None if plan.action in ('delete', 'unlink') else Vmctl(module=module)
+                    image = apply_plan(plan, vmctl)
         except (DiskError, VmctlError, OSError) as exc:
-            module.fail_json(msg='%s failed: %s' % (plan.reasons[0] if plan.reasons else plan.action, exc),
-                             path=request.path, commands=vmctl.calls if vmctl else commands)
+            doing = '%s failed: ' % (plan.reasons[0] if plan.reasons else plan.action) if applying else ''
+            module.fail_json(msg='%s%s' % (doing, exc), path=request.path, commands=vmctl.calls if vmctl else commands)
         commands = vmctl.calls if vmctl else commands
+        stale = [name for name in stale if not os.path.exists(name)]
 
+    result = dict(changed=plan.changed or bool(stale), created=plan.action in ('create', 'replace'),
+                  grown=plan.action == 'grow', removed_leftovers=stale)
     if request.state == 'present' and os.path.exists(request.path):
         file_args = module.load_file_common_arguments(module.params, path=request.path)
         result['changed'] = module.set_fs_attributes_if_different(file_args, result['changed'])

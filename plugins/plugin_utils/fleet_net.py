@@ -10,6 +10,9 @@ fleet's playbooks and its inventory always agree.
 from __future__ import annotations
 
 import hashlib
+import re
+
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import vm_name_problem
 
 try:
     import netaddr
@@ -18,6 +21,8 @@ except ImportError:  # reported when an IP derivation is used
 
 # Locally administered (bit 1 of the first octet set), unicast (bit 0 clear).
 DEFAULT_LLADDR_PREFIX = 'fe:e1:ba:d0'
+_OCTET = re.compile(r'[0-9a-f]{1,2}')
+_LLADDR = re.compile(r'[0-9a-f]{2}(?::[0-9a-f]{2}){5}')
 
 
 class FleetNetError(ValueError):
@@ -26,16 +31,13 @@ class FleetNetError(ValueError):
 
 def parse_lladdr_prefix(prefix):
     """'fe:e1:ba:d0' -> bytes; 1 to 5 octets, locally administered and unicast."""
-    text = str(prefix).strip().lower().replace('-', ':')
+    text = str(prefix).lower().replace('-', ':')
     octets = text.split(':') if text else []
     if not 1 <= len(octets) <= 5:
         raise FleetNetError('lladdr prefix %r must have 1 to 5 octets separated by ":"' % (prefix,))
-    try:
-        values = bytes(int(octet, 16) for octet in octets if len(octet) in (1, 2))
-    except ValueError:
-        values = b''
-    if len(values) != len(octets):
+    if not all(_OCTET.fullmatch(octet) for octet in octets):  # int() alone would take blanks and line breaks
         raise FleetNetError('lladdr prefix %r is not hex octets like fe:e1:ba:d0' % (prefix,))
+    values = bytes(int(octet, 16) for octet in octets)
     if values[0] & 0x01:
         raise FleetNetError('lladdr prefix %r is a multicast address: the first octet must be even' % (prefix,))
     if not values[0] & 0x02:
@@ -48,6 +50,9 @@ def lladdr_key(name, host=None):
     """What the MAC is derived from: the VM name, or host/name when the host is part of it."""
     if not name or not isinstance(name, str):
         raise FleetNetError('a VM name (non-empty string) is needed to derive a lladdr, got %r' % (name,))
+    problem = vm_name_problem(name)
+    if problem:  # the MAC of a name vmd refuses (or one with a line break) would name no VM
+        raise FleetNetError('VM name %r: %s' % (name, problem))
     return '%s/%s' % (host, name) if host else name
 
 
@@ -59,11 +64,13 @@ def derive_lladdr(name, host=None, prefix=DEFAULT_LLADDR_PREFIX):
 
 
 def normalize_lladdr(value):
-    """'FE-E1-BA-D0-00-01' -> 'fe:e1:ba:d0:00:01'; FleetNetError if it is not six octets."""
-    octets = str(value).strip().lower().replace('-', ':').split(':')
-    if len(octets) != 6 or not all(len(octet) == 2 and all(c in '0123456789abcdef' for c in octet) for octet in octets):
+    """'FE-E1-BA-D0-00-01' -> 'fe:e1:ba:d0:00:01'; FleetNetError if it is not six octets or is a multicast address."""
+    text = str(value).lower().replace('-', ':')
+    if not _LLADDR.fullmatch(text):  # the whole string: a line break or blank around it is refused, not stripped
         raise FleetNetError('%r is not a MAC address (six hex octets)' % (value,))
-    return ':'.join(octets)
+    if int(text[:2], 16) & 0x01:
+        raise FleetNetError('%r is a multicast address; a VM interface needs a unicast one (first octet even)' % (value,))
+    return text
 
 
 def fleet_lladdrs(guests, prefix=DEFAULT_LLADDR_PREFIX, with_host=False):

@@ -178,3 +178,30 @@ def test_ipv6_subnets_exhausted_and_bad_lengths():
         vmm_ipv6_subnet('2001:db8::/56', 0, prefixlen=48)
     with pytest.raises(AnsibleFilterError, match='not an IPv6 network'):
         vmm_ipv6_subnet('192.0.2.0/24', 0)
+
+
+# -- strict input: whole-string matches (a final line break is refused, never stripped) ------------
+
+@pytest.mark.parametrize('name', ['web1\n', 'web1 ', 'we b1', 'web/1', '-web1'])
+def test_lladdr_refuses_a_name_vmd_would_refuse(name):
+    with pytest.raises(AnsibleFilterError, match=re.escape('VM name %r: ' % name)):
+        vmm_lladdr(name)
+
+
+@pytest.mark.parametrize('prefix', ['fe:e1:ba:d0\n', 'fe:e1:ba:\n0', ' fe:e1'])
+def test_lladdr_prefix_with_a_line_break_or_blank_is_refused(prefix):
+    with pytest.raises(AnsibleFilterError, match='not hex octets|1 to 5 octets'):
+        vmm_lladdr('web1', prefix=prefix)
+
+
+@pytest.mark.parametrize('lladdr, message', [
+    ('fe:e1:ba:d0:00:01\n', 'is not a MAC address'),
+    (' fe:e1:ba:d0:00:01', 'is not a MAC address'),
+    ('fe:e1:ba:d0:00:01:02', 'is not a MAC address'),
+    ('01:00:5e:00:00:01', 'is a multicast address'),
+    ('ff:ff:ff:ff:ff:ff', 'is a multicast address'),
+    ('33:33:00:00:00:01', 'is a multicast address'),
+])
+def test_fleet_lladdrs_refuse_bad_explicit_lladdrs(lladdr, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        vmm_lladdrs([{'name': 'web1', 'lladdr': lladdr}])

@@ -241,7 +241,7 @@ def test_absent_refuses_a_base_in_use_by_other_images(lab_dir):
     write_vmctl_qcow2(str(lab_dir / 'o1.qcow2'), GIB, base='base.qcow2')
     write_vmctl_qcow2(str(lab_dir / 'o2.qcow2'), GIB, base=str(lab_dir / 'base.qcow2'))
     before = snapshot(lab_dir)
-    with pytest.raises(DiskError, match=r'is the base of .*o1.qcow2, .*o2.qcow2 in the same directory.*force: true'):
+    with pytest.raises(DiskError, match=r'is the base of .*o1.qcow2, .*o2.qcow2; deleting it would break them.*force: true'):
         plan_for(path=lab_dir / 'base.qcow2', state='absent')
     assert snapshot(lab_dir) == before
     plan = plan_for(path=lab_dir / 'base.qcow2', state='absent', force=True)
@@ -288,7 +288,10 @@ def test_create_runs_one_vmctl_create(lab_dir):
     fake = FakeVmctl()
     plan = plan_for(path=lab_dir / 'new.qcow2', size='2G')
     image = disk_image.apply_plan(plan, fake)
-    assert fake.calls == [['vmctl', 'create', '-s', str(2 * GIB), str(lab_dir / 'new.qcow2')]]
+    (argv,) = fake.calls  # made under a temporary name (format given: the name ends in .tmp), then put in place
+    assert argv[:4] == ['vmctl', 'create', '-s', str(2 * GIB)]
+    assert argv[4].startswith('qcow2:' + str(lab_dir / '.new.qcow2.vmm_disk-')) and argv[4].endswith('.tmp')
+    assert sorted(os.listdir(lab_dir)) == ['base.qcow2', 'new.qcow2', 'notes.txt', 'plain.raw', 'subdir']
     assert (image.format, image.size, image.base) == ('qcow2', 2 * GIB, None)
 
 
@@ -297,7 +300,8 @@ def test_create_overlay_with_a_relative_base_runs_in_the_image_directory(lab_dir
     monkeypatch.chdir(str(tmp_path_factory.mktemp('elsewhere')))
     plan = plan_for(path=lab_dir / 'o.qcow2', base='base.qcow2')
     image = disk_image.apply_plan(plan, fake)
-    assert fake.calls == [['vmctl', 'create', '-b', 'base.qcow2', str(lab_dir / 'o.qcow2')]]
+    (argv,) = fake.calls
+    assert argv[:4] == ['vmctl', 'create', '-b', 'base.qcow2'] and argv[4].startswith('qcow2:' + str(lab_dir / '.o.qcow2.'))
     assert fake.cwds == [str(lab_dir)]
     assert (image.base, image.size) == ('base.qcow2', GIB)
     assert os.getcwd() != str(lab_dir)
@@ -308,7 +312,9 @@ def test_import_takes_the_source_size(lab_dir):
     plan = plan_for(path=lab_dir / 'copy.img', source=str(lab_dir / 'plain.raw'))
     assert plan.size == 8 * MIB
     image = disk_image.apply_plan(plan, fake)
-    assert fake.calls == [['vmctl', 'create', '-i', str(lab_dir / 'plain.raw'), '-s', str(8 * MIB), str(lab_dir / 'copy.img')]]
+    (argv,) = fake.calls
+    assert argv[:6] == ['vmctl', 'create', '-i', str(lab_dir / 'plain.raw'), '-s', str(8 * MIB)]
+    assert argv[6].startswith('raw:' + str(lab_dir / '.copy.img.vmm_disk-'))
     assert image.size == 8 * MIB
 
 
@@ -370,3 +376,160 @@ def test_grow_through_a_symlink_replaces_the_target_and_keeps_the_link(lab_dir):
     with open(target, 'rb') as grown:
         assert grown.read(4) == b'kept'
     assert sorted(os.listdir(real_dir)) == ['data.raw']
+
+
+# -- interrupted runs: a half image never under the real name; leftovers removed -----------------
+
+KILLED_RUN = r'''
+import os, signal, sys
+from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
+
+
+class KilledVmctl:
+    """vmctl create -i killed half-way through the copy (kill -9: nothing of ours runs after it)."""
+    calls = []
+
+    def create(self, path, size=None, base=None, source=None, fmt=None):
+        with open(path.split(':', 1)[-1] if ':' in path else path, 'xb') as image, open(source, 'rb') as original:
+            image.write(original.read(3 * 1024 * 1024 + 17))
+            image.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+request = disk_image.validate_request(dict(path=sys.argv[1], state='present', size=None, format=None, base=None,
+                                           source=sys.argv[2], grow=False, force=False))
+plan = disk_image.plan_change(request, disk_image.inspect_image(request.path))
+with disk_image.run_lock(request.path):
+    disk_image.apply_plan(plan, KilledVmctl())
+'''
+
+
+def run_killed(path, source):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    completed = subprocess.run([sys.executable, '-c', KILLED_RUN, str(path), str(source)], env=env, check=False)
+    assert completed.returncode == -9
+
+
+def test_a_killed_import_leaves_no_image_and_the_rerun_converges(lab_dir):
+    source = make_raw(lab_dir / 'big.raw', 8 * MIB, data=b'source data' * 1000)
+    path = lab_dir / 'copy.raw'
+    run_killed(path, source)
+    assert not path.exists()  # the partial copy is not under the image's name
+    (leftover,) = [name for name in os.listdir(lab_dir) if name.endswith('.tmp')]
+    assert leftover.startswith('.copy.raw.vmm_disk-')
+    assert disk_image.leftovers(str(path)) == sorted([str(lab_dir / leftover), disk_image.lock_path(str(path))])
+    # the re-run: plans a create (not a no-op), removes what the killed run left, makes a whole copy
+    plan = plan_for(path=path, source=source)
+    assert plan.action == 'create'
+    with disk_image.run_lock(str(path)):
+        image = disk_image.apply_plan(plan, FakeVmctl())
+    assert image.size == 8 * MIB
+    with open(str(path), 'rb') as copy, open(source, 'rb') as original:
+        assert copy.read() == original.read()
+    assert sorted(os.listdir(lab_dir)) == ['base.qcow2', 'big.raw', 'copy.raw', 'notes.txt', 'plain.raw', 'subdir']
+    assert plan_for(path=path, source=source).action == 'none'
+
+
+def test_run_lock_removes_only_this_images_leftovers(lab_dir):
+    mine = lab_dir / '.plain.raw.vmm_disk-0badc0de.tmp'
+    other = lab_dir / '.base.qcow2.vmm_disk-0badc0de.tmp'
+    similar = lab_dir / '.plain.raw.vmm_disk-0badc0de.tmp.keep'
+    for leftover in (mine, other, similar):
+        leftover.write_bytes(b'QFI\xfb partial')
+    (lab_dir / '.plain.raw.vmm_disk-lock').write_text('999999\n')
+    assert disk_image.leftovers(str(lab_dir / 'plain.raw')) == sorted([str(lab_dir / '.plain.raw.vmm_disk-lock'), str(mine)])
+    with disk_image.run_lock(str(lab_dir / 'plain.raw')):
+        assert not mine.exists() and other.exists() and similar.exists()
+    assert not (lab_dir / '.plain.raw.vmm_disk-lock').exists()
+
+
+def test_a_second_run_waits_then_names_the_holder(lab_dir):
+    path = str(lab_dir / 'plain.raw')
+    with disk_image.run_lock(path):
+        with open(disk_image.lock_path(path)) as lock:
+            assert lock.read() == '%d\n' % os.getpid()
+        with pytest.raises(disk_image.DiskBusy) as refused:
+            with disk_image.run_lock(path, timeout=0.3):
+                pass
+    message = str(refused.value)
+    assert 'another vmm_disk run (pid %d) holds its lock' % os.getpid() in message
+    assert 'running VM' not in message
+    with disk_image.run_lock(path, timeout=0):  # free again, and the file is gone
+        pass
+    assert not os.path.exists(disk_image.lock_path(path))
+
+
+# -- absent: vm.conf users, symbolic links ----------------------------------------------------
+
+def write_vm_conf(directory, disks):
+    text = ''.join('vm "%s" {\n\tmemory 64M\n\tdisk "%s"\n}\n' % (name, disk) for name, disk in disks)
+    (directory / 'vm.conf').write_text(text)
+    return str(directory / 'vm.conf')
+
+
+@pytest.mark.parametrize('disk, vm', [('plain.raw', 'web1'), ('over.qcow2', 'web2')], ids=['its-disk', 'a-base-below-its-disk'])
+def test_absent_refuses_a_disk_vm_conf_uses(lab_dir, tmp_path_factory, disk, vm):
+    etc = tmp_path_factory.mktemp('etc')
+    write_vmctl_qcow2(str(lab_dir / 'over.qcow2'), GIB, base='base.qcow2')
+    vm_conf = write_vm_conf(etc, [('web1', lab_dir / 'plain.raw'), ('web2', lab_dir / 'over.qcow2')])
+    target = {'plain.raw': 'plain.raw', 'over.qcow2': 'base.qcow2'}[disk]
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskError, match=r"is a disk of VM %s \(disk .*%s\) in %s .*set force: true" % (vm, disk, vm_conf)):
+        plan_for(path=lab_dir / target, state='absent', vm_conf=vm_conf)
+    assert snapshot(lab_dir) == before
+    plan = plan_for(path=lab_dir / target, state='absent', vm_conf=vm_conf, force=True)
+    assert plan.action == 'delete' and 'vm.conf uses it for %s' % vm in ' '.join(plan.reasons)
+
+
+def test_absent_without_vm_conf_or_with_other_disks_deletes(lab_dir, tmp_path_factory):
+    etc = tmp_path_factory.mktemp('etc')
+    assert plan_for(path=lab_dir / 'plain.raw', state='absent', vm_conf=str(etc / 'missing.conf')).action == 'delete'
+    vm_conf = write_vm_conf(etc, [('web1', lab_dir / 'base.qcow2')])
+    assert plan_for(path=lab_dir / 'plain.raw', state='absent', vm_conf=vm_conf).action == 'delete'
+
+
+def test_absent_with_an_unreadable_vm_conf_is_refused(lab_dir, tmp_path_factory):
+    etc = tmp_path_factory.mktemp('etc')
+    (etc / 'vm.conf').write_text('vm "web1" {\n\tdisk "/x"\n')
+    with pytest.raises(DiskError, match=r'vm_conf: .*vm.conf cannot be read, so whether a VM uses the image is unknown'):
+        plan_for(path=lab_dir / 'plain.raw', state='absent', vm_conf=str(etc / 'vm.conf'))
+
+
+def test_absent_on_a_symlink_removes_the_link_only(lab_dir, tmp_path_factory):
+    golden_dir = tmp_path_factory.mktemp('golden')
+    golden = write_vmctl_qcow2(str(golden_dir / 'golden.qcow2'), GIB)
+    os.chmod(golden, 0o444)
+    link = lab_dir / 'golden.qcow2'
+    link.symlink_to(golden)
+    plan = plan_for(path=link, state='absent')
+    assert plan.action == 'unlink'
+    assert disk_image.apply_plan(plan, None) is None
+    assert not os.path.lexists(str(link)) and os.path.exists(golden)
+
+
+def test_absent_on_a_symlink_that_overlays_use_is_refused(lab_dir, tmp_path_factory):
+    golden_dir = tmp_path_factory.mktemp('golden')
+    golden = write_vmctl_qcow2(str(golden_dir / 'golden.qcow2'), GIB)
+    link = lab_dir / 'golden.qcow2'
+    link.symlink_to(golden)
+    write_vmctl_qcow2(str(lab_dir / 'web1.qcow2'), GIB, base='golden.qcow2')
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskError, match=r'the symbolic link .*golden.qcow2 is the base of .*web1.qcow2'):
+        plan_for(path=link, state='absent')
+    assert snapshot(lab_dir) == before and os.path.exists(golden)
+
+
+def test_absent_on_an_image_that_overlays_reach_through_a_link_is_refused(lab_dir, tmp_path_factory):
+    golden_dir = tmp_path_factory.mktemp('golden')
+    golden = write_vmctl_qcow2(str(golden_dir / 'golden.qcow2'), GIB)
+    (lab_dir / 'golden.qcow2').symlink_to(golden)
+    write_vmctl_qcow2(str(lab_dir / 'web1.qcow2'), GIB, base='golden.qcow2')
+    # asked through the link's directory: the real file is refused too, since web1 reaches it
+    (lab_dir / 'real.qcow2').symlink_to(golden)
+    request = disk_image.validate_request(params(lab_dir / 'real.qcow2', state='absent'))
+    assert request.link is not None  # a link: only the link would go, and nothing uses real.qcow2
+    assert disk_image.plan_change(request, None).action == 'unlink'
+    # the golden image itself, seen from the overlays' directory: web1 reaches it through the link
+    assert disk_image.images_based_on(golden, golden, [str(lab_dir)]) == [str(lab_dir / 'web1.qcow2')]

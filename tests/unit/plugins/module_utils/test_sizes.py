@@ -34,8 +34,10 @@ def test_scan_scaled_bare_number_is_bytes_and_units_are_binary(text, number):
 
 @pytest.mark.parametrize('text, rule', [
     ('abc', 'expected a number'), ('-1G', 'cannot be negative'), ('1X', 'unit must be one of'),
-    ('', 'expected a number'), ('1 G B', 'expected a number'), (True, 'expected a number'), (-5, 'cannot be negative'),
+    ('', 'expected a number'), ('1 G B', 'blanks and line breaks are not allowed'), (True, 'expected a number'), (-5, 'cannot be negative'),
     ('99999999E', 'Result too large'),
+    ('1G\n', 'blanks and line breaks are not allowed'), (' 1G', 'blanks and line breaks are not allowed'),
+    ('1 G', 'blanks and line breaks are not allowed'), ('512\n', 'blanks and line breaks are not allowed'),
 ])
 def test_scan_scaled_rejects_with_the_rule(text, rule):
     with pytest.raises(SizeError, match=rule):

@@ -274,3 +274,21 @@ def test_running_vm_with_older_memory_still_needs_a_restart_on_later_runs():
     assert (plan.steps, plan.restart_required) == (['stop', 'start'], False)
     request, = requests(entry(state='running', memory='512M'))
     assert not lc.plan_vm(request, running_old, request.definition).restart_required
+
+
+
+# --- strict input: a final line break never passes (`$` matches before it; fullmatch does not) ------
+
+@pytest.mark.parametrize('bad, message', [
+    (dict(name='web1\n'), 'name: a VM name may contain only'),
+    (dict(interfaces=[{'lladdr': 'fe:e1:ba:d0:00:01\n'}]), "interfaces[0].lladdr: 'fe:e1:ba:d0:00:01\\n' is not a MAC address"),
+    (dict(interfaces=[{'lladdr': 'ff:ff:ff:ff:ff:ff'}]), 'interfaces[0].lladdr: ff:ff:ff:ff:ff:ff is a multicast address'),
+    (dict(interfaces=[{'group': 'vmnet\n'}]), "interfaces[0].group: 'vmnet\\n' is not an interface group name"),
+    (dict(owner='root\n'), "owner: 'root\\n' is not an owner"),
+    (dict(memory='1G\n'), "memory: invalid size '1G\\n': blanks and line breaks are not allowed"),
+    (dict(disks=['/var/vmm/a.qcow2\n']), 'disks: '),
+], ids=['name', 'lladdr', 'multicast', 'group', 'owner', 'memory', 'disk-path'])
+def test_a_trailing_line_break_is_refused(bad, message):
+    name = bad.pop('name', 'web1')
+    problems = problems_of(entry(name, **bad))
+    assert any(message in problem for problem in problems), problems

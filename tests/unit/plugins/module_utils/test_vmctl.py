@@ -65,6 +65,7 @@ def test_unparsable_status_quotes_the_raw_text(output, quoted):
     ('web1', None), ('a.b_c-d', None), ('x' * 63, None),
     ('x' * 64, 'at most 63'), ('-web', 'must not start'), ('.web', 'must not start'), ('_web', 'must not start'),
     ('web 1', 'may contain only'), ('wéb', 'may contain only'), ('', 'non-empty'), ('123', 'numeric'),
+    ('web1\n', 'may contain only'),
 ])
 def test_vm_name_rules(name, problem):
     result = v.vm_name_problem(name)

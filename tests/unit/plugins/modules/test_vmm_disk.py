@@ -68,3 +68,40 @@ def test_absent_needs_no_vmctl(tmp_path, capsys, monkeypatch):
     assert result['changed'] is True and result['commands'] == []
     assert result['format'] is None and result['size'] is None
     assert not os.path.exists(path)
+
+
+def test_a_no_op_run_removes_a_killed_runs_leftovers(tmp_path, capsys, monkeypatch):
+    path = write_vmctl_qcow2(str(tmp_path / 'disk.qcow2'), GIB)
+    leftover = tmp_path / '.disk.qcow2.vmm_disk-0badc0de.tmp'
+    leftover.write_bytes(b'QFI\xfb half a copy')
+    checked = run_module(capsys, monkeypatch, check_mode=True, path=path, size='1G')
+    assert checked['changed'] is True and checked['removed_leftovers'] == [str(leftover)] and leftover.exists()
+    result = run_module(capsys, monkeypatch, path=path, size='1G')
+    assert result['changed'] is True and result['removed_leftovers'] == [str(leftover)]
+    assert result['commands'] == [] and result['created'] is False
+    assert sorted(os.listdir(str(tmp_path))) == ['disk.qcow2']
+    again = run_module(capsys, monkeypatch, path=path, size='1G')
+    assert again['changed'] is False and again['removed_leftovers'] == []
+
+
+def test_a_second_run_on_a_busy_image_names_the_other_run(tmp_path, capsys, monkeypatch):
+    from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
+    path = write_vmctl_qcow2(str(tmp_path / 'disk.qcow2'), GIB)
+    with disk_image.run_lock(path):
+        result = run_module(capsys, monkeypatch, path=path, state='absent', lock_timeout=0)
+    assert result['failed'] is True
+    assert result['msg'].startswith('%s is busy: another vmm_disk run (pid %d) holds its lock' % (path, os.getpid()))
+    assert 'running VM' not in result['msg']
+    assert os.path.exists(path)
+
+
+def test_absent_refuses_a_disk_of_a_vm_in_vm_conf(tmp_path, capsys, monkeypatch):
+    path = write_vmctl_qcow2(str(tmp_path / 'disk.qcow2'), GIB)
+    vm_conf = tmp_path / 'vm.conf'
+    vm_conf.write_text('vm "web1" {\n\tmemory 64M\n\tdisk "%s"\n}\n' % path)
+    result = run_module(capsys, monkeypatch, path=path, state='absent', vm_conf=str(vm_conf))
+    assert result['failed'] is True and result.get('changed') is not True
+    assert 'is a disk of VM web1 (disk %s) in %s' % (path, vm_conf) in result['msg']
+    assert os.path.exists(path)
+    forced = run_module(capsys, monkeypatch, path=path, state='absent', vm_conf=str(vm_conf), force=True)
+    assert forced['changed'] is True and not os.path.exists(path)
