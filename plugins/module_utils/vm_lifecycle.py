@@ -30,12 +30,14 @@ import time
 
 from dataclasses import dataclass, field
 
+from ansible_collections.openbsd.vmm.plugins.module_utils.devices import tap_capacity
+from ansible_collections.openbsd.vmm.plugins.module_utils.host_lock import HostLock, HostLockTimeout
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB, SizeError, fmt_scaled, scan_scaled
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import (
     ALLOW_INSTANCE_FLAGS, BOOT_DEVICES, DISK_FORMATS, Disk, Interface, VmConf, VmDefinition, unquotable,
 )
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
-    LIVE_STATES, MAX_DISKS, MAX_INTERFACES, VmAlreadyRunning, VmctlError, VmctlTimeout, VmNotFound, VmNotRunning,
+    MAX_DISKS, MAX_INTERFACES, VmAlreadyRunning, VmctlError, VmctlTimeout, VmNotFound, VmNotRunning,
     VmStopInProgress, vm_name_problem,
 )
 
@@ -455,7 +457,9 @@ def plan_vm(request, status, current_definition):
     """The steps that bring one VM from ``status`` (a VmStatus or None) to ``request.state``."""
     plan = VmPlan(request=request, status=status)
     state = status.state if status is not None else None
-    live = state in LIVE_STATES
+    live = status is not None and status.live
+    if live and state == 'waiting':
+        state = 'running'       # queued by a reload, then started by hand: it runs
     if request.state == 'absent':
         plan.config_changed = current_definition is not None
     elif request.definition is not None:
@@ -494,11 +498,15 @@ def plan_vm(request, status, current_definition):
 
 
 def runs_older_definition(status, definition):
-    """True when a live VM's memory (as vmctl status shows it) is not what its vm.conf definition says."""
+    """True when vmd's idea of the VM's memory (as vmctl status shows it) is not what its vm.conf definition says.
+
+    A running VM shows vmm(4)'s count (configured + 4M, vmctl.vmm_memory_size), a stopped one the
+    configured value: both are compared as vmctl prints them, so an unchanged VM never looks outdated.
+    """
     if status is None or definition is None or definition.instance_of is not None:
         return False
     wanted = definition.memory if definition.memory is not None else DEFAULT_MEMORY
-    return fmt_scaled(wanted) != fmt_scaled(status.maxmem)
+    return not status.shows_memory(wanted)
 
 
 # ---------------------------------------------------------------------------
@@ -507,20 +515,50 @@ def runs_older_definition(status, definition):
 class Converger:
     """Runs one vmm_vm invocation against a host (a module-like object) and its vmctl."""
 
-    def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2):
+    def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2, dev_dir='/dev', lock_timeout=60):
         self.module = module
         self.vmctl = vmctl
         self.path = vm_conf_path
         self.keep_backup = keep_backup
         self.poll_interval = poll_interval
+        self.dev_dir = dev_dir
+        self.lock_timeout = lock_timeout
         self.commands = vmctl.calls
         self.warnings = []
         self.backup_file = None
         self.diff = None
+        self.host_changed = False       # something on the host changed already (for a run that fails later)
 
     # -- the run ------------------------------------------------------------
 
     def run(self, entries):
+        """The whole run under the host lock (a check-mode run only reads, so it does not take it)."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise LifecycleError('vm_conf: the directory of %s (%s) does not exist; nothing was changed' % (self.path, directory))
+        if self.module.check_mode:
+            return self._run(entries)
+        lock = HostLock(self.path, timeout=self.lock_timeout)
+        try:
+            lock.acquire()
+        except HostLockTimeout as exc:
+            raise LifecycleError(str(exc))
+        except OSError as exc:
+            raise LifecycleError('vm_conf: cannot open the host lock %s: %s; nothing was changed' % (lock.path, exc))
+        try:
+            self._remove_leftovers(directory)
+            return self._run(entries)
+        finally:
+            lock.release()
+
+    def _remove_leftovers(self, directory):
+        """Temporary files of an earlier run that was killed (only this collection names files so; we hold the lock)."""
+        for name in sorted(os.listdir(directory)):
+            if _LEFTOVER.fullmatch(name):
+                _unlink(os.path.join(directory, name))
+                self.warnings.append('removed %s, left behind by an interrupted earlier run' % os.path.join(directory, name))
+
+    def _run(self, entries):
         vmconf = VmConf.load(self.path)
         requests = build_requests(entries, vmconf)
         for request in requests:
@@ -541,11 +579,20 @@ class Converger:
         # vmd keeps the definition a VM was started with until a reload after it stopped: a restart
         # (or a stop of an outdated VM) must reload so the next start uses vm.conf as it is.
         refresh = any(plan.stop and (plan.start or plan.outdated) for plan in plans)
-        needs_reload = file_changed or bool(unknown_to_vmd) or refresh
+        # vmd holds an older definition of a stopped VM than vm.conf (a reload was interrupted): reload.
+        stale = [plan.request.name for plan in plans if plan.status is not None and not plan.status.live
+                 and plan.request.state != 'absent' and runs_older_definition(plan.status, plan.request.definition)]
+        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale)
         changed = needs_reload or any(plan.acts for plan in plans)
         if file_changed and self.module._diff:
             self.diff = dict(before=vmconf.text, after=new_text, before_header=self.path, after_header=self.path)
 
+        if changed:
+            # What vmd would refuse half-way is refused here, before anything changes (check mode too).
+            problems = self._reload_problems(vmconf, new_managed, plans, statuses) if needs_reload else []
+            problems += self._tap_problems(vmconf, new_managed, plans, statuses, needs_reload)
+            if problems:
+                raise ValidationError(problems)
         if changed and not self.module.check_mode:
             self._apply(vmconf, new_text if file_changed else None, needs_reload, plans, new_managed, statuses)
             statuses = {record.name: record for record in self.vmctl.status()}
@@ -572,6 +619,7 @@ class Converger:
         try:
             for plan in plans:
                 if plan.stop:
+                    self.host_changed = True
                     if plan.unpause_first:
                         self.vmctl.unpause(plan.request.name)
                     self.stop_vm(plan.request.name, plan.request.stop_timeout, plan.request.force)
@@ -584,6 +632,7 @@ class Converger:
         if needs_reload:
             self._warn_reload_starts(new_managed, vmconf, plans, statuses_before)
             self._reload(vmconf, new_text is not None)
+            self.host_changed = True
         statuses = None
         if needs_reload and any(plan.start for plan in plans):
             # What did the reload start already (or queue for staggered start)?
@@ -593,11 +642,14 @@ class Converger:
             if plan.start:
                 record = statuses.get(name) if statuses is not None else None
                 # A VM the reload queued for staggered start (waiting) is started now rather than after the delay.
-                if record is None or record.state not in LIVE_STATES:
+                if record is None or not record.live:
+                    self.host_changed = True
                     try:
                         self.vmctl.start(name)
                     except VmAlreadyRunning:
                         pass        # the reload's staggered start got there first
+                    except VmctlError as exc:
+                        raise LifecycleError('vm %r could not be started: %s' % (name, exc))
             if plan.unpause:
                 self.vmctl.unpause(name)
             if plan.pause:
@@ -631,6 +683,7 @@ class Converger:
         if os.path.exists(self.path):
             self.backup_file = self.module.backup_local(self.path)
         self.module.atomic_move(staged, self.path)
+        self.host_changed = True
 
     def _reload(self, vmconf, wrote):
         try:
@@ -672,11 +725,73 @@ class Converger:
             if not definition.enabled or definition.name in asked:
                 continue
             record = statuses.get(definition.name)
-            if record is None or record.state not in LIVE_STATES or definition.name in stopped:
+            if record is None or not record.live or definition.name in stopped:
                 names.append(definition.name)
         if names:
             self.warnings.append('vmctl reload starts every enabled VM that is not running; this reload may start: %s'
                                  % ', '.join(sorted(set(names))))
+
+    # -- what vmd would refuse half-way ----------------------------------------
+
+    def _reload_problems(self, vmconf, new_managed, plans, statuses):
+        """Instance rules that only vmd's vm_register checks (vmd -n does not): a reload would fail after vmd
+        has already dropped every stopped VM, and restoring the old vm.conf would fail the same way."""
+        problems = []
+        stopping = {plan.request.name for plan in plans if plan.stop}
+        definitions = _by_name(vmconf.hand_written + new_managed)
+        for definition in definitions.values():
+            if definition.instance_of is None:
+                continue
+            status = statuses.get(definition.name)
+            if status is not None and status.live and definition.name not in stopping:
+                problems.append(
+                    'vm %r: this run must reload vmd (vmctl reload), which fails while the instance %r runs: vmd re-registers '
+                    'every vm block and refuses an instance name it knows already (vmd.c vm_register/vm_instance: EPROCLIM, '
+                    '"Too many processes"), after dropping the stopped VMs; vmd -n does not notice. Stop %r first '
+                    '(state: stopped, or restart_on_change: true in this run) and run again'
+                    % (definition.name, definition.name, definition.name))
+        for plan in plans:
+            definition = plan.request.definition
+            if definition is None or definition.instance_of is None or plan.request.state == 'absent':
+                continue
+            parent = definitions.get(definition.instance_of)
+            if parent is None:
+                continue
+            for index, interface in enumerate(definition.interfaces):
+                theirs = parent.interfaces[index].lladdr if index < len(parent.interfaces) else None
+                if interface.lladdr and interface.lladdr != theirs:
+                    problems.append(
+                        'vm %r: interfaces[%d].lladdr: vmd refuses an instance whose lladdr differs from its parent\'s '
+                        'interface %d (%s) (vm_instance: "lladdr cannot be reused", EBUSY): leave lladdr out (vmd then '
+                        'picks one) or use the parent\'s' % (definition.name, index, index, theirs or 'a random MAC'))
+            shared = sorted({disk.path for disk in definition.disks} & {disk.path for disk in parent.disks})
+            if shared:
+                problems.append('vm %r: disks: %s is also a disk of the parent %r; vmd refuses it (vm_instance: "disk cannot '
+                                'be reused", EBUSY)' % (definition.name, ', '.join(shared), parent.name))
+        return problems
+
+    def _tap_problems(self, vmconf, new_managed, plans, statuses, needs_reload):
+        """Enough /dev/tapN for every VM this run starts (and the reload starts), before anything changes."""
+        definitions = _by_name(vmconf.hand_written + new_managed)
+        stopping = {plan.request.name for plan in plans if plan.stop}
+
+        def keeps_running(name):
+            status = statuses.get(name)
+            return status is not None and status.live and name not in stopping
+
+        to_start = {plan.request.name for plan in plans if plan.start}
+        if needs_reload:
+            # vmctl reload starts every enabled VM that is not running (staggered start).
+            to_start |= {name for name, definition in definitions.items() if definition.enabled and not keeps_running(name)}
+        needed = sum(_nic_count(definitions[name], definitions) for name in to_start if name in definitions)
+        if not needed:
+            return []
+        # Taps held by running VMs that vm.conf defines (a VM started by hand with vmctl is not known here).
+        held = sum(_nic_count(definition, definitions) for name, definition in definitions.items() if keeps_running(name))
+        capacity = tap_capacity(needed, held, self.dev_dir)
+        if capacity.problem:
+            return ['dev_dir: %s (VMs to start: %s)' % (capacity.problem, ', '.join(sorted(to_start)))]
+        return []
 
     # -- run-state steps ----------------------------------------------------
 
@@ -707,7 +822,7 @@ class Converger:
         deadline = time.monotonic() + timeout
         while True:
             record = self.vmctl.find(name)
-            if record is None or record.state not in LIVE_STATES:
+            if record is None or not record.live:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -723,16 +838,17 @@ class Converger:
                 definition = candidate
         if definition is None and request.hand_written is not None:
             definition = request.hand_written
-        live = status is not None and status.state in LIVE_STATES
+        live = status is not None and status.live
         return dict(
             name=request.name,
             id=status.id if status else None,
             pid=status.pid if status else None,
-            state=status.state if status else ('absent' if definition is None else None),
+            state=status.effective_state if status else ('absent' if definition is None else None),
             tty=status.tty if status else None,
             owner=(status.owner + (':' + status.owner_group if status.owner_group else '')) if status else None,
             vcpus=status.vcpus if status else None,
-            memory=status.maxmem if status else (definition.memory if definition else None),
+            memory=configured_memory(status, definition),
+            maxmem=status.maxmem if status else None,
             memory_text=fmt_scaled(status.maxmem) if status else None,
             curmem=status.curmem if status else None,
             managed=definition is not None and request.hand_written is None,
@@ -741,6 +857,35 @@ class Converger:
             + (['undefine'] if request.state == 'absent' and plan.config_changed else []),
             restart_required=bool(plan.restart_required and live),
         )
+
+
+def configured_memory(status, definition):
+    """The VM's configured memory in bytes: vm.conf's, else what vmd shows for a stopped VM (a running VM's
+    MAXMEM is vmm(4)'s count, 4M more: see vmctl.vmm_memory_size); None when neither tells."""
+    if definition is not None and definition.memory is not None:
+        return definition.memory
+    if status is not None and not status.live:
+        return status.maxmem
+    if definition is not None and definition.instance_of is None:
+        return DEFAULT_MEMORY
+    return None
+
+
+_LEFTOVER = re.compile(r'\.vm\.conf\.[A-Za-z0-9_]+\.(?:tmp|restore)')
+
+
+def _by_name(definitions):
+    """Later definitions win (the managed block after the hand-written part)."""
+    return {definition.name: definition for definition in definitions}
+
+
+def _nic_count(definition, definitions):
+    """Interfaces vmd opens a tap for: an instance also gets its parent's NICs beyond its own (vm_instance)."""
+    count = definition.nic_count
+    parent = definitions.get(definition.instance_of) if definition.instance_of else None
+    if parent is not None:
+        count = max(count, parent.nic_count)
+    return count
 
 
 def _unlink(path):

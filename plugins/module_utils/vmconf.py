@@ -188,6 +188,12 @@ class VmDefinition:
     path: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
     unsupported: list = field(default_factory=list, compare=False)
+    interfaces_count: int = field(default=0, compare=False)    # `interfaces N` (hand-written): at least N NICs
+
+    @property
+    def nic_count(self):
+        """How many interfaces (so taps) vmd gives the VM when it starts."""
+        return max(len(self.interfaces), self.interfaces_count)
 
     def render(self):
         """The block as vm.conf text: one option per line, closing brace alone (grammar §6)."""
@@ -578,6 +584,8 @@ class _Parser:
             self._next()
             self._allow_instance(vm)
         else:
+            if word == 'interfaces' and self._peek().kind == 'number':
+                vm.interfaces_count = int(self._peek().value)
             vm.unsupported.append((token.value, token.line))
             self._skip_to_newline_in_block()
             return

@@ -20,10 +20,10 @@ import subprocess
 
 from dataclasses import asdict, dataclass
 
-from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError, scan_scaled
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import MIB, SizeError, fmt_scaled, scan_scaled
 
 STATES = ('running', 'stopped', 'paused', 'stopping', 'waiting', 'unknown')
-# States in which vmd has a live process for the VM.
+# States in which vmd has a live process for the VM. `waiting` with a PID is live too (see VmStatus.live).
 LIVE_STATES = ('running', 'paused', 'stopping')
 
 STATUS_HEADER = '   ID   PID VCPUS  MAXMEM  CURMEM     TTY        OWNER    STATE NAME'
@@ -87,7 +87,18 @@ class VmNotRunning(VmctlError):
 
 
 class NoTapDevice(VmctlError):
-    """No free /dev/tapN for the VM's interfaces."""
+    """No free /dev/tapN for the VM's interfaces: all MAX_TAP nodes busy (EBUSY)."""
+
+
+class StartFileMissing(VmctlError):
+    """start failed with ENOENT: no free /dev/tapN (vmm.c opentap ran out of nodes) or the boot image is gone."""
+
+    hint = ('vmd reports this when it finds no free /dev/tapN for the VM\'s interfaces (opentap stops at the first '
+            'missing node: create more with "cd /dev && sh MAKEDEV tapN") or when the VM\'s boot image (vm.conf "boot") '
+            'does not exist')
+
+    def __str__(self):
+        return '%s: %s' % (super().__str__(), self.hint)
 
 
 class DiskUnavailable(VmctlError):
@@ -119,7 +130,9 @@ _ERROR_PATTERNS = (
     (re.compile(r'^failed: Operation already in progress$'), VmStopInProgress),
     (re.compile(r'^failed: Invalid argument$'), VmNotRunning),
     (re.compile(r'^cannot stop vm that is not running$'), VmNotRunning),
-    (re.compile(r'^start vm command failed: (No such file or directory|Device busy)$'), NoTapDevice),
+    # config_setvm (config.c): ENOENT from opentap (no /dev/tapN left) and from opening the boot image alike.
+    (re.compile(r'^start vm command failed: No such file or directory$'), StartFileMissing),
+    (re.compile(r'^start vm command failed: Device busy$'), NoTapDevice),
     (re.compile(r'^could not open disk image\(s\)$'), DiskUnavailable),
     (re.compile(r'^usage:'), VmctlUsageError),
     (re.compile(r'^(ambiguous|unknown) argument: '), VmctlUsageError),
@@ -154,11 +167,41 @@ class VmStatus:
     name: str
 
     @property
+    def live(self):
+        """vmd has a process for the VM. A VM queued by a reload and started by hand shows `waiting` with
+        its PID: config_setvm (config.c) never clears VM_STATE_WAITING, only start_vm_batch does."""
+        return self.state in LIVE_STATES or (self.state == 'waiting' and self.pid is not None)
+
+    @property
     def running(self):
-        return self.state in LIVE_STATES
+        return self.live
+
+    @property
+    def effective_state(self):
+        """The state to report: `waiting` with a PID is `running` (see live)."""
+        return 'running' if self.state == 'waiting' and self.pid is not None else self.state
+
+    def shows_memory(self, configured):
+        """Whether this row's MAXMEM is what vmctl prints for a VM defined with ``configured`` bytes."""
+        expected = vmm_memory_size(configured) if self.live else configured
+        return fmt_scaled(expected) == fmt_scaled(self.maxmem)
 
     def as_dict(self):
         return asdict(self)
+
+
+def vmm_memory_size(configured):
+    """MAXMEM of a running VM as vmctl status shows it: vmm(4)'s count of the memory ranges vmd registered.
+
+    vmd's get_info_vm (vmm.c) asks the kernel (VMM_IOC_INFO: vm_memory_size), which
+    vm_create_check_mem_ranges (sys/dev/vmm/vmm.c) sums over every non-MMIO range that
+    create_memory_map (x86_vm.c) made: the RAM, the reserved 640K-1M hole and a 4M copy of the
+    BIOS below 4G. So a running VM shows its configured memory plus 4M (516M for 512M); fmt_scaled
+    hides the difference from 1G on. A stopped VM shows the configured value.
+    """
+    if configured - MIB <= 4 * MIB:
+        return 5 * MIB
+    return configured + 4 * MIB
 
 
 def _parse_memory(field, line):

@@ -258,6 +258,21 @@ options:
       - Restart a running VM whose definition changed so the change takes effect. Otherwise C(restart_required) is returned.
     type: bool
     default: false
+  dev_dir:
+    description:
+      - Directory of the host's device nodes. Before changing anything the module counts the C(tapN) nodes there (from
+        C(tap0) up to the first missing one, as vmd looks for them) against the interfaces of the VMs this run (and the
+        C(vmctl reload)) starts, minus the taps running VMs hold, and fails naming how many are missing and the
+        C(MAKEDEV) command that creates them.
+    type: path
+    default: /dev
+  lock_timeout:
+    description:
+      - Seconds to wait for the host lock (a file C(.vm.conf.lock) beside O(vm_conf)) that every run holds from reading
+        vm.conf to the last start or stop, so that parallel runs (or C(delegate_to) with several forks) never lose a
+        definition. After that the module fails naming the process that holds the lock; nothing is changed.
+    type: int
+    default: 60
 notes:
   - Only Python's standard library is used on the target.
   - Reload side effect - C(vmctl reload) starts every enabled VM that is not running, also hand-written ones; the module
@@ -266,6 +281,15 @@ notes:
     C(vmctl start) rather than after vmd's start delay.
   - Stopping always uses C(vmctl stop -w) bounded by O(stop_timeout) (never C(stop) then C(wait), which vmd refuses for a
     VM already stopping); a paused VM is unpaused first so that the guest can shut down.
+  - A running VM shows vmm(4)'s memory size in C(vmctl status) (its configured memory plus the 4M of ranges vmd adds,
+    such as a copy of the BIOS); the module compares memory as vmctl prints it for a running VM, so an unchanged VM never
+    looks out of date.
+  - A VM queued by a reload and then started by hand shows C(waiting) with a PID; the module treats it as running.
+  - vmd cannot reload while an instance VM (O(instance_of)) runs (it refuses the known instance name after having dropped
+    every stopped VM), and refuses an instance whose lladdr differs from its parent's; C(vmd -n) notices neither. A run
+    that would need such a reload fails before changing anything, saying which VM to stop.
+  - Temporary files of an interrupted earlier run (C(.vm.conf.*.tmp)) are removed; a VM whose definition in vmd is older
+    than vm.conf (a reload was interrupted) is reloaded (stopped VMs) or reported with C(restart_required) (running ones).
 seealso:
   - module: openbsd.vmm.vmm_vm_info
   - module: openbsd.vmm.vmm_disk
@@ -332,7 +356,9 @@ vms:
       description: PID of the vmd child running the VM, or null.
       type: int
     state:
-      description: State from C(vmctl status) (running, stopped, paused, stopping, waiting, unknown), C(absent) when removed.
+      description:
+        - State from C(vmctl status) (running, stopped, paused, stopping, waiting, unknown), C(absent) when removed.
+        - C(waiting) with a PID (queued by a reload, then started by hand) is reported C(running).
       type: str
       sample: running
     tty:
@@ -345,10 +371,15 @@ vms:
       description: Number of vCPUs.
       type: int
     memory:
-      description: Configured memory in bytes.
+      description: Configured memory in bytes (from vm.conf, or from vmd for a stopped VM), or null when unknown.
+      type: int
+    maxmem:
+      description:
+        - MAXMEM as C(vmctl status) shows it, in bytes. For a running VM this is vmm(4)'s count of the memory ranges vmd
+          registered, the configured memory plus 4M (shown rounded by fmt_scaled).
       type: int
     memory_text:
-      description: Configured memory as vmctl shows it (fmt_scaled).
+      description: MAXMEM as vmctl shows it (fmt_scaled), such as C(516M) for a running VM of 512M.
       type: str
       sample: 1.0G
     curmem:
@@ -439,6 +470,8 @@ def argument_spec():
         stop_timeout=dict(type='int', default=60),
         force=dict(type='bool', default=False),
         restart_on_change=dict(type='bool', default=False),
+        dev_dir=dict(type='path', default='/dev'),
+        lock_timeout=dict(type='int', default=60),
     )
     return spec
 
@@ -454,15 +487,20 @@ def main():
         vmctl = Vmctl(module=module)
     except VmctlError as exc:
         module.fail_json(msg=str(exc))
-    converger = Converger(module, vmctl, module.params['vm_conf'], keep_backup=module.params['backup'])
+    if module.params['lock_timeout'] < 0:
+        module.fail_json(msg='lock_timeout: must be 0 or a positive number of seconds, got %s' % module.params['lock_timeout'])
+    converger = Converger(module, vmctl, module.params['vm_conf'], keep_backup=module.params['backup'],
+                          dev_dir=module.params['dev_dir'], lock_timeout=module.params['lock_timeout'])
     try:
         result = converger.run(merge_entries(module.params))
     except ValidationError as exc:
         module.fail_json(msg='nothing was changed: ' + '; '.join(exc.problems), problems=exc.problems, commands=vmctl.calls)
     except VmdUnavailable as exc:
-        module.fail_json(msg='vmd is not running or its socket cannot be reached: %s' % exc, commands=vmctl.calls)
+        module.fail_json(msg='vmd is not running or its socket cannot be reached: %s' % exc, commands=vmctl.calls,
+                         changed=converger.host_changed)
     except (VmConfError, LifecycleError, VmctlError) as exc:
-        module.fail_json(msg=str(exc), commands=vmctl.calls, backup_file=converger.backup_file)
+        # changed: vm.conf may be rewritten and vmd reloaded (or a VM stopped) before a later step failed.
+        module.fail_json(msg=str(exc), commands=vmctl.calls, backup_file=converger.backup_file, changed=converger.host_changed)
     for warning in converger.warnings:
         module.warn(warning)
     result['commands'] = vmctl.calls

@@ -74,7 +74,10 @@ vms:
       description: PID of the vmd child running the VM, or null.
       type: int
     state:
-      description: State from C(vmctl status) (running, stopped, paused, stopping, waiting, unknown), or null when vmd does not know it.
+      description:
+        - State from C(vmctl status) (running, stopped, paused, stopping, waiting, unknown), or null when vmd does not know it.
+        - A VM that vmctl shows C(waiting) with a PID (queued by a reload, then started by hand; vmd clears the flag only
+          when its start batch comes) runs, and is reported C(running).
       type: str
       sample: running
     tty:
@@ -87,10 +90,15 @@ vms:
       description: Number of vCPUs.
       type: int
     memory:
-      description: Configured memory in bytes.
+      description: Configured memory in bytes (from vm.conf, or from vmd for a stopped VM), or null when unknown.
+      type: int
+    maxmem:
+      description:
+        - MAXMEM as C(vmctl status) shows it, in bytes. For a running VM this is vmm(4)'s count of the memory ranges vmd
+          registered, the configured memory plus 4M (shown rounded by fmt_scaled).
       type: int
     memory_text:
-      description: Configured memory as vmctl shows it.
+      description: MAXMEM as vmctl shows it (fmt_scaled).
       type: str
     curmem:
       description: Memory in use in bytes, or null.
@@ -114,6 +122,7 @@ commands:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import fmt_scaled
+from ansible_collections.openbsd.vmm.plugins.module_utils.vm_lifecycle import configured_memory
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import VmConf, VmConfError
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError, VmdUnavailable
 
@@ -123,11 +132,12 @@ def vm_record(name, status, definition, managed):
         name=name,
         id=status.id if status else None,
         pid=status.pid if status else None,
-        state=status.state if status else None,
+        state=status.effective_state if status else None,
         tty=status.tty if status else None,
         owner=(status.owner + (':' + status.owner_group if status.owner_group else '')) if status else None,
         vcpus=status.vcpus if status else None,
-        memory=status.maxmem if status else (definition.memory if definition else None),
+        memory=configured_memory(status, definition),
+        maxmem=status.maxmem if status else None,
         memory_text=fmt_scaled(status.maxmem) if status else None,
         curmem=status.curmem if status else None,
         managed=managed,

@@ -161,7 +161,8 @@ def status(state):
     if state is None:
         return None
     live = state in v.LIVE_STATES
-    return v.VmStatus(id=1, pid=100 if live else None, vcpus=1, maxmem=512 * MIB, curmem=512 * MIB if live else None,
+    # a running VM of 512M shows vmm(4)'s 516M (vmctl.vmm_memory_size), a stopped one its configured 512M
+    return v.VmStatus(id=1, pid=100 if live else None, vcpus=1, maxmem=(516 if live else 512) * MIB, curmem=512 * MIB if live else None,
                       tty='ttyp0' if live else None, owner='root', owner_group=None, state=state, name='web1')
 
 
@@ -266,7 +267,7 @@ def test_not_running_by_now_is_fine():
 
 def test_running_vm_with_older_memory_still_needs_a_restart_on_later_runs():
     request, = requests(entry(state='running', memory='1G'))
-    running_old = status('running')         # vmctl status shows 512M, the definition says 1G
+    running_old = status('running')         # vmctl status shows 516M (a 512M VM), the definition says 1G
     plan = lc.plan_vm(request, running_old, request.definition)
     assert (plan.config_changed, plan.steps, plan.restart_required) == (False, [], True)
     request, = requests(entry(state='running', memory='1G', restart_on_change=True))
@@ -274,7 +275,6 @@ def test_running_vm_with_older_memory_still_needs_a_restart_on_later_runs():
     assert (plan.steps, plan.restart_required) == (['stop', 'start'], False)
     request, = requests(entry(state='running', memory='512M'))
     assert not lc.plan_vm(request, running_old, request.definition).restart_required
-
 
 
 # --- strict input: a final line break never passes (`$` matches before it; fullmatch does not) ------

@@ -93,7 +93,7 @@ def test_vm_name_rules(name, problem):
     ('waiting for vm web1: failed: Operation already in progress', v.VmStopInProgress),
     ('stopping vm web1: failed: Invalid argument', v.VmNotRunning),
     ('stopping vm: cannot stop vm that is not running', v.VmNotRunning),
-    ('vmctl: start vm command failed: No such file or directory', v.NoTapDevice),
+    ('vmctl: start vm command failed: No such file or directory', v.StartFileMissing),
     ('vmctl: start vm command failed: Device busy', v.NoTapDevice),
     ('vmctl: could not open disk image(s)', v.DiskUnavailable),
     ('usage:\tvmctl [-v] stop [-fw] [id | -a]', v.VmctlUsageError),
@@ -208,3 +208,42 @@ def test_timeout_kills_and_raises(fake_vmctl):
 def test_missing_binary_is_a_clear_error(tmp_path):
     with pytest.raises(v.VmctlError, match='vmctl not found'):
         v.Vmctl('vmctl-does-not-exist-here')
+
+
+def test_enoent_at_start_names_both_causes():
+    error = v.StartFileMissing('start vm command failed: No such file or directory', argv=['vmctl', 'start', 'web1'], rc=1,
+                               stderr='vmctl: start vm command failed: No such file or directory\n')
+    text = str(error)
+    assert 'no free /dev/tapN' in text and 'MAKEDEV' in text and 'boot image' in text
+
+
+@pytest.mark.parametrize('configured, shown', [
+    # x86_vm.c create_memory_map: RAM + 384K reserved below 1M + a 4M BIOS copy below 4G, all counted by vmm(4)
+    ('64M', '68.0M'), ('100M', '104M'), ('512M', '516M'), ('1000M', '1004M'), ('1020M', '1.0G'), ('1G', '1.0G'),
+    ('3840M', '3.8G'), ('4G', '4.0G'), ('16G', '16.0G'),
+])
+def test_running_vm_maxmem_is_the_configured_memory_plus_4m(configured, shown):
+    from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import fmt_scaled, scan_scaled
+    assert fmt_scaled(v.vmm_memory_size(scan_scaled(configured))) == shown
+    assert v.vmm_memory_size(scan_scaled(configured)) == scan_scaled(configured) + 4 * 1024 * 1024
+
+
+def row(state, pid='72014', maxmem='516M'):
+    return v.parse_status_row('    1 %5s     1 %7s    100M   ttyp0         root %8s web1' % (pid, maxmem, state))
+
+
+def test_waiting_with_a_pid_is_live_and_reported_running():
+    waiting = row('waiting')
+    assert waiting.live and waiting.running and waiting.effective_state == 'running' and waiting.state == 'waiting'
+    queued = v.parse_status_row('    1     -     1    512M       -       -         root  waiting web1')
+    assert not queued.live and queued.effective_state == 'waiting'
+
+
+def test_shows_memory_compares_as_vmctl_prints():
+    mib = 1024 * 1024
+    assert row('running').shows_memory(512 * mib)
+    assert not row('running', maxmem='512M').shows_memory(512 * mib), 'a running 512M VM never shows 512M'
+    assert not row('running').shows_memory(1024 * mib)
+    assert row('running', maxmem='1.0G').shows_memory(1020 * mib), 'fmt_scaled hides the difference from 1G on'
+    stopped = v.parse_status_row('    1     -     1    512M       -       -         root  stopped web1')
+    assert stopped.shows_memory(512 * mib) and not stopped.shows_memory(256 * mib)
