@@ -7,7 +7,8 @@ A fresh lab; 40 sparse raw disks; then the same `vms:` list twice: the first run
 every VM (and starts the first --running of them), the second finds nothing to do. The
 module runs as Ansible runs it: its own Python process, arguments in a JSON file. Printed:
 vmctl calls (from the module's returned `commands`) and wall time of each run, and the ratio.
-The no-op must make exactly one vmctl call (status); the script exits 1 otherwise.
+The no-op must make exactly one vmctl call (status), change nothing and need no restart (each VM
+has a local interface and restart_on_change is on); the script exits 1 otherwise.
 Measurement only: nothing here asserts a time.
 
     .venv/bin/python benchmarks/vmm_vm_noop.py [--vms 40] [--running 10]
@@ -63,7 +64,7 @@ def main():
         lab_root = os.path.join(workdir, 'lab')
         env = dict(os.environ, VMM_LAB_ROOT=lab_root, PATH=LAB_BIN + os.pathsep + os.environ.get('PATH', ''),
                    PYTHONPATH=workdir + os.pathsep + os.environ.get('PYTHONPATH', ''))
-        subprocess.run(['lab', 'init'], env=env, check=True)
+        subprocess.run(['lab', 'init', '--taps', str(max(16, options.running))], env=env, check=True)
         subprocess.run(['lab', 'vmd', 'start'], env=env, check=True)
         try:
             disk_dir = os.path.join(lab_root, 'vmm')
@@ -73,9 +74,12 @@ def main():
                 path = os.path.join(disk_dir, 'bench%02d.raw' % index)
                 with open(path, 'wb') as disk:
                     disk.truncate(DISK_SIZE)        # what `vmctl create` writes for raw: a sparse file
+                # One local interface each: the run counts the lab's /dev/tapN first (dev_dir).
                 vms.append(dict(name='bench%02d' % index, memory='64M', disks=[dict(path=path, format='raw')],
-                                state='running' if index < options.running else 'stopped'))
-            args = dict(vms=vms, vm_conf=os.path.join(lab_root, 'etc', 'vm.conf'))
+                                interfaces=[dict(local=True)], state='running' if index < options.running else 'stopped'))
+            # restart_on_change: an unchanged running VM (vmctl shows 68.0M for 64M) must not be restarted.
+            args = dict(vms=vms, vm_conf=os.path.join(lab_root, 'etc', 'vm.conf'), dev_dir=os.path.join(lab_root, 'dev'),
+                        restart_on_change=True)
             converge, converge_time = run_module(workdir, env, args)
             noop, noop_time = run_module(workdir, env, args)
         finally:
@@ -88,7 +92,8 @@ def main():
     print('%-9s %8s %12d %10.2fs' % ('no-op', noop['changed'], len(noop_calls), noop_time))
     print('no-op / converge wall time: %.3f' % (noop_time / converge_time))
     print('no-op vmctl calls: %s' % ' | '.join(' '.join(argv) for argv in noop_calls))
-    if noop['changed'] or noop_calls != [['vmctl', 'status']]:
+    print('no-op restart_required: %s' % noop.get('restart_required'))
+    if noop['changed'] or noop_calls != [['vmctl', 'status']] or noop.get('restart_required'):
         print('FAIL: the no-op run must make exactly one vmctl call (status) and change nothing')
         return 1
     return 0
