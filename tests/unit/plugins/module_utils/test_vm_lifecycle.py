@@ -278,7 +278,6 @@ def test_running_vm_with_older_memory_still_needs_a_restart_on_later_runs():
 
 
 # --- strict input: a final line break never passes (`$` matches before it; fullmatch does not) ------
-
 @pytest.mark.parametrize('bad, message', [
     (dict(name='web1\n'), 'name: a VM name may contain only'),
     (dict(interfaces=[{'lladdr': 'fe:e1:ba:d0:00:01\n'}]), "interfaces[0].lladdr: 'fe:e1:ba:d0:00:01\\n' is not a MAC address"),
