@@ -140,3 +140,15 @@ if play "$COLL/playbooks/preflight.yml" -e "preflight_report=$report"; then exit
 [ "$(fact taps usable)" = 5 ]
 expect taps fail "cd $L/dev && sh MAKEDEV $(echo tap{5..17}) ("
 grep -q 'tap5 is missing, so the 18 nodes after it are never used' "$report"
+touch "$L/dev/tap5"
+
+# 5. when the checks cannot run at all, the report says why: no Python at the interpreter's path,
+# or no way to become root (here a doas that does not exist)
+sed 's#ansible_python_interpreter: .*#ansible_python_interpreter: /usr/local/bin/python3-missing#' "$here/inventory.yml" > "$L/no-python.yml"
+if ansible-playbook -i "$L/no-python.yml" "$COLL/playbooks/preflight.yml" -e "preflight_report=$report" > "$L/play.log" 2>&1; then exit 1; fi
+[ "$(statuses fail)" = "python" ]
+expect python fail 'pkg_add python3' 'ansible_python_interpreter: /usr/local/bin/python3'
+if play "$COLL/playbooks/preflight.yml" -e "preflight_report=$report" -e preflight_become=true \
+        -e ansible_become_method=doas -e "ansible_become_exe=$L/no-doas"; then exit 1; fi
+[ "$(statuses fail)" = "become" ]
+expect become fail 'become_method: doas' 'permit nopass'
