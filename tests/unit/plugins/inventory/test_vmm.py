@@ -122,6 +122,11 @@ compose:
     ("  a:\n    vmm_guests: [{memory: 1G}]\n", 'each with a name'),
     ("  a:\n    vmm_guest_network: 192.0.2.0/30\n    vmm_guests: [{name: x}, {name: y}, {name: z}]\n",
      'pool of 192.0.2.0/30 is exhausted at index 2'),
+    # whole-string rules: a final line break, a multicast MAC, a name vmd refuses
+    ('  a:\n    vmm_guests: [{name: "web1\\n"}]\n', "VM name 'web1\\\\n': a VM name may contain only"),
+    ("  a:\n    vmm_guests: [{name: web1, lladdr: '01:00:5e:00:00:01'}]\n", 'is a multicast address'),
+    ('  a:\n    vmm_guests: [{name: web1, lladdr: "fe:e1:ba:d0:00:01\\n"}]\n', 'is not a MAC address'),
+    ("  a:\n    vmm_guests: [{name: 'web 1'}]\n", 'a VM name may contain only'),
 ])
 def test_bad_fleets_are_refused_with_the_reason(tmp_path, hosts, message):
     with pytest.raises(AnsibleParserError, match=message):
