@@ -285,7 +285,7 @@ def rdr_rule(rules, address, port, interface='tap'):
 
 def check_daemon(probe, name, conf, variable, conf_flag, enabled_wanted, check_argv):
     """Configuration check, enabled with the right flags, running: one record for a daemon."""
-    check = '%s' % name
+    check = name
     if not enabled_wanted:
         return record(check, SKIP, '%s is not used (%s: false)' % (name, variable))
     rc, out, err = probe.run(check_argv)

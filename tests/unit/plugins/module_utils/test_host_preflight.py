@@ -265,3 +265,15 @@ def test_daemon_enabled_with_flags_and_running():
     answers[('httpd', '-n', '-f', conf)] = (1, '', '/srv/httpd.conf:2: syntax error\n')
     result = p.check_httpd(FakeProbe(answers), params(httpd_conf=conf))
     assert result['status'] == 'fail' and 'syntax error' in result['detail'] and 'install_server role' in result['fix']
+
+
+def test_dhcpd_is_checked_with_its_own_config_flag_when_used():
+    conf = '/srv/dhcpd.conf'
+    answers = {('dhcpd', '-n', '-c', conf): (0, '', ''), ('rcctl', 'get', 'dhcpd', 'status'): (0, '', ''),
+               ('rcctl', 'get', 'dhcpd', 'flags'): (0, '-c /srv/dhcpd.conf vport0\n', ''), ('rcctl', 'check', 'dhcpd'): (0, 'dhcpd(ok)\n', '')}
+    result = p.check_dhcpd(FakeProbe(answers), params(dhcpd=True, dhcpd_conf=conf))
+    assert result['status'] == 'pass' and result['facts']['flags'] == '-c /srv/dhcpd.conf vport0'
+    answers[('rcctl', 'get', 'dhcpd', 'status')] = (1, '', '')
+    result = p.check_dhcpd(FakeProbe(answers), params(dhcpd=True, dhcpd_conf=conf))
+    assert result['status'] == 'fail'
+    assert result['fix'].startswith('rcctl enable dhcpd && rcctl set dhcpd flags -c /srv/dhcpd.conf && rcctl start dhcpd')
