@@ -49,26 +49,26 @@ except ImportError:
 
 MODULE = 'openbsd.vmm.vmm_autoinstall'
 
-# Replaced on the target by the temporary VM's id: the host side of its local
-# interface (100.64.<id>.2) is only known once vmd has registered the VM.
-VM_ID_TOKEN = '@VM_ID@'
-DEFAULT_SERVER = 'http://100.64.%s.2' % VM_ID_TOKEN
+# Replaced on the target by the host side of the temporary VM's local interface: vmd derives it
+# from the VM's id and the host's `local prefix` (priv.c vm_priv_addr), known once vmd registered the VM.
+SERVER_TOKEN = '@INSTALL_SERVER@'
+DEFAULT_SERVER = 'http://%s' % SERVER_TOKEN
 
 RANDOM = 'random'
 DISABLED_PASSWORD = '*' * 13
 ROOT_PASSWORD_COMMENT = '# root password: '
 
-_MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
-_HOSTNAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
-_DOMAIN = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$')
-_LOGIN = re.compile(r'^[a-z][-a-z0-9_]*$')
-_BCRYPT = re.compile(r'^\$2[a-z]\$\d\d\$')
-_TIMEZONE = re.compile(r'^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$')
-_SET_TOKEN = re.compile(r'^[+-]?[A-Za-z0-9._*?\[\]-]+$')
+_MAC = re.compile(r'[0-9a-f]{2}(:[0-9a-f]{2}){5}')
+_HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?')
+_DOMAIN = re.compile(r'[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
+_LOGIN = re.compile(r'[a-z][-a-z0-9_]*')
+_BCRYPT = re.compile(r'\$2[a-z]\$\d\d\$.*', re.S)
+_TIMEZONE = re.compile(r'[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*')
+_SET_TOKEN = re.compile(r'[+-]?[A-Za-z0-9._*?\[\]-]+')
 _SIZE = r'\d+(\.\d+)?[BKMGTbkmgt]?'
-_DISKLABEL_SIZE = re.compile(r'^%s(-(%s|\*)?)?$' % (_SIZE, _SIZE))
-_PERCENT = re.compile(r'^\d{1,3}%$')
-_SSH_KEY = re.compile(r'^(ssh-|ecdsa-|sk-)\S+ \S+( .*)?$')
+_DISKLABEL_SIZE = re.compile(r'%s(-(%s|\*)?)?' % (_SIZE, _SIZE))
+_PERCENT = re.compile(r'\d{1,3}%')
+_SSH_KEY = re.compile(r'(ssh-|ecdsa-|sk-)\S+ \S+( .*)?')
 
 # Accounts in the ramdisk's /etc/passwd: the installer refuses them as logins.
 RESERVED_LOGINS = frozenset((
@@ -82,7 +82,7 @@ TIMEZONE_DIRECTORIES = frozenset((
 
 # Passed through to the module as they are (no secrets among them).
 TARGET_OPTIONS = ('state', 'name', 'mac', 'hostname', 'docroot', 'file_group', 'disk', 'memory', 'bsd_rd', 'release', 'arch',
-                  'install_timeout', 'console_log')
+                  'install_timeout', 'console_log', 'vm_conf')
 
 RESPONSE_TEMPLATE = """\
 # OpenBSD autoinstall(8) response file for {{ hostname }} ({{ mac }}).
@@ -188,7 +188,7 @@ def _single_line(what, value):
 
 def set_digits(release):
     """7.8 -> 78 (the XY in baseXY.tgz)."""
-    if not re.match(r'^\d+\.\d$', release):
+    if not re.fullmatch(r'\d+\.\d', release):
         raise AutoinstallError('release must look like 7.8 (got %r)' % release)
     return release.replace('.', '')
 
@@ -209,7 +209,7 @@ def select_sets(tokens, release, site_set=None):
     """Apply the installer's Set name(s) tokens; refuse a selection that would abort the install."""
     offered, selected = offered_sets(release, site_set)
     for token in tokens:
-        if not _SET_TOKEN.match(token) or token.lower() in ('done', 'abort'):
+        if not _SET_TOKEN.fullmatch(token) or token.lower() in ('done', 'abort'):
             raise AutoinstallError('invalid set token %r: use a glob, optionally prefixed with + or -' % token)
         sign, pattern = (token[0], token[1:]) if token[0] in '+-' else ('+', token)
         if pattern == 'all':
@@ -254,11 +254,11 @@ def render_disklabel(disklabel):
         mount, size, percent = row['mount'], row['size'], row['percent']
         if row['extra'] or not (mount == 'swap' or mount.startswith('/')) or any(c.isspace() for c in mount):
             raise AutoinstallError('disklabel: %r is not a mount point or swap' % mount)
-        if not _DISKLABEL_SIZE.match(size):
+        if not _DISKLABEL_SIZE.fullmatch(size):
             raise AutoinstallError('disklabel: size %r for %s must be SIZE or MIN-MAX (e.g. 1G, 2G-*, 150M-1G)' % (size, mount))
         if percent is not None:
             percent = percent if percent.endswith('%') else percent + '%'
-            if not _PERCENT.match(percent) or not 0 < int(percent[:-1]) <= 100:
+            if not _PERCENT.fullmatch(percent) or not 0 < int(percent[:-1]) <= 100:
                 raise AutoinstallError('disklabel: percentage %r for %s must look like 20%%' % (percent, mount))
         lines.append(' '.join([mount, size] + ([percent] if percent else [])))
     if '/' not in [line.split()[0] for line in lines]:
@@ -288,7 +288,7 @@ def _check_ip(value, version, what):
 def check_network(net):
     """Validate the network options; return them with derived flags."""
     net = dict(net)
-    if not re.match(r'^[a-z]+\d+$', net['interface']):
+    if not re.fullmatch(r'[a-z]+\d+', net['interface']):
         raise AutoinstallError('network.interface %r is not an interface name such as vio0' % net['interface'])
     for key, version in (('ipv4', 4), ('ipv6', 6)):
         if net[key] not in ('autoconf', 'none'):
@@ -299,7 +299,7 @@ def check_network(net):
         _check_ip(net['ipv4_gateway'], 4, 'network.ipv4_gateway')
     if net.get('ipv6_gateway') and net['ipv6_gateway'] != 'none':
         _check_ip(net['ipv6_gateway'], 6, 'network.ipv6_gateway')
-    if net.get('domain') and not _DOMAIN.match(net['domain']):
+    if net.get('domain') and not _DOMAIN.fullmatch(net['domain']):
         raise AutoinstallError('network.domain %r is not a DNS domain name' % net['domain'])
     for server in net.get('nameservers') or []:
         _check_ip(server, None, 'network.nameservers entry')
@@ -312,7 +312,7 @@ def check_network(net):
 
 def is_encrypted(password):
     """The installer takes a bcrypt string ($2?$NN$..., > 40 chars) as already encrypted."""
-    return bool(_BCRYPT.match(password)) and len(password) > 40
+    return bool(_BCRYPT.fullmatch(password)) and len(password) > 40
 
 
 def hash_password(password, rounds, existing_hashes=()):
@@ -358,14 +358,14 @@ def build_payload(args, existing=None, token_source=None):
     existing = existing or {}
     token_source = token_source or (lambda: secrets.token_urlsafe(18))
     mac = args['mac'].lower()
-    if not _MAC.match(mac):
+    if not _MAC.fullmatch(mac):
         raise AutoinstallError('mac %r must be six colon-separated hex octets (e.g. fe:e1:bb:d1:00:01)' % args['mac'])
     hostname = args.get('hostname') or args['name']
-    if not _HOSTNAME.match(hostname):
+    if not _HOSTNAME.fullmatch(hostname):
         raise AutoinstallError("hostname %r must be a short host name (letters, digits, '-'; no dots)" % hostname)
     release = args['release']
     xy = set_digits(release)
-    if not re.match(r'^[a-z0-9]+$', args['arch']):
+    if not re.fullmatch(r'[a-z0-9]+', args['arch']):
         raise AutoinstallError('arch %r is not an OpenBSD architecture name' % args['arch'])
     rounds = args['bcrypt_rounds']
     if not 10 <= rounds <= 31:
@@ -387,14 +387,14 @@ def build_payload(args, existing=None, token_source=None):
         root_hash = hash_password(root_password, rounds, existing_hashes_for(existing, 'root'))
 
     root_ssh_key = _single_line('root_ssh_key', args.get('root_ssh_key') or '')
-    if root_ssh_key and not _SSH_KEY.match(root_ssh_key):
+    if root_ssh_key and not _SSH_KEY.fullmatch(root_ssh_key):
         raise AutoinstallError('root_ssh_key does not look like an OpenSSH public key line')
     allow_root_ssh = args.get('allow_root_ssh') or ('prohibit-password' if root_ssh_key else None)
 
     users = []
     for user in args.get('users') or []:
         login = user['name']
-        if not _LOGIN.match(login) or len(login) > 31:
+        if not _LOGIN.fullmatch(login) or len(login) > 31:
             raise AutoinstallError('user name %r must match [a-z][-a-z0-9_]* and be at most 31 characters' % login)
         if login in RESERVED_LOGINS or login in [other['name'] for other in users]:
             raise AutoinstallError('user name %r is reserved or given twice' % login)
@@ -403,7 +403,7 @@ def build_payload(args, existing=None, token_source=None):
             raise AutoinstallError('user %s needs a password' % login)
         keys = [_single_line('ssh key of user %s' % login, key) for key in user.get('ssh_keys') or []]
         for key in keys:
-            if not _SSH_KEY.match(key):
+            if not _SSH_KEY.fullmatch(key):
                 raise AutoinstallError('an ssh key of user %s does not look like an OpenSSH public key line' % login)
         fullname = _single_line('fullname of user %s' % login, user.get('fullname') or login)
         if re.search(r'[:&,]', fullname) or len(fullname) > 100:
@@ -414,7 +414,7 @@ def build_payload(args, existing=None, token_source=None):
                           hash=hash_password(password, rounds, existing_hashes_for(existing, login))))
 
     timezone = args['timezone']
-    if not _TIMEZONE.match(timezone) or '..' in timezone:
+    if not _TIMEZONE.fullmatch(timezone) or '..' in timezone:
         raise AutoinstallError('timezone %r is not a zone name such as UTC or Europe/Berlin' % timezone)
     if timezone in TIMEZONE_DIRECTORIES:
         raise AutoinstallError("timezone %r is a region: name a zone inside it (e.g. %s/...), or the installer asks "
@@ -426,7 +426,7 @@ def build_payload(args, existing=None, token_source=None):
 
     server = args.get('install_server') or DEFAULT_SERVER
     _single_line('install_server', server)
-    if not re.match(r'^(https?://)?[A-Za-z0-9.:\[\]@_-]+$', server.rstrip('/')):
+    if not re.fullmatch(r'(https?://)?[A-Za-z0-9.:\[\]@_-]+', server.rstrip('/')):
         raise AutoinstallError('install_server %r must be a host name, address or http:// URL without a path' % server)
     server = server.rstrip('/')
     base_url = server if '://' in server else 'http://' + server
@@ -441,7 +441,7 @@ def build_payload(args, existing=None, token_source=None):
         if not path or '..' in path.split('/') or path in ('install.site', 'install.site.user'):
             raise AutoinstallError('site file path %r must be a relative path inside the new root (use '
                                    'site.install_site for the install.site script)' % item['path'])
-        if not re.match(r'^0?[0-7]{3,4}$', str(item.get('mode') or '0644')):
+        if not re.fullmatch(r'0?[0-7]{3,4}', str(item.get('mode') or '0644')):
             raise AutoinstallError('site file %s: mode %r is not an octal mode' % (path, item.get('mode')))
         site_files.append(dict(path=path, content=item['content'], mode=str(item.get('mode') or '0644')))
     user_script = site.get('install_site')
@@ -567,7 +567,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('vmm_autoinstall: state=installed needs disk')
         if args['state'] == 'published' and not args.get('install_server'):
             raise AnsibleActionFail('vmm_autoinstall: state=published needs install_server (the host the guest fetches '
-                                    'the sets from); only state=installed can use the temporary VM\'s 100.64.<id>.2')
+                                    'the sets from); only state=installed can use the host side of the temporary VM\'s local '
+                                    'interface')
         target_args = dict((key, args.get(key)) for key in TARGET_OPTIONS)
 
         if args['state'] == 'absent':

@@ -19,8 +19,12 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import fil
 from ansible_collections.openbsd.vmm.plugins.module_utils.console_follow import redact
 from ansible_collections.openbsd.vmm.plugins.module_utils.site_set import pack_site_set, read_site_set
 
-VM_ID_TOKEN = '@VM_ID@'
-# Response file and site set hold password hashes: readable by the owner and the HTTP daemon's group.
+# Stands for the install server in what the action plugin rendered, until the module knows it.
+SERVER_TOKEN = '@INSTALL_SERVER@'
+# Response file and site set hold password hashes: root and the HTTP daemon's group (file_group, www
+# for httpd(8), whose server processes run as user www) may read them, nobody else. In OpenBSD's stock
+# docroot (root:daemon 0755, etc/mtree/4.4BSD.dist) a new file takes the directory's group, daemon,
+# so without file_group a 0640 file is unreadable by www and httpd answers 403.
 SECRET_MODE = 0o640
 PUBLIC_MODE = 0o644
 
@@ -66,7 +70,9 @@ def group_id(name):
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:
-        raise PublishError('file_group %r: no such group on the install server' % name)
+        raise PublishError('file_group %r: no such group on the install server; it must be the group of the user '
+                           'the HTTP daemon serves files as (www for httpd(8)), or the installer cannot read the '
+                           'response file and site set (mode 0640)' % name)
 
 
 class Publication:
@@ -74,7 +80,7 @@ class Publication:
 
     def __init__(self, params, payload):
         self.docroot = params['docroot']
-        self.gid = group_id(params.get('file_group'))
+        self.file_group = params.get('file_group')
         self.mac = params['mac'].lower()
         self.setdir = os.path.join(self.docroot, 'pub', 'OpenBSD', params['release'], params['arch'])
         self.response_path = os.path.join(self.docroot, '%s-install.conf' % self.mac)
@@ -89,11 +95,11 @@ class Publication:
             found.update(read_site_set(self.site_path))
         return found
 
-    def publish(self, payload, vm_id=None, check_mode=False):
-        """Write what the payload holds; return (changed paths, all paths, diff)."""
+    def publish(self, payload, server=None, check_mode=False):
+        """Write what the payload holds (``server`` in place of SERVER_TOKEN); return (changed paths, all paths, diff)."""
         response = payload['response_file']
-        if vm_id is not None:
-            response = response.replace(VM_ID_TOKEN, str(vm_id))
+        if server is not None:
+            response = response.replace(SERVER_TOKEN, server)
         wanted = [(self.response_path, response.encode('utf-8'), SECRET_MODE)]
         if payload.get('disklabel'):
             wanted.append((self.disklabel_path, payload['disklabel'].encode('utf-8'), PUBLIC_MODE))
@@ -105,15 +111,16 @@ class Publication:
             wanted.append((self.site_path, pack_site_set(payload['site_files']), SECRET_MODE))
         if not os.path.isdir(self.docroot):
             raise PublishError('docroot %s does not exist' % self.docroot)
+        gid = group_id(self.file_group)
         changed, diff = [], []
         before = read_file(self.response_path)
         for path, data, mode in wanted:
             current, current_mode, current_gid = file_state(path)
-            if current == data and current_mode == mode and self.gid in (None, current_gid):
+            if current == data and current_mode == mode and gid in (None, current_gid):
                 continue
             changed.append(path)
             if not check_mode:
-                write_atomic(path, data, mode, self.gid)
+                write_atomic(path, data, mode, gid)
         if self.site_path and not check_mode and update_index(self.setdir, os.path.basename(self.site_path), True):
             changed.append(os.path.join(self.setdir, 'index.txt'))
         if self.response_path in changed:

@@ -55,7 +55,7 @@ ARGUMENT_SPEC = dict(
     answers=dict(type='dict', default={}),
     install_server=dict(type='str'),
     docroot=dict(type='path', default='/var/www/htdocs'),
-    file_group=dict(type='str'),
+    file_group=dict(type='str', default='www'),
     disk=dict(type='path'),
     memory=dict(type='str'),
     bsd_rd=dict(type='path'),
@@ -63,6 +63,7 @@ ARGUMENT_SPEC = dict(
     arch=dict(type='str', default='amd64'),
     install_timeout=dict(type='int', default=1800),
     console_log=dict(type='path'),
+    vm_conf=dict(type='path', default='/etc/vm.conf'),
 )
 
 

@@ -25,6 +25,18 @@ FAILURE_MARKERS = (
     'Question has no answer in response file',
     'No response file found; non-interactive mode aborted.',
 )
+# install.sub get_responsefile: what the installer prints when it finds no response file, earliest cause
+# first. It then asks "Response file location?" and reads the console for ever (nobody types on a vmd
+# console), so each of these is a failure at once, not after install_timeout.
+NO_RESPONSE_FILE = (
+    ('No dhcp address on interface', "vmd's DHCP gave the installer no address: the VM's first interface must be "
+                                     "a local interface and its VM id must fit vm.conf's local prefix"),
+    ('Could not determine auto server.', 'the DHCP lease named no install server (next-server)'),
+    ('Could not determine auto mode.', 'the DHCP lease named no auto_install file'),
+    ('Response file location?', 'the installer fetched no response file from the install server: is httpd '
+                                'running and serving the docroot the files were published in, and does the VM '
+                                'reach it on port 80 (pf rdr-to on the tap interfaces)?'),
+)
 BCRYPT_HASH = re.compile(r'\$2[a-z]\$\d\d\$[./A-Za-z0-9]{53}')
 TAIL_LINES = 25
 # Upper bound for the console process to deliver its last lines once the VM has ended (cu may not
@@ -49,10 +61,13 @@ def console_tail(text, secrets):
 
 
 def failure_in(text):
-    """The failure marker the transcript shows, or None."""
+    """Why the installer cannot finish, from what the transcript shows, or None."""
     for marker in FAILURE_MARKERS:
         if marker in text:
-            return marker
+            return 'the installer failed: %s' % marker
+    for marker, cause in NO_RESPONSE_FILE:
+        if marker in text:
+            return 'the installer found no response file (%r on the console): %s' % (marker, cause)
     return None
 
 

@@ -23,11 +23,14 @@ import time
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.console_follow import (
     CONSOLE_DRAIN_SECONDS, SUCCESS_MARKER, ConsoleFollower, console_tail, failure_in)
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import disk_identity, read_manifest, write_manifest
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import manifest_matches, manifest_path
+from ansible_collections.openbsd.vmm.plugins.module_utils.local_address import (
+    DEFAULT_LOCAL_PREFIX, LocalAddressError, vm_priv_addr)
 from ansible_collections.openbsd.vmm.plugins.module_utils.site_set import random_password
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError, scan_scaled
-from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import Disk, Interface, VmDefinition
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmconf import Disk, Interface, VmConfError, VmDefinition, parse_config
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import (
     Vmctl, VmctlError, VmNotFound, VmNotRunning, VmStopInProgress, vm_name_problem)
 
@@ -66,6 +69,20 @@ def temp_vm_definition(params, bsd_rd):
     digest = hashlib.sha256(definition.render().encode('utf-8')).hexdigest()[:8]
     definition.name = '%s-ai-%s' % (params['name'][:63 - 12], digest)
     return definition
+
+
+def install_server_address(vm_conf, vm_id):
+    """The host side of the temporary VM's first (local) interface: the next-server vmd's DHCP gives the installer."""
+    try:
+        prefix = parse_config(vm_conf).local_prefix or DEFAULT_LOCAL_PREFIX
+    except VmConfError as exc:
+        raise InstallFailure('vm_conf: %s' % exc)
+    try:
+        return vm_priv_addr(prefix, vm_id, 0)
+    except LocalAddressError as exc:
+        raise InstallFailure('vm_conf %s: %s. The installer would get no DHCP lease and could not fetch its response '
+                             'file; give vm.conf a larger local prefix, or restart vmd so that it numbers VMs from 1 '
+                             'again' % (vm_conf, exc))
 
 
 def force_stop(vmctl, name):
@@ -129,9 +146,8 @@ def run_install(module, vmctl, definition, timeout, console_log, secrets):
             ready, _w, _x = select.select(watched, [], [], remaining)
             if console.open and console.master in ready:
                 console.read_available()
-                marker = failure_in(console.text)
-                if marker:
-                    reason = 'the installer failed: %s' % marker
+                reason = failure_in(console.text)
+                if reason:
                     break
             if wait_fd in ready:
                 data = os.read(wait_fd, 4096)
@@ -150,8 +166,8 @@ def run_install(module, vmctl, definition, timeout, console_log, secrets):
             force_stop(vmctl, name)
         console.drain(CONSOLE_DRAIN_SECONDS)
         transcript = console.text
-        if reason is None and failure_in(transcript):
-            reason = 'the installer failed: %s' % failure_in(transcript)
+        if reason is None:
+            reason = failure_in(transcript)
         if reason is None and SUCCESS_MARKER not in transcript:
             reason = 'the VM ended without the installer reporting success (%s not on the console)' % SUCCESS_MARKER
         return reason is None, reason, duration, transcript
@@ -195,8 +211,11 @@ def install(module, params, payload, publication):
     secrets = [secret for secret in (random_password(payload),) if secret]
     try:
         record = prepare_vm(vmctl, definition)
+        server = None
+        if SERVER_TOKEN in payload['response_file']:
+            server = install_server_address(params.get('vm_conf') or '/etc/vm.conf', record.id)
         try:
-            publication.publish(payload, vm_id=record.id)
+            publication.publish(payload, server=server)
             succeeded, reason, duration, transcript = run_install(
                 module, vmctl, definition, params['install_timeout'], params.get('console_log'), secrets)
         finally:

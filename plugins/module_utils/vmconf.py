@@ -429,6 +429,7 @@ class ConfigSummary:
     vms: list = field(default_factory=list)          # VmDefinition, in file order
     switches: dict = field(default_factory=dict)     # name -> (path, line)
     files: list = field(default_factory=list)
+    local_prefix: str = None                         # `local prefix` (vmd's default 100.64.0.0/10 when None)
 
     def vm(self, name):
         for definition in self.vms:
@@ -523,6 +524,10 @@ class _Parser:
         if token.kind == 'keyword' and token.value == 'vm':
             self.summary.vms.append(self._vm(path, token.line))
             return
+        if token.kind == 'keyword' and token.value == 'local' and self._peek().kind == 'keyword' and self._peek().value == 'prefix':
+            self._next()
+            # parse.y: the last `local prefix` line wins.
+            self.summary.local_prefix = self._string('a prefix after local prefix')
         self._skip_line()
 
     def _vm(self, path, line):

@@ -14,7 +14,7 @@ description:
   - The response file is rendered on the controller (Jinja2), passwords are hashed there with bcrypt through the
     passlib API of libpass, and every line is checked against the installer's questions and matching rules
     (case-insensitive, word-bounded, first match consumed) before anything is published.
-  - O(state=published) writes C(<mac>-install.conf) (mode 0640, see O(file_group)), the disklabel template and the site set into
+  - O(state=published) writes C(<mac>-install.conf) (root:O(file_group) 0640), the disklabel template and the site set into
     O(docroot); O(state=installed) also boots a temporary VM with the ramdisk from the network, follows its console,
     waits for vmd to report that the VM terminated, and decides from the console transcript whether the install
     succeeded; O(state=absent) removes what was published.
@@ -183,8 +183,11 @@ options:
   install_server:
     description:
       - Host name, address or C(http://) URL the guest uses for the sets and the disklabel template.
-      - Defaults to the host side of the temporary VM's local interface, C(http://100.64.<vm-id>.2), filled in when
-        the VM is registered; so O(state=published) requires it.
+      - Defaults to the host side of the temporary VM's local interface, the DHCP next-server vmd gives the installer,
+        computed as vmd does (C(priv.c) C(vm_priv_addr)) from the VM's id and the C(local prefix) of O(vm_conf)
+        (C(100.64.0.0/10) when absent), for example C(http://100.64.4.2) for VM id 4 and C(http://100.65.0.2) for
+        VM id 256. It is filled in when vmd has registered the VM, so O(state=published) requires it. The task fails
+        before anything is published when the VM id leaves the prefix (vmd would give the VM no address).
     type: str
   docroot:
     description: Document root of the install server's HTTP daemon.
@@ -192,10 +195,14 @@ options:
     default: /var/www/htdocs
   file_group:
     description:
-      - Group given to the published files. The response file and the site set are mode 0640 because they hold
-        password hashes, so the HTTP daemon must read them through this group (V(www) for httpd(8)).
-      - By default new files keep the group the system gives them.
+      - Group given to the published files. The response file and the site set are mode 0640 (root and this group
+        may read them, nobody else) because they hold password hashes; the disklabel template is 0644. The HTTP
+        daemon must read them through this group: V(www) for httpd(8), whose server processes run as user www.
+      - OpenBSD's docroot C(/var/www/htdocs) is C(root:daemon) 0755 and new files take the directory's group, so
+        without the right group httpd answers 403 and the installer finds no response file.
+      - A group that does not exist on the install server is an error naming this option.
     type: str
+    default: www
   disk:
     description: Disk image to install onto (required for O(state=installed)).
     type: path
@@ -220,6 +227,10 @@ options:
   console_log:
     description: File that receives the console transcript of the install (mode 0600, password hashes redacted).
     type: path
+  vm_conf:
+    description: vmd's configuration file, read for its C(local prefix) (see O(install_server)).
+    type: path
+    default: /etc/vm.conf
   payload:
     description: Internal, set by the action plugin (rendered files and hashes). Do not set it.
     type: str

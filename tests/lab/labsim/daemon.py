@@ -32,6 +32,8 @@ DEFAULT_MEMORY = 512 * MIB
 MAX_DISKS = 4
 MAX_NICS = 4
 MAX_TAPS = 256
+# vmd.h VMD_DHCP_PREFIX: the `local prefix` when vm.conf sets none
+DEFAULT_LOCAL_PREFIX = "100.64.0.0/10"
 VM_START_RATE_SEC = 6
 VM_START_RATE_LIMIT = 3
 PTY_LETTERS = "pqrstuvwxyzPQRST"
@@ -151,7 +153,10 @@ class Daemon:
         self.cond = threading.Condition(threading.RLock())
         self.vms = []
         self.ids = {}
-        self.next_id = 0
+        # vm_claimid numbers from 1 (++vmd_nvm); `lab vm-ids-from N` plays a vmd that already numbered N-1
+        self.next_id = self.first_id() - 1
+        # parse.y `local prefix` sets vmd_cfg.cfg_localprefix; config_init's default is 100.64.0.0/10
+        self.local_prefix = DEFAULT_LOCAL_PREFIX
         self.switches = []
         self.verbose = 0
         self.parallel = None
@@ -230,6 +235,10 @@ class Daemon:
         self.parallel = parallel if parallel else int(self.settings.get("cpus") or 2)
         delay = getattr(config, "staggered_delay", None)
         self.delay = 30 if delay is None else delay
+        # parse_config() (parse.y) never resets cfg_localprefix: a file without `local prefix` keeps the
+        # current one, also on `vmctl load` and reload (vmd.c vmd_reload), until vmd restarts.
+        if getattr(config, "local_prefix_set", False):
+            self.local_prefix = config.local_prefix
         self.start_vm_batch()
 
     def vm_from_spec(self, spec):
@@ -274,9 +283,14 @@ class Daemon:
                 return vm
         return None
 
+    def first_id(self):
+        """`lab vm-ids-from N` (read now, so it applies to the next new VM without a vmd restart)."""
+        return int(state.load_settings(self.root).get("vm_ids_from") or 1)
+
     def claim_id(self, name, uid):
         key = (name, uid)
         if key not in self.ids:
+            self.next_id = max(self.next_id, self.first_id() - 1)
             self.next_id += 1
             self.ids[key] = self.next_id
         return self.ids[key]
@@ -474,6 +488,8 @@ class Daemon:
             "cdrom": vm.cdrom,
             "console": console,
             "faults": faults,
+            # dhcp.c answers with priv.c vm_priv_addr() addresses inside this prefix
+            "local_prefix": self.local_prefix,
             "daemon_pid": os.getpid(),
         }
         env = dict(os.environ)
@@ -891,7 +907,7 @@ class Daemon:
                     self.kill(vm, signal.SIGKILL)
                 self.cond.wait_for(lambda: all(vm.exit_gen != gen for vm, gen in gens.items()), 10)
                 self.ids.clear()
-                self.next_id = 0
+                self.next_id = self.first_id() - 1
                 self.batch_due = None
             if mode in ("all", "switches"):
                 self.switches = []

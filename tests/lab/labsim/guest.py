@@ -66,6 +66,7 @@ def boot(spec, console):
         "lab_root": spec["lab_root"],
         "name": spec["name"],
         "vm_id": spec["vm_id"],
+        "local_prefix": spec.get("local_prefix"),
         "interfaces": spec["interfaces"],
         "disks": spec["disks"],
         "kernel": spec["kernel"],

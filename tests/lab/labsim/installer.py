@@ -39,6 +39,8 @@ import urllib.request
 
 from labsim import mirror
 
+# vmd's default `local prefix` (parse.y / vmd.h VMD_DHCP_PREFIX); the daemon passes the configured one.
+DEFAULT_LOCAL_PREFIX = '100.64.0.0/10'
 RAMDISK_MAGIC = 'LAB-OPENBSD-RAMDISK'
 RECORD_MAGIC = b'LAB-OPENBSD-INSTALL-RECORD'
 RECORD_OFFSET = 1024 * 1024
@@ -73,6 +75,25 @@ class _Stopped(Exception):
 
 # ---------------------------------------------------------------------------
 # small helpers
+
+def vm_priv_addr(prefix, vmid, idx, isvm):
+    """usr.sbin/vmd/priv.c vm_priv_addr(): the address of interface idx of VM vmid, or None.
+
+    addr = (vmid << 8) | ((idx + 1) * 2), plus one on the VM's side, converted to network order
+    and OR-ed into the prefix (32 bits); "dhcp address range exceeded" (None) when the result
+    leaves the prefix or idx >= 0x7f. The OR means ids whose bits the prefix already has fold
+    back into it (100.64.0.0/10: id 16384 gives 100.64.0.x again), as in vmd.
+    """
+    network = ipaddress.IPv4Network(prefix)
+    base, mask = int(network.network_address), int(network.netmask)
+    addr = ((vmid << 8) | ((idx + 1) * 2)) & 0xFFFFFFFF
+    if isvm:
+        addr += 1
+    addr = (addr | base) & 0xFFFFFFFF
+    if base != (addr & mask) or idx >= 0x7F:
+        return None
+    return str(ipaddress.IPv4Address(addr))
+
 
 def _lower(text):
     """typeset -l: ASCII lower case."""
@@ -423,7 +444,9 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
         self.version = mirror.version_of(self.release)
         snapshot = '-' in self.release and not self.release.endswith('-stable')
         self.setdir = 'snapshots/%s' % self.arch if snapshot else '%s/%s' % (self.vname, self.arch)
-        self.host_ip = '100.64.%d.2' % self.vm_id
+        self.local_prefix = ctx.get('local_prefix') or DEFAULT_LOCAL_PREFIX
+        lease = self._lease(0) if ctx.get('interfaces') else None
+        self.host_ip = lease['router'] if lease else ''
         self.interfaces = ['vio%d' % i for i in range(len(ctx.get('interfaces') or []))]
         self.disks = {}
         for i, disk in enumerate(ctx.get('disks') or []):
@@ -534,17 +557,28 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
             return None
 
     def _lease(self, index):
-        """vmd's DHCP answer for NIC index (only local interfaces get one)."""
+        """vmd's DHCP answer for NIC index (dhcp.c dhcp_request): only local interfaces get one, and only
+        when vm_priv_addr finds addresses for them inside the `local prefix`."""
         spec = self.ctx['interfaces'][index]
         if not spec.get('local'):
             return None
-        guest = '100.64.%d.%d' % (self.vm_id, 2 * index + 3)
-        host = '100.64.%d.%d' % (self.vm_id, 2 * index + 2)
+        guest = vm_priv_addr(self.local_prefix, self.vm_id, index, True)
+        host = vm_priv_addr(self.local_prefix, self.vm_id, index, False)
+        if guest is None or host is None:
+            return None
         name = self.ctx.get('name') or ''
         return {'address': guest, 'netmask': '255.255.255.254', 'router': host, 'dns': host,
                 'next_server': host, 'filename': 'auto_install', 'host_name': name if res_hnok(name) else ''}
 
     def get_responsefile(self):
+        """install.sub 1.1288 get_responsefile, for a netbooted vmd guest (one `netboot` interface, vio0).
+
+        DHCP on it (no answer: "No dhcp address on interface vio0 in 30 seconds."), then with next-server
+        and an auto_install file name the MAC, host-name and plain URLs; without them "Could not determine
+        auto server." / "Could not determine auto mode.". When nothing was fetched it asks "Response file
+        location?" (default http://<server>/install.conf when a server is known) and reads the console:
+        nobody types there, so it waits for ever.
+        """
         server = mode = path = ''
         if self.interfaces:
             lease = self._lease(0)

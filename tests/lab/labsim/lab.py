@@ -254,6 +254,17 @@ def cmd_guest(root, args):
     return _fail("vm %s is not running" % args.vm)
 
 
+def cmd_vm_ids_from(root, args):
+    """vmd.c vm_claimid numbers VMs 1, 2, ... (++vmd_nvm) for as long as vmd runs; the next new VM gets
+    max(next, N) instead, so ids of 256 and more can be tested without starting 255 VMs."""
+    if args.first < 1:
+        return _fail("vm-ids-from: the first id must be at least 1")
+    settings = state.load_settings(root)
+    settings["vm_ids_from"] = args.first
+    state.save_settings(root, settings)
+    return 0
+
+
 def build_parser():
     parser = _Parser(prog="lab", description="Control the simulated OpenBSD vmm host.")
     sub = parser.add_subparsers(dest="command")
@@ -282,12 +293,14 @@ def build_parser():
     guest = sub.add_parser("guest", help="make a guest reboot or halt by itself")
     guest.add_argument("action", choices=("reboot", "halt"))
     guest.add_argument("vm")
+    ids = sub.add_parser("vm-ids-from", help="number new VMs from N on, as a vmd that has run N-1 VMs")
+    ids.add_argument("first", type=int)
     return parser
 
 
 COMMANDS = {
     "init": cmd_init, "vmd": cmd_vmd, "fault": cmd_fault, "show": cmd_show, "mirror": cmd_mirror,
-    "console-log": cmd_console_log, "guest": cmd_guest,
+    "console-log": cmd_console_log, "guest": cmd_guest, "vm-ids-from": cmd_vm_ids_from,
 }
 
 

@@ -132,6 +132,7 @@ class Config:
     vms: list = field(default_factory=list)
     switches: list = field(default_factory=list)
     local_prefix: str = DEFAULT_LOCAL_PREFIX
+    local_prefix_set: bool = False  # a `local prefix` line was read (vmd keeps its current prefix otherwise)
     local_inet6: object = False
     socket_owner: object = None
     staggered_parallel: object = None
@@ -1073,6 +1074,7 @@ class _Parser:
             self.yyerror("invalid local prefix: %s" % err)
             raise _YYError()
         self.config.local_prefix = prefix
+        self.config.local_prefix_set = True
 
     def a_socket_owner(self, args):
         uid, gid = args[2]

@@ -52,7 +52,7 @@ def test_dhcp_install_renders_hashed_root_password_and_offline_answers():
     assert answers['IPv4 address for vio0'] == 'autoconf'
     assert answers['IPv6 address for vio0'] == 'autoconf'
     assert answers['What timezone are you in'] == 'UTC'
-    assert answers['HTTP Server'] == 'http://100.64.@VM_ID@.2'
+    assert answers['HTTP Server'] == 'http://@INSTALL_SERVER@'
     assert answers['Server directory'] == 'pub/OpenBSD/7.8/amd64'
     # No user, no site set, no template: nothing about them in the file.
     assert answers['Setup a user'] == 'no'
@@ -254,6 +254,18 @@ def test_unknown_answer_key_lists_nearest_questions():
     (dict(bcrypt_rounds=4), 'two digits'),
     (dict(release='78'), 'release'),
     (dict(site=dict(files=[dict(path='../x', content='')])), 'relative path'),
+    # `$` would match before a final newline: every pattern is a full match.
+    (dict(mac='fe:e1:bb:d1:00:01\n'), 'six colon-separated'),
+    (dict(hostname='web1\n'), 'short host name'),
+    (dict(timezone='UTC\n'), 'not a zone name'),
+    (dict(users=[dict(name='alice\n', password='x')]), 'must match'),
+    (dict(sets=['-game*\n']), 'invalid set token'),
+    (dict(release='7.8\n'), 'release'),
+    (dict(arch='amd64\n'), 'architecture'),
+    (dict(install_server='192.0.2.1\n'), 'single line'),
+    (dict(network=dict(interface='vio0\n')), 'interface name'),
+    (dict(disklabel=[dict(mount='/', size='1G\n')]), 'SIZE or MIN-MAX'),
+    (dict(site=dict(files=[dict(path='x', content='', mode='0644\n')])), 'octal mode'),
 ])
 def test_invalid_options_are_refused(overrides, message):
     with pytest.raises(AutoinstallError, match=message):

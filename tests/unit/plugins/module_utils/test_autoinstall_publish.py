@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.openbsd.vmm.plugins.module_utils import atomic_file
 from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import write_atomic
-from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, update_index
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, PublishError, update_index
 
 MAC = 'fe:e1:bb:d1:00:01'
 OTHER_INDEX_LINES = (
@@ -122,3 +122,34 @@ def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeyp
     assert os.listdir(tmp_path) == [path.name]
 
 
+
+
+# -- who may read what is published -----------------------------------------
+
+def test_secret_files_are_0640_for_the_file_group_and_the_template_is_public(docroot):
+    gid = os.getgid()
+    params = dict(docroot=str(docroot), file_group=str(gid), mac=MAC, release='7.8', arch='amd64')
+    payload = dict(response_file='System hostname = web1\n', disklabel='/ 1G-*\n', site_set='site78-web1.tgz',
+                   site_files=[site_file('install.site', 'echo site\n', '0755')])
+    publication = Publication(params, payload)
+    publication.publish(payload)
+    modes = dict((os.path.basename(path), (stat.S_IMODE(os.stat(path).st_mode), os.stat(path).st_gid))
+                 for path in (publication.response_path, publication.disklabel_path, publication.site_path))
+    assert modes == {'%s-install.conf' % MAC: (0o640, gid), '%s-disklabel' % MAC: (0o644, gid),
+                     'site78-web1.tgz': (0o640, gid)}
+
+
+def test_a_missing_file_group_is_an_error_naming_the_option(docroot):
+    params = dict(docroot=str(docroot), file_group='no-such-group-here', mac=MAC, release='7.8', arch='amd64')
+    payload = dict(response_file='System hostname = web1\n')
+    publication = Publication(params, payload)
+    with pytest.raises(PublishError, match=r"file_group 'no-such-group-here': no such group on the install server"):
+        publication.publish(payload)
+    assert os.listdir(str(docroot)) == ['pub']
+    # Removing needs no group.
+    assert publication.remove() == []
+
+
+def test_the_default_file_group_is_www():
+    from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import ARGUMENT_SPEC
+    assert ARGUMENT_SPEC['file_group']['default'] == 'www'

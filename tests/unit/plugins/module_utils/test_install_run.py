@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.openbsd.vmm.plugins.module_utils import install_run
-from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN, Publication
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import read_manifest
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import manifest_path
 
@@ -55,7 +55,7 @@ def install_env(tmp_path, docroot, monkeypatch):
     monkeypatch.setattr(install_run, 'run_install', fake_run_install)
     params = dict(docroot=str(docroot), file_group=None, mac=MAC, release='7.8', arch='amd64', disk=str(disk),
                   bsd_rd=None, name='web1', hostname='web1', memory=None, install_timeout=60, console_log=None)
-    return SimpleNamespace(disk=disk, params=params, runs=runs)
+    return SimpleNamespace(disk=disk, params=params, runs=runs, docroot=docroot)
 
 
 def run_install_with(env, digest):
@@ -119,3 +119,39 @@ def test_install_result_never_carries_the_random_password(install_env, monkeypat
     result = install_run.install(FakeModule(), install_env.params, payload, Publication(install_env.params, payload))
     assert RANDOM_PASSWORD not in json.dumps(result)
     assert 'Setting root password to [redacted]' in result['install']['console_tail']
+
+
+@pytest.mark.parametrize('vm_conf_text, vm_id, server', [
+    (None, 4, 'http://100.64.4.2'),
+    (None, 256, 'http://100.65.0.2'),
+    ('local prefix "10.0.0.0/16"\n', 4, 'http://10.0.4.2'),
+])
+def test_the_install_server_is_the_host_side_of_the_vms_local_interface(install_env, monkeypatch, tmp_path,
+                                                                        vm_conf_text, vm_id, server):
+    vm_conf = tmp_path / 'vm.conf'
+    if vm_conf_text is not None:
+        vm_conf.write_text(vm_conf_text)
+    published = []
+
+    def fake_run_install(module, vmctl, definition, timeout, console_log, secrets):
+        published.append((install_env.docroot / ('%s-install.conf' % MAC)).read_text())
+        return True, None, 1.0, 'CONGRATULATIONS!\n'
+
+    monkeypatch.setattr(install_run, 'prepare_vm', lambda vmctl, definition: SimpleNamespace(id=vm_id))
+    monkeypatch.setattr(install_run, 'run_install', fake_run_install)
+    params = dict(install_env.params, vm_conf=str(vm_conf))
+    payload = dict(response_file='HTTP Server = http://%s\n' % SERVER_TOKEN, inputs_sha256='d' * 64, password_hashes={})
+    install_run.install(FakeModule(), params, payload, Publication(params, payload))
+    assert published == ['HTTP Server = %s\n' % server]
+
+
+def test_a_vm_id_outside_the_local_prefix_fails_before_anything_is_published(install_env, monkeypatch, tmp_path):
+    vm_conf = tmp_path / 'vm.conf'
+    vm_conf.write_text('local prefix "10.0.0.0/16"\n')
+    monkeypatch.setattr(install_run, 'prepare_vm', lambda vmctl, definition: SimpleNamespace(id=256))
+    params = dict(install_env.params, vm_conf=str(vm_conf))
+    payload = dict(response_file='HTTP Server = http://%s\n' % SERVER_TOKEN, inputs_sha256='e' * 64, password_hashes={})
+    with pytest.raises(install_run.InstallFailure, match=r'vm_conf .*dhcp address range exceeded, vm id 256'):
+        install_run.install(FakeModule(), params, payload, Publication(params, payload))
+    assert install_env.runs == []
+    assert not (install_env.docroot / ('%s-install.conf' % MAC)).exists()
