@@ -53,10 +53,51 @@ snapshot > "$L/before"
 if play "$here/converge.yml" -e '{"install_server_listen": ["*"]}'; then exit 1; fi
 grep -q 'must listen on VM-facing addresses only' "$L/play.log"
 
-# 5. sets copied from a local tree are verified: a tampered set fails the run
+# 5. sets copied from a local tree are verified against SHA256.sig where they lie: a tampered set
+#    fails the run (signify -C: man78.tgz: FAIL) ...
 cp -a "$L/mirror/7.8/amd64" "$L/local-tree"
 echo tampered >> "$L/local-tree/man78.tgz"
 if play "$here/converge.yml" -e "install_server_sets_src=$L/local-tree"; then exit 1; fi
-grep -q 'checksum mismatch (or missing): man78.tgz' "$L/play.log"
+grep -q 'man78.tgz: FAIL' "$L/play.log"
 # ... and nothing from that tree was put in the docroot
 (cd "$sets" && sha256sum --ignore-missing -c SHA256)
+# ... and with the signature check off, the unsigned SHA256 still catches it
+if play "$here/converge.yml" -e "install_server_sets_src=$L/local-tree" -e install_server_verify_signature=false; then exit 1; fi
+grep -q 'checksum mismatch (or missing): man78.tgz' "$L/play.log"
+
+# 6. signatures (signify -C with the release key; the lab's key is installed by `lab mirror`)
+key="$L/etc/signify/openbsd-78-base.pub"
+# a missing key fails the run, naming the key and the way out -- never a silent skip
+mv "$key" "$key.away"
+snapshot > "$L/before"
+if play "$here/converge.yml"; then exit 1; fi
+grep -q "install_server_signify_key $key does not exist" "$L/play.log"
+grep -q 'set install_server_verify_signature to false (unsafe)' "$L/play.log"
+snapshot > "$L/after"
+diff "$L/before" "$L/after"
+# turned off explicitly: the run passes, with a warning
+play "$here/converge.yml" -e install_server_verify_signature=false
+recap | grep -q ' failed=0 '
+grep -q 'WARNING: install_server_verify_signature is false: SHA256.sig is NOT verified (unsafe)' "$L/play.log"
+mv "$key.away" "$key"
+# another release's key: signify refuses
+lab mirror "$L/mirror79" 7.9 amd64
+if play "$here/converge.yml" -e "install_server_signify_key=$L/etc/signify/openbsd-79-base.pub"; then exit 1; fi
+grep -q 'signify: verification failed: checked against wrong key' "$L/play.log"
+# a mirror whose signed list was changed: the run fails at the signature check, before any set is
+# fetched (the docroot keeps its sets and index; installers check SHA256.sig themselves)
+cp -p "$L/mirror/7.8/amd64/SHA256.sig" "$L/SHA256.sig.good"
+sed -i 's/^SHA256 (bsd.rd) = /SHA256 (bsd.rd) = 0/' "$L/mirror/7.8/amd64/SHA256.sig"
+(cd "$sets" && sha256sum $(ls | grep -vx SHA256.sig)) > "$L/before"
+if play "$here/converge.yml"; then exit 1; fi
+grep -q 'signify: signature verification failed' "$L/play.log"
+(cd "$sets" && sha256sum $(ls | grep -vx SHA256.sig)) > "$L/after"
+diff "$L/before" "$L/after"
+cp -p "$L/SHA256.sig.good" "$L/mirror/7.8/amd64/SHA256.sig"
+play "$here/converge.yml"
+recap | grep -q ' failed=0 '
+
+# 7. bad inputs (table in bad_inputs.yml): each refused before anything is fetched or written, naming
+#    the variable and the rule; httpd.conf, dhcpd.conf, rc.conf.local and the docroot unchanged after each
+play "$here/bad_inputs.yml"
+recap | grep -q ' failed=0 '
