@@ -225,7 +225,13 @@ def images_based_on(path, node=None, directories=None):
 
 def vms_using(vm_conf, node):
     """'VM (disk)' for every VM in ``vm_conf`` (with its includes) whose disk, or a base below it, goes through ``node``."""
-    if not vm_conf or not os.path.exists(vm_conf):
+    if not vm_conf:
+        return []
+    if not os.path.isdir(os.path.dirname(os.path.abspath(vm_conf))):
+        # a mistyped path must not read as "no VM uses it"; a missing file in a real directory is a host without VMs
+        raise DiskError('vm_conf: the directory of %s does not exist, so whether a VM uses the image is unknown; '
+                        'give the path of vm.conf (a file that does not exist yet is fine) or set force: true' % vm_conf)
+    if not os.path.exists(vm_conf):
         return []
     try:
         summary = parse_config(vm_conf)
@@ -514,7 +520,13 @@ def _plan_absent(request, current):
     else:
         node, what, action = request.path, request.path, 'delete'
         directories = [os.path.dirname(request.path), os.path.dirname(request.given)]
-    users = vms_using(request.vm_conf, node)
+    unchecked = None
+    try:
+        users = vms_using(request.vm_conf, node)
+    except DiskError as exc:
+        if not request.force:
+            raise
+        users, unchecked = [], str(exc)
     if users and not request.force:
         raise DiskError('state=absent: %s is a disk of VM %s in %s (directly or as a base); vmd would fail to load its '
                         'configuration without it. Remove the VM from vm.conf first, or set force: true'
@@ -528,6 +540,8 @@ def _plan_absent(request, current):
     reasons = ['delete %s' % what]
     if users:
         reasons.append('force: deleting although vm.conf uses it for %s' % ', '.join(users))
+    if unchecked:
+        reasons.append('force: deleting without knowing the VMs (%s)' % unchecked)
     if dependents:
         reasons.append('force: deleting although %s use it as base' % ', '.join(dependents))
     return Plan(action, request, current if action == 'delete' else None, reasons=reasons)

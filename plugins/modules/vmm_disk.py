@@ -88,7 +88,8 @@ options:
   vm_conf:
     description:
       - The vm.conf(5) whose VMs (with its C(include) files) V(absent) checks before deleting. A file that does not
-        exist defines no VMs.
+        exist defines no VMs; a file in a directory that does not exist, or one that cannot be parsed, is refused
+        (whether a VM uses the image is then unknown) unless O(force=true).
     type: path
     default: /etc/vm.conf
   lock_timeout:

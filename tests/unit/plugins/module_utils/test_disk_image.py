@@ -490,6 +490,15 @@ def test_absent_without_vm_conf_or_with_other_disks_deletes(lab_dir, tmp_path_fa
     assert plan_for(path=lab_dir / 'plain.raw', state='absent', vm_conf=vm_conf).action == 'delete'
 
 
+def test_absent_with_vm_conf_in_a_missing_directory_is_refused(lab_dir):
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskError, match=r'vm_conf: the directory of /nonexistent/vm.conf does not exist'):
+        plan_for(path=lab_dir / 'plain.raw', state='absent', vm_conf='/nonexistent/vm.conf')
+    assert snapshot(lab_dir) == before
+    forced = plan_for(path=lab_dir / 'plain.raw', state='absent', vm_conf='/nonexistent/vm.conf', force=True)
+    assert forced.action == 'delete' and 'without knowing the VMs' in ' '.join(forced.reasons)
+
+
 def test_absent_with_an_unreadable_vm_conf_is_refused(lab_dir, tmp_path_factory):
     etc = tmp_path_factory.mktemp('etc')
     (etc / 'vm.conf').write_text('vm "web1" {\n\tdisk "/x"\n')
