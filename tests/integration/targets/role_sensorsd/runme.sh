@@ -52,3 +52,8 @@ play "$here/converge.yml" -e '{"sensorsd_entries": [{"sensor": "hw.sensors.cpu0.
 recap | grep -q ' changed=1 .* failed=0 ' || recap | grep -q ' changed=2 .* failed=0 '
 grep -q 'high=85C' "$L/etc/sensorsd.conf"
 [ "$(grep -c '^argv:' "$L/mail.log")" = 4 ]
+
+# 5. bad inputs (table in bad_inputs.yml): each refused before anything is written, naming the
+#    variable and the rule; sensorsd.conf, the alert script, rc.conf.local and the mails unchanged
+play "$here/bad_inputs.yml"
+recap | grep -q ' failed=0 '
