@@ -110,6 +110,8 @@ def _require_netaddr():
 
 def _network(value, version, what):
     _require_netaddr()
+    if isinstance(value, str) and value != value.strip():  # netaddr reads around a final line break; refuse it
+        raise FleetNetError('%r is not an %s network: blanks and line breaks are not allowed' % (value, what))
     try:
         network = netaddr.IPNetwork(str(value))
     except (netaddr.AddrFormatError, ValueError, TypeError):

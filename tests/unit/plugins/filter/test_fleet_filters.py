@@ -205,3 +205,14 @@ def test_lladdr_prefix_with_a_line_break_or_blank_is_refused(prefix):
 def test_fleet_lladdrs_refuse_bad_explicit_lladdrs(lladdr, message):
     with pytest.raises(AnsibleFilterError, match=message):
         vmm_lladdrs([{'name': 'web1', 'lladdr': lladdr}])
+
+
+@pytest.mark.parametrize('network', ['192.0.2.0/24\n', '192.0.2.0/24 '])
+def test_ipv4_network_with_a_line_break_is_refused(network):
+    with pytest.raises(AnsibleFilterError, match='blanks and line breaks are not allowed'):
+        vmm_ipv4_address(network, 0)
+
+
+def test_ipv6_prefix_with_a_line_break_is_refused():
+    with pytest.raises(AnsibleFilterError, match='blanks and line breaks are not allowed'):
+        vmm_ipv6_subnet('fd00::/48\n', 0)
