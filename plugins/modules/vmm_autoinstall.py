@@ -197,7 +197,7 @@ options:
     description:
       - Group given to the published files. The response file and the site set are mode 0640 (root and this group
         may read them, nobody else) because they hold password hashes; the disklabel template is 0644. The HTTP
-        daemon must read them through this group: V(www) for httpd(8), whose server processes run as user www.
+        daemon must read them through this group, so it is V(www) for httpd(8), whose server processes run as user www.
       - OpenBSD's docroot C(/var/www/htdocs) is C(root:daemon) 0755 and new files take the directory's group, so
         without the right group httpd answers 403 and the installer finds no response file.
       - A group that does not exist on the install server is an error naming this option.

@@ -122,8 +122,6 @@ def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeyp
     assert os.listdir(tmp_path) == [path.name]
 
 
-
-
 # -- who may read what is published -----------------------------------------
 
 def test_secret_files_are_0640_for_the_file_group_and_the_template_is_public(docroot):

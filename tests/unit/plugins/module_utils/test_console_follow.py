@@ -30,8 +30,6 @@ def test_console_tail_is_redacted_and_keeps_the_last_non_empty_lines():
     assert all(RANDOM_PASSWORD not in line and HASH not in line for line in tail)
 
 
-
-
 # -- the installer's verdict ------------------------------------------------
 
 BOOT = "Welcome to the OpenBSD/amd64 7.8 installation program.\nStarting non-interactive mode in 5 seconds...\n" \

@@ -13,6 +13,7 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.site_set import pack_s
 
 RANDOM_PASSWORD = 'Xq7-random-Pw'
 
+
 def site_file(path, text, mode='0644'):
     return dict(path=path, content=base64.b64encode(text.encode('utf-8')).decode('ascii'), mode=mode)
 
@@ -59,5 +60,3 @@ def test_random_password_comes_from_the_authorized_keys_comment():
     assert random_password(payload) == RANDOM_PASSWORD
     assert random_password(dict(site_files=[site_file('install.site', 'echo\n')])) is None
     assert random_password({}) is None
-
-
