@@ -254,3 +254,15 @@ def test_ftp_messages_and_exit_codes(host, tmp_path):
     # Host traffic is not `in on tap`: the tap-side address is refused even with the rdr rule.
     load_pf(host, RDR)
     assert run(host, "ftp", "-o", "-", "http://100.64.4.2/index.txt").returncode == 1
+
+
+def test_httpd_reload_with_an_address_on_no_interface_ends_httpd(host):
+    # parent_reload() -> parent_configure() -> config_setserver(): the bind fails, fatal("send server");
+    # rc.d's reload (a SIGHUP) said ok before.
+    assert start_httpd(host).returncode == 0
+    pid = httpd_pid(host)
+    httpd_conf(host, "100.64.9.2")
+    assert run(host, "rcctl", "-f", "reload", "httpd").stdout == "httpd(ok)\n"
+    assert gone(pid)
+    assert run(host, "rcctl", "check", "httpd").returncode == 1
+    assert "fatal in parent: send server: Can't assign requested address" in (host / "var" / "log" / "daemon").read_text()

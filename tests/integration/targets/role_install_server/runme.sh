@@ -25,9 +25,9 @@ recap | grep -q ' failed=0 '
 [ ! -e "$sets/comp78.tgz" ]
 for f in SHA256 SHA256.sig BUILDINFO INSTALL.amd64 bsd bsd.rd base78.tgz man78.tgz; do grep -qE " $f\$" "$sets/index.txt"; done
 [ -d "$L/var/www/htdocs/disklabel" ]
-# httpd: only the VM-facing address, docroot relative to the chroot; the lab's httpd -n accepts it
+# httpd: only the stable address, docroot relative to the chroot; the lab's httpd -n accepts it
 httpd -n -f "$L/etc/httpd.conf"
-grep -qx $'\tlisten on 10.0.0.1 port 80' "$L/etc/httpd.conf"
+grep -qx $'\tlisten on 127.0.0.1 port 80' "$L/etc/httpd.conf"
 [ "$(grep -c 'listen on' "$L/etc/httpd.conf")" = 1 ]
 grep -qx $'\troot "/htdocs"' "$L/etc/httpd.conf"
 grep -qx "chroot \"$L/var/www\"" "$L/etc/httpd.conf"
@@ -43,15 +43,40 @@ grep -q 'subnet 10.0.0.0 netmask 255.255.255.0 {' "$L/etc/dhcpd.conf"
 [ "$(rcctl get httpd flags)" = "-f $L/etc/httpd.conf" ]
 rcctl check httpd
 rcctl check dhcpd
+# httpd (as the lab's www) serves what was published: world-readable files in 0755 directories
+ftp -o "$L/index.fetched" "http://127.0.0.1/pub/OpenBSD/7.8/amd64/index.txt"
+cmp "$L/index.fetched" "$sets/index.txt"
+ftp -o - "http://127.0.0.1/pub/OpenBSD/7.8/amd64/SHA256.sig" > /dev/null
+[ "$(stat -c %a "$sets/base78.tgz" "$sets/SHA256" "$sets/index.txt" | sort -u)" = 644 ]
+[ "$(stat -c %a "$L/var/www/htdocs" "$L/var/www/htdocs/pub/OpenBSD/7.8/amd64" "$L/var/www/htdocs/disklabel" | sort -u)" = 755 ]
+# no directory listings (the installer reads index.txt)
+if ftp -o - "http://127.0.0.1/pub/OpenBSD/7.8/amd64/" 2> "$L/ftp.err"; then exit 1; fi
+grep -q '403 Forbidden' "$L/ftp.err"
 
 # 3. converge again: nothing changes
 play "$here/converge.yml"
 recap | grep -q ' changed=0 .* failed=0 '
 
-# 4. httpd on every address (or egress) is refused before anything is touched
+# 4. httpd on every address (or egress), or a value with a newline, is refused before anything is touched
 snapshot > "$L/before"
 if play "$here/converge.yml" -e '{"install_server_listen": ["*"]}'; then exit 1; fi
 grep -q 'must listen on VM-facing addresses only' "$L/play.log"
+if play "$here/converge.yml" -e '{"install_server_listen": ["127.0.0.1\nserver \"x\" {"]}'; then exit 1; fi
+grep -q 'install_server_listen: .* refused' "$L/play.log"
+snapshot > "$L/after"
+diff "$L/before" "$L/after"
+
+# 4b. an address on no interface (a VM's next-server, the host side of its tap): httpd does not start
+# (a reload, as here, ends the running httpd: the role reports it)
+if play "$here/converge.yml" -e '{"install_server_listen": ["100.64.4.2"]}'; then exit 1; fi
+grep -q "fatal in parent: send server: Can't assign requested address" "$L/var/log/daemon"
+grep -q 'httpd ended after reading the new httpd.conf' "$L/play.log"
+if rcctl check httpd; then exit 1; fi
+# ... and on a fresh start too
+if play "$here/converge.yml" -e '{"install_server_listen": ["100.64.4.2"]}'; then exit 1; fi
+grep -q 'httpd(failed)' "$L/play.log"
+play "$here/converge.yml"
+rcctl check httpd
 
 # 5. sets copied from a local tree are verified against SHA256.sig where they lie: a tampered set
 #    fails the run (signify -C: man78.tgz: FAIL) ...

@@ -288,6 +288,8 @@ class Daemon:
         self.generation = 0
         self.listeners = []
         self.reload_error = None
+        self.fatal = False
+        self.done = threading.Event()
 
     def prepare(self):
         """Parse, resolve, check the user and every address; returns (sites, error)."""
@@ -342,8 +344,16 @@ class Daemon:
             sites, error = self.prepare()
             self.generation += 1
             self.reload_error = error
+            if error and error.startswith("fatal in parent"):
+                # parent_reload() -> parent_configure() -> config_setserver(): the bind fails and
+                # fatal("send server") ends httpd; rcctl reload (a SIGHUP) had already said ok.
+                syslog(error)
+                self.fatal = True
+                self.publish()
+                self.done.set()
+                return
             if error:
-                # The previous configuration keeps serving; the failure is only logged.
+                # A configuration that does not parse: the previous one keeps serving, logged only.
                 syslog("reload: %s" % error)
                 self.publish()
                 return
@@ -376,7 +386,7 @@ def serve_main(config_file):
         return 1
     daemon.servers, daemon.listeners = daemon.bind(sites)
     daemon.publish()
-    done = threading.Event()
+    done = daemon.done
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=daemon.reload, daemon=True).start())
@@ -392,6 +402,8 @@ def serve_main(config_file):
     current = state()
     if current and current.get("pid") == os.getpid():
         os.unlink(common.state_path("httpd.json"))
+    if daemon.fatal:
+        return 1
     syslog("parent terminating, pid %d" % os.getpid())
     return 0
 
@@ -450,7 +462,8 @@ def reload_daemon(timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = state() or {}
-        if current.get("generation", 0) > generation:
+        # rc.d's reload is a SIGHUP: ok once delivered, whether httpd then lives or dies
+        if current.get("generation", 0) > generation or current.get("pid") != pid:
             return True
         time.sleep(0.02)
     return False
