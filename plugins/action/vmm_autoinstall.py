@@ -31,6 +31,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import ARGUMENT_SPEC, NETWORK_SPEC
+from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError, scan_scaled
+from ansible_collections.openbsd.vmm.plugins.module_utils.vm_lifecycle import MAX_MEMORY, MIN_MEMORY
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import vm_name_problem
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import (
     InstallPlan, ResponseFileError, check_answer_key, check_response_file, expected_questions, key_matches, manifest_matches,
     manifest_path, parse_response_file, simulate)
@@ -69,6 +72,14 @@ _SIZE = r'\d+(\.\d+)?[BKMGTbkmgt]?'
 _DISKLABEL_SIZE = re.compile(r'%s(-(%s|\*)?)?' % (_SIZE, _SIZE))
 _PERCENT = re.compile(r'\d{1,3}%')
 _SSH_KEY = re.compile(r'(ssh-|ecdsa-|sk-)\S+ \S+( .*)?')
+_GROUP = re.compile(r'[A-Za-z_][A-Za-z0-9_.-]*|\d+')
+# One component of a site file path: no '/', no control character; '.' and '..' are refused apart.
+_SITE_COMPONENT = re.compile(r'[^\x00-\x1f\x7f/]+')
+_CONTROL = re.compile(r'[\x00-\x1f\x7f]')
+# vmm(4) runs amd64 and i386 guests (vmd(8)); the installer's sets live under pub/OpenBSD/<release>/<arch>.
+GUEST_ARCHES = ('amd64', 'i386')
+# Paths the module opens on the target: a control character would name a different file than the one meant.
+PATH_OPTIONS = ('docroot', 'disk', 'bsd_rd', 'console_log', 'vm_conf')
 
 # Accounts in the ramdisk's /etc/passwd: the installer refuses them as logins.
 RESERVED_LOGINS = frozenset((
@@ -348,6 +359,36 @@ def existing_hashes_for(existing, account):
     return [value for value in found if value]
 
 
+def check_target_options(args):
+    """The options the module uses on the target as they are: refused here, before the target is touched."""
+    issue = vm_name_problem(args['name'])
+    if issue:
+        raise AutoinstallError('name %r: %s (it names the temporary install VM)' % (args['name'], issue))
+    for option in PATH_OPTIONS:
+        value = args.get(option)
+        if value is None:
+            continue
+        if _CONTROL.search(value):
+            raise AutoinstallError('%s %r contains a control character' % (option, value))
+        if not value.startswith('/'):
+            raise AutoinstallError('%s %r must be an absolute path' % (option, value))
+    group = args.get('file_group')
+    if group not in (None, '') and not _GROUP.fullmatch(str(group)):
+        raise AutoinstallError('file_group %r is not a group name or number' % (group,))
+    if args['install_timeout'] <= 0:
+        raise AutoinstallError('install_timeout %d must be a positive number of seconds' % args['install_timeout'])
+    if args.get('memory') is not None:
+        try:
+            size = scan_scaled(args['memory'])
+        except SizeError as exc:
+            raise AutoinstallError('memory: %s' % exc)
+        if size < MIN_MEMORY:
+            raise AutoinstallError("memory %r is %d bytes; vmd needs at least 1M (a bare number means bytes: write '1G')"
+                                   % (args['memory'], size))
+        if size > MAX_MEMORY:
+            raise AutoinstallError('memory %r is larger than the limit of 128G' % (args['memory'],))
+
+
 def build_payload(args, existing=None, token_source=None):
     """Render everything the module needs from the task options.
 
@@ -357,9 +398,12 @@ def build_payload(args, existing=None, token_source=None):
     """
     existing = existing or {}
     token_source = token_source or (lambda: secrets.token_urlsafe(18))
+    check_target_options(args)
     mac = args['mac'].lower()
     if not _MAC.fullmatch(mac):
         raise AutoinstallError('mac %r must be six colon-separated hex octets (e.g. fe:e1:bb:d1:00:01)' % args['mac'])
+    if int(mac[:2], 16) & 1:
+        raise AutoinstallError('mac %s is a multicast address (first octet odd); a NIC needs a unicast one' % mac)
     hostname = args.get('hostname') or args['name']
     if not _HOSTNAME.fullmatch(hostname):
         raise AutoinstallError("hostname %r must be a short host name (letters, digits, '-'; no dots)" % hostname)
@@ -367,6 +411,8 @@ def build_payload(args, existing=None, token_source=None):
     xy = set_digits(release)
     if not re.fullmatch(r'[a-z0-9]+', args['arch']):
         raise AutoinstallError('arch %r is not an OpenBSD architecture name' % args['arch'])
+    if args['arch'] not in GUEST_ARCHES:
+        raise AutoinstallError('arch %r: vmm(4) runs %s guests only' % (args['arch'], ' and '.join(GUEST_ARCHES)))
     rounds = args['bcrypt_rounds']
     if not 10 <= rounds <= 31:
         raise AutoinstallError('bcrypt_rounds must be between 10 and 31 (two digits), got %d' % rounds)
@@ -438,9 +484,12 @@ def build_payload(args, existing=None, token_source=None):
     site_files = []
     for item in site.get('files') or []:
         path = item['path'].lstrip('/')
-        if not path or '..' in path.split('/') or path in ('install.site', 'install.site.user'):
-            raise AutoinstallError('site file path %r must be a relative path inside the new root (use '
-                                   'site.install_site for the install.site script)' % item['path'])
+        components = path.split('/')
+        if (not path or path in ('install.site', 'install.site.user')
+                or not all(_SITE_COMPONENT.fullmatch(part) and part not in ('.', '..') for part in components)):
+            raise AutoinstallError('site file path %r must be a relative path inside the new root, without empty, "." or ".." '
+                                   'components or control characters, and not install.site (use site.install_site for '
+                                   'the install.site script)' % item['path'])
         if not re.fullmatch(r'0?[0-7]{3,4}', str(item.get('mode') or '0644')):
             raise AutoinstallError('site file %s: mode %r is not an octal mode' % (path, item.get('mode')))
         site_files.append(dict(path=path, content=item['content'], mode=str(item.get('mode') or '0644')))

@@ -23,7 +23,7 @@ import time
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.console_follow import (
     CONSOLE_DRAIN_SECONDS, SUCCESS_MARKER, ConsoleFollower, console_tail, failure_in)
-from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN, group_id
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import disk_identity, read_manifest, write_manifest
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import manifest_matches, manifest_path
 from ansible_collections.openbsd.vmm.plugins.module_utils.local_address import (
@@ -205,6 +205,8 @@ def install(module, params, payload, publication):
     problem = vm_name_problem(params['name'])
     if problem:
         raise InstallFailure('name %r: %s' % (params['name'], problem))
+    # Publishing needs the group; an unknown one must fail before vmd registers the install VM.
+    group_id(params.get('file_group'))
     vmctl = Vmctl(module=module)
     result['commands'] = vmctl.calls
     definition = temp_vm_definition(params, bsd_rd)

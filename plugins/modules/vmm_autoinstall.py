@@ -156,7 +156,9 @@ options:
         default: []
         suboptions:
           path:
-            description: Path inside the new root.
+            description:
+              - Path inside the new root; a leading C(/) is dropped. Empty, C(.) and C(..) components, control characters,
+                C(install.site) and C(install.site.user) are refused (use O(site.install_site) for the script).
             type: str
             required: true
           content:
@@ -207,7 +209,7 @@ options:
     description: Disk image to install onto (required for O(state=installed)).
     type: path
   memory:
-    description: Memory of the temporary VM (scan_scaled syntax, e.g. C(1G)); vmd's default when omitted.
+    description: Memory of the temporary VM (scan_scaled syntax, e.g. C(1G)), from 1M to 128G; vmd's default when omitted.
     type: str
   bsd_rd:
     description: Installer ramdisk kernel. Defaults to C(<docroot>/pub/OpenBSD/<release>/<arch>/bsd.rd).
@@ -217,11 +219,11 @@ options:
     type: str
     default: '7.8'
   arch:
-    description: Architecture of the sets.
+    description: Architecture of the sets. vmm(4) runs C(amd64) and C(i386) guests; any other value is refused.
     type: str
     default: amd64
   install_timeout:
-    description: Seconds the install may take before the VM is force-stopped and the task fails.
+    description: Seconds the install may take before the VM is force-stopped and the task fails. Must be positive.
     type: int
     default: 1800
   console_log:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from ansible_collections.openbsd.vmm.plugins.module_utils import install_run
-from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN, Publication
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN, Publication, PublishError
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import read_manifest
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import manifest_path
 
@@ -155,3 +155,13 @@ def test_a_vm_id_outside_the_local_prefix_fails_before_anything_is_published(ins
         install_run.install(FakeModule(), params, payload, Publication(params, payload))
     assert install_env.runs == []
     assert not (install_env.docroot / ('%s-install.conf' % MAC)).exists()
+
+
+def test_an_unknown_file_group_fails_before_vmd_registers_the_install_vm(install_env, monkeypatch):
+    registered = []
+    monkeypatch.setattr(install_run, 'prepare_vm', lambda vmctl, definition: registered.append(definition.name))
+    params = dict(install_env.params, file_group='nosuchgroup4vmm')
+    payload = dict(response_file='System hostname = web1\n', inputs_sha256='f' * 64, password_hashes={})
+    with pytest.raises(PublishError, match=r"^file_group 'nosuchgroup4vmm': no such group on the install server"):
+        install_run.install(FakeModule(), params, payload, Publication(params, payload))
+    assert registered == [] and install_env.runs == []
