@@ -69,9 +69,10 @@ fi
 recap | grep -q ' changed=0 '
 snapshot > "$L/after"
 diff "$L/before" "$L/after"
-[ "$(statuses fail)" = "docroot httpd install_server pf_anchor pf_enabled ptys signify_key \
+[ "$(statuses fail)" = "docroot httpd install_server pf_anchor ptys signify_key \
 sysctl:net.inet.ip.arpq.maxlen sysctl:net.inet.ip.forwarding taps vmctl vmd_enabled vmd_running" ]
-[ "$(statuses pass)" = "become free_space os python vm_conf" ]
+# pf is on from boot (/etc/rc runs pfctl -e unless pf=NO), as on a fresh lab host
+[ "$(statuses pass)" = "become free_space os pf_enabled python vm_conf" ]
 [ "$(statuses skip)" = "dhcpd" ]
 expect os pass
 expect vmd_enabled fail 'rcctl enable vmd' 'vmm_host role'
@@ -83,7 +84,6 @@ expect taps fail "cd $L/dev && sh MAKEDEV tap16 tap17" 'vmm_host_tap_count: 18'
 expect ptys fail 'sh MAKEDEV pty0' 'vmm_host_pty_groups'
 expect 'sysctl net.inet.ip.forwarding' fail 'sysctl net.inet.ip.forwarding=1' 'vmm_host_forwarding'
 expect 'sysctl net.inet.ip.arpq.maxlen' fail 'sysctl net.inet.ip.arpq.maxlen=1024' 'vmm_host_arpq_maxlen'
-expect pf_enabled fail 'pfctl -e'
 expect pf_anchor fail 'vmm_host_pf'
 expect httpd fail "httpd -n -f $L/etc/httpd.conf" 'install_server role'
 expect docroot fail 'install_server role' '0644' 'root:www-data 0640'
@@ -95,8 +95,6 @@ grep -q 'fix: cd .*/dev && sh MAKEDEV tap16 tap17' "$L/play.log"
 # in etc/signify, where base78.tgz puts it)
 cp "$LAB_BIN/MAKEDEV" "$L/dev/MAKEDEV"
 lab mirror "$L/mirror" 7.8 amd64
-# pf is enabled on OpenBSD from boot on (/etc/rc runs pfctl -e unless pf=NO); the lab starts with it off
-pfctl -e
 play "$here/converge.yml"
 recap | grep -q ' failed=0 '
 
@@ -142,7 +140,14 @@ expect taps fail "cd $L/dev && sh MAKEDEV $(echo tap{5..17}) ("
 grep -q 'tap5 is missing, so the 18 nodes after it are never used' "$report"
 touch "$L/dev/tap5"
 
-# 5. when the checks cannot run at all, the report says why: no Python at the interpreter's path,
+# 5. pf turned off: the anchor's rules are loaded but nothing applies them
+pfctl -d
+if play "$COLL/playbooks/preflight.yml" -e "preflight_report=$report"; then exit 1; fi
+[ "$(statuses fail)" = "pf_enabled" ]
+expect pf_enabled fail 'pfctl -e'
+pfctl -e
+
+# 6. when the checks cannot run at all, the report says why: no Python at the interpreter's path,
 # or no way to become root (here a doas that does not exist)
 sed 's#ansible_python_interpreter: .*#ansible_python_interpreter: /usr/local/bin/python3-missing#' "$here/inventory.yml" > "$L/no-python.yml"
 if ansible-playbook -i "$L/no-python.yml" "$COLL/playbooks/preflight.yml" -e "preflight_report=$report" > "$L/play.log" 2>&1; then exit 1; fi
