@@ -44,6 +44,13 @@ def cmd_init(root, args):
     if args.www_user is not None:
         settings["www_user"] = args.www_user
     stop_base_daemons(root)
+    pf_state = os.path.join(root, "lab", "basetools", "pf.json")
+    if not os.path.exists(pf_state):
+        # A fresh host boots with pf enabled: /etc/rc runs `pfctl -e` unless pf=NO (pf=YES is the
+        # default in /etc/rc.conf); the lab's default rule set is empty.
+        os.makedirs(os.path.dirname(pf_state), exist_ok=True)
+        with open(pf_state, "w", encoding="utf-8") as handle:
+            json.dump({"enabled": True, "main": [], "anchors": {}, "loads": 0, "file": None}, handle)
     for sub in (("etc", "firmware"), ("dev",), ("var", "run"), ("var", "log"), ("var", "www", "htdocs"),
                 ("lab", "console")):
         os.makedirs(os.path.join(root, *sub), exist_ok=True)

@@ -163,9 +163,11 @@ def recycle_lab(lab):
     state.clear_fault(lab.root, None)
     if os.path.exists(lab.path("lab", "basetools", "httpd.json")):
         lab.run("rcctl", "-f", "stop", "httpd")
-    for leftover in (lab.path("etc", "vm.conf"), lab.path("lab", "basetools", "pf.json")):
+    for leftover in (lab.path("etc", "vm.conf"),):
         if os.path.exists(leftover):
             os.unlink(leftover)
+    with open(lab.path("lab", "basetools", "pf.json"), "w") as handle:  # as lab init: pf enabled, no rules
+        handle.write('{"enabled": true, "main": [], "anchors": {}, "loads": 0, "file": null}\n')
     with open(state.bios_path(lab.root), "wb") as handle:
         handle.write(b"LAB-VMM-BIOS\n")
     for entry in os.listdir(lab.path("dev")):

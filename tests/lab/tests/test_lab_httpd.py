@@ -194,6 +194,9 @@ def test_rdr_to_brings_a_vms_connection_to_httpd_only_from_the_vm_networks(host)
     # No rule: the tap's host address has no listener.
     with pytest.raises(ConnectionRefusedError):
         network.connect("tap0", "100.64.4.3", "100.64.4.2", 80, own_address="100.64.4.2")
+    # a fresh host has pf enabled (/etc/rc: pf=YES by default); disabled, no rule applies
+    assert run(host, "pfctl", "-si").stdout.startswith("Status: Enabled")
+    assert run(host, "pfctl", "-d").returncode == 0
     load_pf(host, RDR, enable=False)
     with pytest.raises(ConnectionRefusedError):
         network.connect("tap0", "100.64.4.3", "100.64.4.2", 80, own_address="100.64.4.2")
