@@ -45,6 +45,8 @@ STATES = ('present', 'running', 'stopped', 'restarted', 'paused', 'absent')
 MIN_MEMORY = MIB
 MAX_MEMORY = 128 * 1024 * MIB           # VMM_MAX_VM_MEM_SIZE (dev/vmm/vmm.h)
 DEFAULT_MEMORY = 512 * MIB
+# vmd titles its processes "vmd: <title>" (vmd.c procs[], proc.c) and each VM "vmd: <name>" (vm.c setproctitle).
+VMD_PROCESS_TITLES = frozenset(('parent', 'priv', 'control', 'vmm', 'agentx'))
 # Options that describe the VM's definition (as opposed to how to get it into a state).
 CONFIG_OPTIONS = ('memory', 'cpus', 'disks', 'cdrom', 'boot', 'boot_device', 'interfaces', 'owner', 'enabled',
                   'instance_of', 'allow_instance', 'allow_instance_owner')
@@ -115,6 +117,9 @@ def build_requests(entries, vmconf, path_exists=os.path.exists):
         name = entry.get('name')
         label = 'vm %r' % (name,)
         issue = vm_name_problem(name) if isinstance(name, str) else 'name is required'
+        if not issue and name in VMD_PROCESS_TITLES:
+            issue = ("%r is the title of one of vmd's own processes (vmd: %s); a VM of that name would make its owner's "
+                     "pkill rule match vmd itself" % (name, name))
         if issue:
             problems.append('%s: name: %s' % (label, issue))
             continue

@@ -291,3 +291,16 @@ def test_a_trailing_line_break_is_refused(bad, message):
     name = bad.pop('name', 'web1')
     problems = problems_of(entry(name, **bad))
     assert any(message in problem for problem in problems), problems
+
+
+# vmd titles its own processes "vmd: <title>" (vmd.c procs[], proc.c proc_setup) and each VM "vmd: <name>"
+# (vm.c setproctitle): a VM with a title's name makes its owner's `pkill -xf "vmd: <name>"` rule match vmd itself.
+@pytest.mark.parametrize('title', ['parent', 'priv', 'control', 'vmm', 'agentx'])
+def test_a_vmd_process_title_is_refused_as_a_name(title):
+    problems = problems_of(entry(title))
+    assert problems == ["vm %r: name: %r is the title of one of vmd's own processes (vmd: %s); a VM of that name "
+                        "would make its owner's pkill rule match vmd itself" % (title, title, title)]
+
+
+def test_a_name_that_only_contains_a_title_is_accepted():
+    assert [request.name for request in requests(entry('vmm1'), entry('myvmm', disks=['/var/vmm/b.qcow2']))] == ['vmm1', 'myvmm']
