@@ -51,6 +51,8 @@ options:
   name:
     description:
       - Name of the VM (letters, digits, C(.), C(_), C(-); not starting with C(.), C(-) or C(_); at most 63 characters).
+      - "The titles of vmd's own processes (C(parent), C(priv), C(control), C(vmm), C(agentx)) are refused as names:
+        vmd titles each VM's process C(vmd: NAME), so an owner's C(pkill) rule for such a VM would match vmd itself."
       - Mutually exclusive with O(vms).
     type: str
   vms:
