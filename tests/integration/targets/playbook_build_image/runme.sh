@@ -14,7 +14,15 @@ L=$VMM_LAB_ROOT
 trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$L"' EXIT
 lab init
 lab vmd start
-lab mirror "$L/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
+# A stand-in OpenBSD mirror; playbooks/host.yml (vmm_host, install_server) makes the host ready
+# from it as on a real host: verified sets in the docroot, httpd on 127.0.0.1, pf's rdr-to.
+lab mirror "$L/mirror" 7.8 amd64 >/dev/null
+cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
+export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"
+ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" 2>&1 | tee "$L/host.log"
+[ "${PIPESTATUS[0]}" = 0 ]
+rcctl check httpd
+pfctl -a openbsd-vmm -sr | grep -q 'rdr-to 127.0.0.1 port 80'
 
 image=$L/var/vmm/golden.qcow2
 manifest=$image.manifest.json
