@@ -64,7 +64,7 @@ def load_pf(root, anchor_rules, enable=True):
     (root / "etc" / "pf.conf").write_text('anchor "openbsd-vmm"\nload anchor "openbsd-vmm" from "%s"\n'
                                           % (root / "etc" / "pf.openbsd-vmm.conf"))
     assert run(root, "pfctl", "-f", str(root / "etc" / "pf.conf")).returncode == 0
-    if enable:
+    if enable and not run(root, "pfctl", "-si").stdout.startswith("Status: Enabled"):
         assert run(root, "pfctl", "-e").returncode == 0
 
 
