@@ -220,7 +220,7 @@ def cmd_show(root, args):
                  ",".join(bridge["forwarding"]) or "none"))
     httpd = data["httpd"]
     print("httpd: %s" % ("running (pid %d), listening on %s" % (httpd["pid"], ", ".join(
-        "%s:%d (127.0.0.1:%d)" % (l["address"], l["port"], l["real_port"]) for l in httpd["listeners"]))
+        "%s:%d (127.0.0.1:%d)" % (entry["address"], entry["port"], entry["real_port"]) for entry in httpd["listeners"]))
         if httpd else "not running"))
     print("locks:")
     for lock in data["locks"]:
