@@ -31,6 +31,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import ARGUMENT_SPEC, NETWORK_SPEC
+from ansible_collections.openbsd.vmm.plugins.module_utils.secret_seal import SealError, unseal
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError, scan_scaled
 from ansible_collections.openbsd.vmm.plugins.module_utils.vm_lifecycle import MAX_MEMORY, MIN_MEMORY
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import vm_name_problem
@@ -93,7 +94,7 @@ TIMEZONE_DIRECTORIES = frozenset((
 
 # Passed through to the module as they are (no secrets among them).
 TARGET_OPTIONS = ('state', 'name', 'mac', 'hostname', 'docroot', 'file_group', 'disk', 'memory', 'bsd_rd', 'release', 'arch',
-                  'install_timeout', 'console_log', 'vm_conf')
+                  'install_timeout', 'console_log', 'vm_conf', 'install_clients_table', 'pf_anchor')
 
 RESPONSE_TEMPLATE = """\
 # OpenBSD autoinstall(8) response file for {{ hostname }} ({{ mac }}).
@@ -569,6 +570,8 @@ def build_payload(args, existing=None, token_source=None):
         inputs_sha256=inputs_sha256,
         password_hashes=password_hashes,
         random_root_password=random_root,
+        # Answers may carry passphrases: the module's diff shows their keys with the values masked.
+        secret_answer_keys=[key for key, _value in answers],
     )
     summary = dict(hostname=hostname, mac=mac, site_set=site_set, disklabel=disklabel_name is not None,
                    inputs_sha256=inputs_sha256, questions_answered=len(parse_response_file(text)))
@@ -621,8 +624,8 @@ class ActionModule(ActionBase):
         target_args = dict((key, args.get(key)) for key in TARGET_OPTIONS)
 
         if args['state'] == 'absent':
-            target_args['payload'] = json.dumps(dict(phase='absent', site_set=self._site_set_candidates(args)))
-            result.update(self._execute_module(module_name=MODULE, module_args=target_args, task_vars=task_vars))
+            result.update(self._run_module(target_args, dict(phase='absent', site_set=self._site_set_candidates(args)),
+                                           task_vars))
             return result
 
         if not HAS_JINJA2:
@@ -632,13 +635,17 @@ class ActionModule(ActionBase):
             build_payload(args)
         except AutoinstallError as exc:
             raise AnsibleActionFail('vmm_autoinstall: %s' % exc)
-        inspect_args = dict(target_args, payload=json.dumps(dict(phase='inspect',
-                                                                 site_set=self._site_set_candidates(args))))
-        inspected = self._execute_module(module_name=MODULE, module_args=inspect_args, task_vars=task_vars)
+        seal_key = secrets.token_hex(32)
+        inspected = self._run_module(target_args, dict(phase='inspect', site_set=self._site_set_candidates(args),
+                                                       seal_key=seal_key), task_vars)
         if inspected.get('failed'):
             result.update(inspected)
             return result
-        existing = inspected.get('existing') or {}
+        try:
+            existing = json.loads(unseal(seal_key, inspected.get('existing_sealed') or ''))
+        except (SealError, ValueError) as exc:
+            raise AnsibleActionFail('vmm_autoinstall: the inspect phase returned an unreadable result (%s)' % exc)
+        stale_removed = inspected.get('stale_removed') or []
         try:
             payload, summary = build_payload(args, existing)
         except AutoinstallError as exc:
@@ -647,14 +654,31 @@ class ActionModule(ActionBase):
                                                              summary['inputs_sha256']):
             # The disk already holds this install: no second trip to the target.
             result.update(changed=False, install=dict(succeeded=True, skipped=True), removed=[], rendered=summary,
-                          manifest=manifest_path(args['disk']),
+                          manifest=manifest_path(args['disk']), stale_removed=stale_removed,
                           response_file='%s/%s-install.conf' % (args['docroot'].rstrip('/'), summary['mac']))
             return result
-        target_args['payload'] = json.dumps(payload)
-        module_result = self._execute_module(module_name=MODULE, module_args=target_args, task_vars=task_vars)
+        module_result = self._run_module(target_args, payload, task_vars)
         module_result.setdefault('rendered', summary)
+        module_result['stale_removed'] = stale_removed + (module_result.get('stale_removed') or [])
         result.update(module_result)
         return result
+
+    def _run_module(self, target_args, payload, task_vars):
+        """Run the module with ``payload`` sent as a file, never in its arguments.
+
+        Module arguments are written into the AnsiballZ file on the target (kept by ANSIBLE_KEEP_REMOTE_FILES, or
+        by a killed run) and printed by ANSIBLE_DEBUG; the payload (password hashes, the random root password in
+        the site set) goes into the task's remote temporary directory, which Ansible removes, and the module
+        deletes it as soon as it has read it.
+        """
+        shell = self._connection._shell
+        if not shell.tmpdir:
+            self._make_tmp_path()
+        remote_path = shell.join_path(shell.tmpdir, 'vmm_autoinstall-%s.json' % secrets.token_hex(8))
+        self._transfer_data(remote_path, json.dumps(payload))
+        self._fixup_perms2((shell.tmpdir, remote_path))
+        return self._execute_module(module_name=MODULE, module_args=dict(target_args, payload=remote_path),
+                                    task_vars=task_vars)
 
     @staticmethod
     def _site_set_candidates(args):

@@ -12,6 +12,7 @@ its ``index.txt`` (the installer only offers files listed there or in SHA256).
 from __future__ import annotations
 
 import grp
+import json
 import os
 import time
 
@@ -27,6 +28,90 @@ SERVER_TOKEN = '@INSTALL_SERVER@'
 # so without file_group a 0640 file is unreadable by www and httpd answers 403.
 SECRET_MODE = 0o640
 PUBLIC_MODE = 0o644
+# Beside the docroot (never served): one record per publication of an install run, naming the files and
+# the pid of the module process that published them. A run killed with -9 cannot remove its files; the
+# next vmm_autoinstall run on the host finds the record of a process that is gone and removes them.
+RECORDS_SUFFIX = '.vmm_autoinstall'
+MASK = '********'
+
+
+def mask_answers(text, keys):
+    """``text`` (a response file) with the values of the ``answers`` keys masked: they may be passphrases."""
+    if not keys:
+        return text
+    wanted = set(key.strip().lower() for key in keys)
+    lines = []
+    for line in text.splitlines(True):
+        key, sep, _value = line.partition('=')
+        if sep and not line.lstrip().startswith('#') and key.strip().lower() in wanted:
+            line = '%s= %s%s' % (key, MASK, '\n' if line.endswith('\n') else '')
+        lines.append(line)
+    return ''.join(lines)
+
+
+def records_dir(docroot):
+    """Where the publication records of ``docroot`` live: beside it, outside what httpd serves."""
+    return os.path.normpath(docroot) + RECORDS_SUFFIX
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _inside(path, docroot):
+    root = os.path.normpath(docroot)
+    return os.path.normpath(path).startswith(root + os.sep)
+
+
+def remove_stale(docroot, check_mode=False, delete_client=None):
+    """Remove the files of publications whose publishing process is gone (a killed run); return their paths.
+
+    ``delete_client(client)`` removes the record's pf table entry (the killed run's VM address); when it raises
+    an OSError or ValueError the record stays, so a later run tries again.
+
+    A pid that was reused by another process keeps the files until that process ends: the check errs on the side of
+    leaving a file, never of removing one a running install still needs.
+    """
+    directory = records_dir(docroot)
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        if not name.endswith('.json'):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            record = json.loads(read_file(path) or '')
+            pid = int(record['pid'])
+        except (ValueError, KeyError, TypeError):
+            record, pid = {}, None
+        if pid is not None and (pid == os.getpid() or _process_alive(pid)):
+            continue
+        for stale in record.get('paths') or []:
+            if _inside(stale, docroot) and os.path.lexists(stale):
+                removed.append(stale)
+                if not check_mode:
+                    remove_file(stale)
+        setdir, site_set = record.get('setdir'), record.get('site_set')
+        if not check_mode and setdir and site_set and _inside(setdir, docroot) and os.path.isdir(setdir):
+            update_index(setdir, site_set, False)
+        if check_mode:
+            continue
+        if record.get('client') and delete_client is not None:
+            try:
+                delete_client(record['client'])
+            except (OSError, ValueError):
+                continue
+        remove_file(path)
+    return removed
 
 
 class PublishError(Exception):
@@ -87,6 +172,25 @@ class Publication:
         self.disklabel_path = os.path.join(self.docroot, '%s-disklabel' % self.mac)
         site_set = payload.get('site_set')
         self.site_path = os.path.join(self.setdir, site_set) if site_set else None
+        self.secret_answer_keys = payload.get('secret_answer_keys') or []
+        self.record_path = os.path.join(records_dir(self.docroot), '%s.json' % self.mac)
+
+    def claim(self, client=None):
+        """Record, before publishing, what this process publishes: a later run removes it if this one is killed.
+
+        ``client`` (anchor, table, address) is the pf table entry that lets the installing VM fetch the files.
+        """
+        directory = records_dir(self.docroot)
+        if not os.path.isdir(directory):
+            os.mkdir(directory, 0o700)
+        paths = [path for path in (self.response_path, self.disklabel_path, self.site_path) if path]
+        record = dict(pid=os.getpid(), paths=paths, setdir=self.setdir, client=client,
+                      site_set=os.path.basename(self.site_path) if self.site_path else None)
+        write_atomic(self.record_path, json.dumps(record, sort_keys=True) + '\n', 0o600)
+
+    def release(self):
+        """Drop the record once the published files are removed."""
+        remove_file(self.record_path)
 
     def existing(self):
         """What is published now (response file text, secrets of the site set), for the action plugin."""
@@ -125,7 +229,8 @@ class Publication:
             changed.append(os.path.join(self.setdir, 'index.txt'))
         if self.response_path in changed:
             diff.append(dict(before_header=self.response_path, after_header=self.response_path,
-                             before=redact(before or ''), after=redact(response)))
+                             before=redact(mask_answers(before or '', self.secret_answer_keys)),
+                             after=redact(mask_answers(response, self.secret_answer_keys))))
         return changed, [path for path, data, mode in wanted], diff
 
     def remove(self, check_mode=False):

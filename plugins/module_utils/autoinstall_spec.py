@@ -4,7 +4,8 @@
 """The argument spec of openbsd.vmm.vmm_autoinstall, shared by its action plugin and its module.
 
 The action plugin validates the task's arguments against ARGUMENT_SPEC; the module
-receives the same options plus ``payload`` (what the action plugin rendered).
+receives the same options plus ``payload``, the path of the file holding what the action plugin
+rendered (transferred into the task's remote temporary directory).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ ARGUMENT_SPEC = dict(
     network=dict(type='dict', default={}, options=NETWORK_SPEC),
     disklabel=dict(type='raw', default='auto'),
     site=dict(type='dict', options=SITE_SPEC),
-    answers=dict(type='dict', default={}),
+    # Answers may carry passphrases (disk encryption, ...): their values are secret.
+    answers=dict(type='dict', default={}, no_log=True),
     install_server=dict(type='str'),
     docroot=dict(type='path', default='/var/www/htdocs'),
     file_group=dict(type='str', default='www'),
@@ -64,11 +66,15 @@ ARGUMENT_SPEC = dict(
     install_timeout=dict(type='int', default=1800),
     console_log=dict(type='path'),
     vm_conf=dict(type='path', default='/etc/vm.conf'),
+    install_clients_table=dict(type='str', default='vmm_install_clients'),
+    pf_anchor=dict(type='str', default='openbsd-vmm'),
 )
 
 
 def module_argument_spec():
     """The module's spec: the task's options plus ``payload``, a fresh copy for AnsibleModule."""
     spec = copy.deepcopy(ARGUMENT_SPEC)
-    spec['payload'] = dict(type='str', no_log=True)
+    # The path of the file the action plugin transferred (rendered files, hashes): secrets never travel in the
+    # module's arguments, which land in the AnsiballZ file and in ANSIBLE_DEBUG output.
+    spec['payload'] = dict(type='str')
     return spec

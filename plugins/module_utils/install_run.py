@@ -24,6 +24,7 @@ import time
 from ansible_collections.openbsd.vmm.plugins.module_utils.console_follow import (
     CONSOLE_DRAIN_SECONDS, SUCCESS_MARKER, ConsoleFollower, console_tail, failure_in)
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import SERVER_TOKEN, group_id
+from ansible_collections.openbsd.vmm.plugins.module_utils.install_clients import InstallClientsError, table_command
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import disk_identity, read_manifest, write_manifest
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import manifest_matches, manifest_path
 from ansible_collections.openbsd.vmm.plugins.module_utils.local_address import (
@@ -71,14 +72,17 @@ def temp_vm_definition(params, bsd_rd):
     return definition
 
 
-def install_server_address(vm_conf, vm_id):
-    """The host side of the temporary VM's first (local) interface: the next-server vmd's DHCP gives the installer."""
+def install_server_address(vm_conf, vm_id, isvm=False):
+    """The host side of the temporary VM's first (local) interface: the next-server vmd's DHCP gives the installer.
+
+    With ``isvm`` the guest side: the address the installer fetches from.
+    """
     try:
         prefix = parse_config(vm_conf).local_prefix or DEFAULT_LOCAL_PREFIX
     except VmConfError as exc:
         raise InstallFailure('vm_conf: %s' % exc)
     try:
-        return vm_priv_addr(prefix, vm_id, 0)
+        return vm_priv_addr(prefix, vm_id, 0, isvm=isvm)
     except LocalAddressError as exc:
         raise InstallFailure('vm_conf %s: %s. The installer would get no DHCP lease and could not fetch its response '
                              'file; give vm.conf a larger local prefix, or restart vmd so that it numbers VMs from 1 '
@@ -213,17 +217,36 @@ def install(module, params, payload, publication):
     secrets = [secret for secret in (random_password(payload),) if secret]
     try:
         record = prepare_vm(vmctl, definition)
+        vm_conf = params.get('vm_conf') or '/etc/vm.conf'
         server = None
         if SERVER_TOKEN in payload['response_file']:
-            server = install_server_address(params.get('vm_conf') or '/etc/vm.conf', record.id)
+            server = install_server_address(vm_conf, record.id)
+        client = None
+        if params.get('install_clients_table'):
+            client = dict(anchor=params.get('pf_anchor'), table=params['install_clients_table'],
+                          address=install_server_address(vm_conf, record.id, isvm=True))
+        publication.claim(client)
         try:
+            if client:
+                # Only this VM's address is let through pf's rdr to httpd while its files are there.
+                result['commands'].append(table_command(module.run_command, module.get_bin_path('pfctl', required=True),
+                                                        client['anchor'], client['table'], 'add', client['address']))
             publication.publish(payload, server=server)
             succeeded, reason, duration, transcript = run_install(
                 module, vmctl, definition, params['install_timeout'], params.get('console_log'), secrets)
         finally:
             # The response file holds password hashes: gone as soon as the install has ended.
             result['removed'] = publication.remove()
-    except VmctlError as exc:
+            try:
+                if client:
+                    result['commands'].append(table_command(
+                        module.run_command, module.get_bin_path('pfctl', required=True),
+                        client['anchor'], client['table'], 'delete', client['address']))
+                publication.release()
+            except InstallClientsError as exc:
+                # The record stays: the next run deletes the address again.
+                module.warn(str(exc))
+    except (VmctlError, InstallClientsError) as exc:
         raise InstallFailure(str(exc), commands=vmctl.calls)
     install_record = dict(succeeded=succeeded, skipped=False, duration=round(duration, 3),
                           console_tail=console_tail(transcript, secrets), vm_name=definition.name, vm_id=record.id,

@@ -180,6 +180,7 @@ options:
     description:
       - Extra C(question = answer) pairs, written first. A key that matches no installer question is an error that
         lists the nearest questions.
+      - The values are treated as secrets (they may be passphrases) and the diff shows them masked.
     type: dict
     default: {}
   install_server:
@@ -233,12 +234,36 @@ options:
     description: vmd's configuration file, read for its C(local prefix) (see O(install_server)).
     type: path
     default: /etc/vm.conf
+  install_clients_table:
+    description:
+      - pf table (in O(pf_anchor)) that lets the installing VM, and only it, reach the install server: the
+        vmm_host role's rdr rule to httpd takes its C(from) addresses from C(<vmm_install_clients>). For as long as the
+        install runs, the temporary VM's guest address (vmd's C(vm_priv_addr), O(vm_conf)'s C(local prefix)) is in
+        the table (C(pfctl -a ANCHOR -t TABLE -T add)); it is deleted when the install ends, also on failure, and a
+        killed run's address is deleted by the next run.
+      - Other VMs cannot fetch the site set (random root password) or the response file (password hashes) during
+        the install. The installer fetches C(<mac>-install.conf) by a fixed name, so secret file names would not
+        protect the response file; the VM's address is vmd's to give.
+      - An empty string turns this off (for install servers not behind the vmm_host role's pf rules).
+    type: str
+    default: vmm_install_clients
+  pf_anchor:
+    description: pf anchor holding O(install_clients_table) (the vmm_host role's C(vmm_host_pf_anchor)).
+    type: str
+    default: openbsd-vmm
   payload:
-    description: Internal, set by the action plugin (rendered files and hashes). Do not set it.
+    description:
+      - Internal, set by the action plugin. The path of the file the action plugin transferred into the task's remote
+        temporary directory (rendered files and hashes), so that no secret travels in the module's arguments; the
+        module deletes the file as soon as it has read it. Do not set it.
     type: str
 notes:
   - The response file is removed from O(docroot) as soon as the install ends (it holds password hashes); the site set
-    and disklabel template are removed with it.
+    and disklabel template are removed with it. An install run records what it publishes, with its process id, in
+    C(<docroot>.vmm_autoinstall/) (outside what httpd serves); when a run is killed, the next vmm_autoinstall run on the
+    host removes the files whose process is gone.
+  - Secrets never travel in the module's arguments (which Ansible writes into the AnsiballZ file on the host): the
+    rendered files go as a file into the task's remote temporary directory, deleted as soon as the module read it.
   - Only the site set is accepted unverified (the response file answers the site set's own checksum and
     unverified-set questions, by file name). A disk too small for the installer's prefetch area (under about 2G with the auto layout)
     makes the installer ask C(Cannot determine prefetch area. Continue without verification?); answer it through
@@ -337,14 +362,21 @@ manifest:
   returned: when state is installed
   type: str
 commands:
-  description: vmctl commands run.
+  description: Commands run (vmctl, and pfctl for O(install_clients_table)).
   returned: always
   type: list
   elements: list
-existing:
-  description: Internal (inspect phase of the action plugin).
-  returned: never
-  type: dict
+stale_removed:
+  description:
+    - Files an earlier install left in O(docroot) when it was killed (its publishing process is gone), removed by
+      this run. Every install run records what it publishes in C(<docroot>.vmm_autoinstall/<mac>.json) first.
+  returned: always
+  type: list
+  elements: str
+existing_sealed:
+  description: Internal (inspect phase of the action plugin), sealed with a one-time key only the action plugin knows.
+  returned: only to the action plugin
+  type: str
 rendered:
   description: What the controller rendered (no secrets).
   returned: when state is not absent
@@ -366,20 +398,37 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, PublishError
+from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import remove_file
+from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, PublishError, remove_stale
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import module_argument_spec
+from ansible_collections.openbsd.vmm.plugins.module_utils.install_clients import table_command
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_manifest import disk_identity, read_manifest
 from ansible_collections.openbsd.vmm.plugins.module_utils.install_run import InstallFailure, install
+from ansible_collections.openbsd.vmm.plugins.module_utils.secret_seal import seal
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import VmctlError
 
 
-def inspect(params, publication):
-    """What is already published and installed (phase inspect of the action plugin)."""
+def inspect(params, payload, publication):
+    """What is already published and installed (phase inspect of the action plugin), sealed with its one-time key.
+
+    It holds password hashes and the random root password of a published site set: a module result is printed
+    in clear by ANSIBLE_DEBUG and kept by callbacks, so only the action plugin can read it.
+    """
     existing = publication.existing()
     if params.get('disk'):
         existing['manifest'] = read_manifest(params['disk'])
         existing['disk_identity'] = disk_identity(params['disk'])
-    return dict(changed=False, existing=existing)
+    return dict(changed=False, existing_sealed=seal(payload['seal_key'], json.dumps(existing)))
+
+
+def read_payload(path):
+    """The payload the action plugin transferred as a file; removed at once, so no kill leaves it behind."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    finally:
+        remove_file(path)
+    return json.loads(text)
 
 
 def remove(module, publication):
@@ -404,15 +453,20 @@ def main():
         module.fail_json(msg='vmm_autoinstall runs through its action plugin (openbsd.vmm.vmm_autoinstall); '
                              'payload is set by it')
     try:
-        payload = json.loads(params['payload'])
-    except ValueError:
-        module.fail_json(msg='payload is not JSON')
+        payload = read_payload(params['payload'])
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg='payload %s (the file the action plugin transferred) cannot be read: %s'
+                             % (params['payload'], exc))
     phase = payload.get('phase')
     response_path = os.path.join(params['docroot'], '%s-install.conf' % params['mac'].lower())
     try:
+        # Whatever a killed install left in the docroot goes first, whichever task runs now.
+        stale = remove_stale(params['docroot'], check_mode=module.check_mode, delete_client=lambda client: table_command(
+            module.run_command, module.get_bin_path('pfctl', required=True), client['anchor'], client['table'], 'delete',
+            client['address']))
         publication = Publication(params, payload)
         if phase == 'inspect':
-            result = inspect(params, publication)
+            result = inspect(params, payload, publication)
         elif phase == 'absent':
             result = remove(module, publication)
         elif params['state'] == 'published':
@@ -426,6 +480,7 @@ def main():
     except OSError as exc:
         module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'file operation', exc.strerror or exc),
                          response_file=response_path)
+    result['stale_removed'] = stale
     module.exit_json(**result)
 
 

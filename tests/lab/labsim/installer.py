@@ -1407,6 +1407,16 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
         self.line("using the 'mail' command.")
         self.line()
 
+    def root_authorized_keys(self):
+        """/root/.ssh/authorized_keys of the new system: what the sets put there, then the root key the installer
+        appends (autoinstall-facts.md section 5, install.sub: 'Public ssh key for root account' is appended to the
+        file). The lab does not run install.site, so a change made by that script is not shown."""
+        entry = self.files.get('./root/.ssh/authorized_keys')
+        text = (entry['content'] or b'').decode('utf-8', 'replace') if entry else ''
+        if self.state.get('root_ssh_key'):
+            text += self.state['root_ssh_key'] + '\n'
+        return text
+
     def write_record(self, completed):
         site_files = sorted(path for path, info in self.files.items() if info['set'].startswith('site'))
         record = {
@@ -1427,6 +1437,7 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
                           for disk, parts in self.layouts.items()},
             'disklabel_template': self.state.get('disklabel_template'),
             'site_files': site_files, 'install_site': self.state['install_site'],
+            'root_authorized_keys': self.root_authorized_keys(),
             'installurl': self.state.get('installurl'),
             'response_file': {'url': self.response_url, 'sha256': self.response_sha256},
             'install_resp': list(self.resp_log),

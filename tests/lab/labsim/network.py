@@ -13,8 +13,11 @@ listens on a local address, ETIMEDOUT when DST is no address of this host).
    Only the rule shape the collection's roles write is parsed, everything else is skipped:
        (pass|match|block) [in|out] [quick] [on IF|{IF ...}] [inet] [proto tcp|{...}]
            [from ADDR] [to ADDR] [port P|{P ...}] [rdr-to ADDR [port P]]
-   where ADDR is any, an address, a network (a/len) or a { } list of them, IF an interface
-   name or interface group. Rules with other words are not evaluated (a lab limit).
+   where ADDR is any, an address, a network (a/len), a table <name> or a { } list of them, IF an
+   interface name or interface group. Rules with other words are not evaluated (a lab limit).
+   A table is looked up in the ruleset of the rule (its anchor), else in the main ruleset, as
+   pfr_attach_table() links an anchor's table to the root table of the same name
+   (sys/net/pf_table.c); the addresses are what the lab's pfctl loaded or -T add/delete left.
 2. The (possibly redirected) destination must be an address of the host (lab ifconfig state,
    127.0.0.0/8, or the host side of the tap the packet came in on), else nothing answers.
 3. httpd's listeners (lab/basetools/httpd.json, written by the running lab httpd): an exact
@@ -126,12 +129,21 @@ def _port(value):
     return SERVICES.get(value, int(value) if str(value).isdigit() else -1)
 
 
-def _address_matches(spec, address):
+def _table(tables, anchor, name):
+    own = tables.get("%s:%s" % (anchor or "", name))
+    return own if own is not None else tables.get(":%s" % name, [])
+
+
+def _address_matches(spec, address, tables=None, anchor=""):
     if spec is None:
         return True
     for item in spec:
         if item == "any":
             return True
+        if item.startswith("<") and item.endswith(">"):
+            if _address_matches(_table(tables or {}, anchor, item[1:-1]), address):
+                return True
+            continue
         try:
             if ipaddress.ip_address(address) in ipaddress.ip_network(item, strict=False):
                 return True
@@ -140,29 +152,29 @@ def _address_matches(spec, address):
     return False
 
 
-def _matches(rule, ifname, groups, src, dst, port):
+def _matches(rule, ifname, groups, src, dst, port, tables=None, anchor=""):
     if rule["direction"] == "out":
         return False
     if rule["on"] is not None and not any(name == ifname or name in groups for name in rule["on"]):
         return False
     if rule["proto"] is not None and "tcp" not in rule["proto"]:
         return False
-    if not _address_matches(rule["from"], src) or not _address_matches(rule["to"], dst):
+    if not _address_matches(rule["from"], src, tables, anchor) or not _address_matches(rule["to"], dst, tables, anchor):
         return False
     if rule["port"] is not None and port not in [_port(p) for p in rule["port"]]:
         return False
     return True
 
 
-def _ruleset(loaded, rules, depth=0):
-    """Flatten the ruleset: each `anchor "name"` rule is replaced by the anchor's rules."""
+def _ruleset(loaded, rules, depth=0, anchor=""):
+    """Flatten the ruleset into (rule, anchor) pairs: each `anchor "name"` rule is replaced by the anchor's rules."""
     flat = []
     for rule in rules:
         words = _words(rule)
         if words and words[0] == "anchor" and len(words) >= 2 and isinstance(words[1], str) and depth < 8:
-            flat.extend(_ruleset(loaded, loaded.get("anchors", {}).get(words[1], []), depth + 1))
+            flat.extend(_ruleset(loaded, loaded.get("anchors", {}).get(words[1], []), depth + 1, words[1]))
         else:
-            flat.append(rule)
+            flat.append((rule, anchor))
     return flat
 
 
@@ -172,9 +184,10 @@ def pf_translate(ifname, groups, src, dst, port):
     if not loaded.get("enabled"):
         return dst, port
     rdr, last = None, None
-    for text in _ruleset(loaded, loaded.get("main", [])):
+    tables = loaded.get("tables", {})
+    for text, anchor in _ruleset(loaded, loaded.get("main", [])):
         rule = parse_rule(text)
-        if rule is None or not _matches(rule, ifname, groups, src, dst, port):
+        if rule is None or not _matches(rule, ifname, groups, src, dst, port, tables, anchor):
             continue
         if rule["action"] == "match":
             if rule["rdr"]:

@@ -539,6 +539,8 @@ def test_site_set_with_install_site(lab):
     assert record['sets'][-2:] == ['site78.tgz', 'BUILDINFO']
     assert record['site_files'] == ['./etc/rc.local', './install.site', './root/.ssh/authorized_keys']
     assert record['install_site'] == {'present': True, 'executable': True, 'ran': True, 'failed': False}
+    # the site set's file, then the root key the installer appends from the response file
+    assert record['root_authorized_keys'] == 'ssh-ed25519 AAAA x\n' + ROOT_KEY + '\n'
 
 
 def test_site_set_needs_the_checksum_answer(lab):

@@ -64,6 +64,11 @@ assert record and record['completed'], record
 assert record['install_site'] == {'present': True, 'executable': True, 'ran': True, 'failed': False}, record['install_site']
 assert './install.site' in record['site_files'] and './etc/motd' in record['site_files'], record['site_files']
 assert not any(s.startswith('game') or s.startswith('x') for s in record['sets']), record['sets']
+# no root password in the image (issue 10, point 11): none in root's authorized_keys, no hash in master.passwd
+assert '# root password' not in record['root_authorized_keys'], 'the image keeps the root password in clear'
+assert record['root_authorized_keys'].startswith('ssh-ed25519 '), record['root_authorized_keys']
+assert record['root_password_hash'] == '*' * 13, 'the image keeps a root password hash'
+assert './root/.ssh/authorized_keys' not in record['site_files'], record['site_files']
 PY
 # the site set left the docroot once the install ended
 [ -z "$(ls "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz 2>/dev/null)" ]

@@ -49,17 +49,26 @@ pfctl -a openbsd-vmm -sr | grep -qx 'match out on egress inet from 100.64.0.0/10
 pfctl -a openbsd-vmm -sr | grep -q 'rdr-to 192.0.2.53 port domain'
 pfctl -a openbsd-vmm -sr | grep -qx 'pass on vmnet'
 # ... and the install redirect: the VMs' port 80 (tap group, the switch's address) to httpd's 127.0.0.1
-pfctl -a openbsd-vmm -sr | grep -qx 'pass in quick on tap inet proto tcp from 100.64.0.0/10 to 100.64.0.0/10 port 80 rdr-to 127.0.0.1 port 80'
-pfctl -a openbsd-vmm -sr | grep -qx 'pass in quick on vport0 inet proto tcp to 10.0.0.1 port 80 rdr-to 127.0.0.1 port 80'
+pfctl -a openbsd-vmm -sr | grep -qx 'pass in quick on tap inet proto tcp from <vmm_install_clients> to 100.64.0.0/10 port 80 rdr-to 127.0.0.1 port 80'
+pfctl -a openbsd-vmm -sr | grep -qx 'pass in quick on vport0 inet proto tcp from <vmm_install_clients> to 10.0.0.1 port 80 rdr-to 127.0.0.1 port 80'
+# only the VMs installing now (vmm_autoinstall adds them) reach httpd: the table starts empty
+[ -z "$(pfctl -a openbsd-vmm -t vmm_install_clients -T show)" ]
 # The lab's packet path follows the loaded rules (pf enabled): from a VM's tap to its next-server
 # port 80 ends at 127.0.0.1:80; from egress nothing is redirected.
 pfctl -e
 python3 - "$(dirname "$LAB_BIN")" <<'PY'
+import subprocess
 import sys
 sys.path.insert(0, sys.argv[1])
 from labsim import network
+# a VM that is not installing (not in <vmm_install_clients>) is not redirected to httpd
+assert network.pf_translate("tap3", {"tap"}, "100.64.3.3", "100.64.3.2", 80) == ("100.64.3.2", 80)
+assert network.pf_translate("vport0", {"vport"}, "10.0.0.11", "10.0.0.1", 80) == ("10.0.0.1", 80)
+subprocess.run(["pfctl", "-a", "openbsd-vmm", "-t", "vmm_install_clients", "-T", "add", "100.64.3.3", "10.0.0.11"], check=True)
 assert network.pf_translate("tap3", {"tap"}, "100.64.3.3", "100.64.3.2", 80) == ("127.0.0.1", 80)
 assert network.pf_translate("vport0", {"vport"}, "10.0.0.11", "10.0.0.1", 80) == ("127.0.0.1", 80)
+assert network.pf_translate("tap4", {"tap"}, "100.64.4.3", "100.64.4.2", 80) == ("100.64.4.2", 80)
+subprocess.run(["pfctl", "-a", "openbsd-vmm", "-t", "vmm_install_clients", "-T", "flush"], check=True)
 assert network.pf_translate("em0", {"egress"}, "198.51.100.7", "100.64.3.2", 80) == ("100.64.3.2", 80)
 assert network.pf_translate("tap3", {"tap"}, "100.64.3.3", "100.64.3.2", 22) == ("100.64.3.2", 22)
 PY

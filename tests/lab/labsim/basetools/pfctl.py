@@ -7,8 +7,18 @@ What it does not check: the grammar of a rule after its first word (addresses, p
 options, their order), tables' contents, interface names, queues.
 
 The loaded rule set lives in lab/basetools/pf.json; `-sr` prints the loaded statements with
-macros expanded and blanks collapsed (not pfctl's fully normalised rule text)."""
+macros expanded and blanks collapsed (not pfctl's fully normalised rule text).
 
+Tables (sbin/pfctl/pfctl_table.c pfctl_table(), pf.conf(5) TABLES): `table <name> [persist|const]
+[{ addr ... }]` in a loaded file (re)defines the table of that ruleset (main or the -a anchor)
+with the file's addresses; `-t name -T add|delete|show|flush [addr ...]` (with -a for an
+anchor's table) change or print it. `add` creates a missing table ("1 table created."); the
+counts go to stderr as "N/M addresses added." / "N/M addresses deleted." / "N addresses
+deleted.", `show` prints "   addr" lines, and a missing table is "pfctl: Table does not exist."
+(radix_perror, ESRCH). Only single IPv4/IPv6 addresses and networks are modelled (no host
+names, no `!`)."""
+
+import ipaddress
 import os
 import re
 import sys
@@ -136,23 +146,94 @@ def parse_file(path, ruleset, target, display=None, depth=0):
         ruleset.errors.append("%s:%d: syntax error" % (display, lines[-1][0] if lines else 1))
 
 
+TABLE_DEF = re.compile(r'^table\s+<([^>\s]+)>\s*(.*)$')
+
+
 def loaded():
-    return common.load_state("pf.json", {"enabled": False, "main": [], "anchors": {}, "loads": 0, "file": None})
+    state = common.load_state("pf.json", {"enabled": False, "main": [], "anchors": {}, "loads": 0, "file": None})
+    state.setdefault("tables", {})
+    return state
+
+
+def table_key(anchor, name):
+    """Tables live per ruleset: the main one ("") or an anchor's."""
+    return "%s:%s" % (anchor or "", name)
+
+
+def define_tables(state, anchor, statements):
+    """`table <name> ... { addrs }` statements of a loaded ruleset replace that table's addresses."""
+    for statement in statements:
+        match = TABLE_DEF.match(statement)
+        if match:
+            listed = re.search(r"\{([^}]*)\}", match.group(2))
+            addresses = [a for a in re.split(r"[\s,]+", listed.group(1)) if a] if listed else []
+            state["tables"][table_key(anchor, match.group(1))] = [normalise(a) or a for a in addresses]
+
+
+def normalise(text):
+    """An address or network as pfctl prints it (host addresses without /32 or /128), or None."""
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+def table_command(state, anchor, name, command, addresses):
+    """pfctl_table.c pfctl_table(): one -T command; returns the exit status."""
+    key = table_key(anchor, name)
+    table = state["tables"].get(key)
+    parsed = []
+    for text in addresses:
+        address = normalise(text)
+        if address is None:
+            common.err('pfctl: illegal address: "%s"' % text)  # append_addr()
+            return 1
+        parsed.append(address)
+    if command == "add":
+        if table is None:
+            table = state["tables"][key] = []
+            common.err("1 table created.")
+        added = [a for a in dict.fromkeys(parsed) if a not in table]
+        table.extend(added)
+        common.err("%d/%d addresses added." % (len(added), len(parsed)))
+        return 0
+    if table is None:
+        common.err("pfctl: Table does not exist.")
+        return 1
+    if command == "delete":
+        deleted = [a for a in dict.fromkeys(parsed) if a in table]
+        state["tables"][key] = [a for a in table if a not in deleted]
+        common.err("%d/%d addresses deleted." % (len(deleted), len(parsed)))
+    elif command == "flush":
+        state["tables"][key] = []
+        common.err("%d addresses deleted." % len(table))
+    elif command == "show":
+        for address in table:
+            common.out("   %s" % address)
+    return 0
 
 
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
-    opts = {"n": False, "f": None, "a": None, "s": None, "e": False, "d": False, "q": False}
+    opts = {"n": False, "f": None, "a": None, "s": None, "e": False, "d": False, "q": False, "t": None, "T": None}
+    addresses = []
     index = 0
     while index < len(args):
         arg = args[index]
+        if opts["T"] is not None and not arg.startswith("-"):
+            addresses.append(arg)  # pfctl takes the operands after -T as addresses
+            index += 1
+            continue
         if not arg.startswith("-") or arg == "-":
             common.err(USAGE)
             return 1
         letters = arg[1:]
         while letters:
             letter, letters = letters[0], letters[1:]
-            if letter in "fas":
+            if letter in "fastT":
                 value = letters or (args[index + 1] if index + 1 < len(args) else None)
                 if value is None:
                     common.err("pfctl: option requires an argument -- %s" % letter)
@@ -170,6 +251,15 @@ def main(argv=None):
                 return 1
         index += 1
     state = loaded()
+    if (opts["t"] is None) != (opts["T"] is None) or (addresses and opts["T"] not in ("add", "delete")) \
+            or (opts["T"] is not None and opts["T"] not in ("add", "delete", "show", "flush")):
+        common.err(USAGE)
+        return 1
+    if opts["T"] is not None:
+        status = table_command(state, opts["a"], opts["t"], opts["T"], addresses)
+        if not opts["n"] and opts["T"] != "show":
+            common.save_state("pf.json", state)
+        return status
     if opts["f"]:
         ruleset = Ruleset()
         target = []
@@ -182,12 +272,17 @@ def main(argv=None):
         if not opts["n"]:
             if opts["a"]:
                 state["anchors"][opts["a"]] = target
+                define_tables(state, opts["a"], target)
                 for name, rules in ruleset.anchors.items():
                     state["anchors"][opts["a"] + "/" + name] = rules
+                    define_tables(state, opts["a"] + "/" + name, rules)
             else:
                 state["main"] = target
                 state["anchors"] = ruleset.anchors
                 state["file"] = os.path.abspath(opts["f"])
+                define_tables(state, "", target)
+                for name, rules in ruleset.anchors.items():
+                    define_tables(state, name, rules)
             state["loads"] += 1
     if opts["e"] and not opts["n"]:
         if state["enabled"]:

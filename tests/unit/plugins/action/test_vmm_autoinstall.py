@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 
 import pytest
 
@@ -22,6 +23,7 @@ from ansible_collections.openbsd.vmm.plugins.action.vmm_autoinstall import (
     ARGUMENT_SPEC, AutoinstallError, build_payload, select_sets)
 from ansible_collections.openbsd.vmm.plugins.module_utils.installer import (
     InstallPlan, check_response_file, parse_response_file)
+from ansible_collections.openbsd.vmm.plugins.module_utils.secret_seal import seal
 
 KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0 admin@example'
 
@@ -284,31 +286,118 @@ def make_action(args):
     plugin = action.ActionModule(FakeTask(args), MagicMock(), MagicMock(), loader=None, templar=None,
                                  shared_loader_obj=None)
     plugin._task.check_mode = False
+    plugin._connection._shell.tmpdir = '/remote/tmp'
+    plugin._connection._shell.join_path = os.path.join
     return plugin
 
 
-def test_run_inspects_then_applies_without_sending_secrets(monkeypatch):
-    calls = []
+def fake_target(monkeypatch, module):
+    """Route the action plugin's transfers into a dict and its module runs to ``module(args, payload)``."""
+    remote = dict(files={}, args=[])
 
-    def fake_execute(self, module_name=None, module_args=None, task_vars=None, **kwargs):
-        calls.append((module_name, dict(module_args)))
-        payload = json.loads(module_args['payload'])
+    def transfer(self, remote_path, data):
+        remote['files'][remote_path] = data
+        return remote_path
+
+    def execute(self, module_name=None, module_args=None, task_vars=None, **kwargs):
+        assert module_name == 'openbsd.vmm.vmm_autoinstall'
+        remote['args'].append(dict(module_args))
+        payload = json.loads(remote['files'][module_args['payload']])
+        return module(module_args, payload)
+
+    monkeypatch.setattr(action.ActionModule, '_transfer_data', transfer)
+    monkeypatch.setattr(action.ActionModule, '_fixup_perms2', lambda self, paths, remote_user=None: None)
+    monkeypatch.setattr(action.ActionModule, '_execute_module', execute)
+    monkeypatch.setattr(action.ActionBase, 'run', lambda self, tmp=None, task_vars=None: {})
+    return remote
+
+
+def inspected(payload, existing):
+    """What the module's inspect phase returns: ``existing`` sealed with the action plugin's one-time key."""
+    return dict(changed=False, existing_sealed=seal(payload['seal_key'], json.dumps(existing)))
+
+
+def test_run_inspects_then_applies_without_sending_secrets(monkeypatch):
+    phases = []
+
+    def module(args, payload):
+        phases.append(payload['phase'])
         if payload['phase'] == 'inspect':
-            return dict(changed=False, existing={})
+            return inspected(payload, {})
         return dict(changed=True, response_file='/docroot/x-install.conf')
 
-    monkeypatch.setattr(action.ActionModule, '_execute_module', fake_execute)
-    monkeypatch.setattr(action.ActionBase, 'run', lambda self, tmp=None, task_vars=None: {})
+    remote = fake_target(monkeypatch, module)
     plugin = make_action(dict(state='published', name='web1', mac='fe:e1:bb:d1:00:01', root_password='topsecret',
                               install_server='192.0.2.1', users=[dict(name='alice', password='alicepw')]))
     result = plugin.run(task_vars={})
     assert result['changed'] is True
-    assert [json.loads(args['payload'])['phase'] for _name, args in calls] == ['inspect', 'apply']
-    assert all(name == 'openbsd.vmm.vmm_autoinstall' for name, _args in calls)
-    sent = json.dumps([args for _name, args in calls])
+    assert phases == ['inspect', 'apply']
+    sent = json.dumps(remote['args'])
     assert 'topsecret' not in sent and 'alicepw' not in sent
-    assert 'root_password' not in calls[1][1] and 'users' not in calls[1][1]
+    assert 'root_password' not in remote['args'][1] and 'users' not in remote['args'][1]
     assert result['rendered']['hostname'] == 'web1'
+
+
+def test_module_arguments_carry_no_hash_no_random_password_and_no_answer(monkeypatch):
+    """Issue 10, point 9: the AnsiballZ file (module arguments) holds no secret; the payload goes as a file."""
+    def module(args, payload):
+        if payload['phase'] == 'inspect':
+            return inspected(payload, {})
+        return dict(changed=True)
+
+    remote = fake_target(monkeypatch, module)
+    monkeypatch.setattr(action.secrets, 'token_urlsafe', lambda size: 'Gen3ratedRandomPassw0rd')
+    plugin = make_action(dict(state='published', name='web1', mac='fe:e1:bb:d1:00:01', root_password='random',
+                              root_ssh_key=KEY, install_server='192.0.2.1',
+                              answers={'Terminal type': 'vt100-passphrase-xyz'}))
+    plugin.run(task_vars={})
+    sent = json.dumps(remote['args'])
+    assert 'Gen3ratedRandomPassw0rd' not in sent
+    assert base64.b64encode(b'# root password: Gen3ratedRandomPassw0rd').decode()[:20] not in sent
+    assert '$2b$' not in sent and 'vt100-passphrase-xyz' not in sent
+    assert all(args['payload'].startswith('/remote/tmp/vmm_autoinstall-') for args in remote['args'])
+    applied = json.loads(remote['files'][remote['args'][1]['payload']])
+    assert applied['response_file'].count('$2b$') == 1
+    assert applied['secret_answer_keys'] == ['Terminal type']
+    assert any(item['path'] == 'root/.ssh/authorized_keys' for item in applied['site_files'])
+
+
+def test_the_inspect_result_is_read_with_the_one_time_key_only(monkeypatch):
+    """Issue 10, point 12: the published random password comes back sealed (ANSIBLE_DEBUG prints module results)."""
+    published = {}
+
+    def module(args, payload):
+        if payload['phase'] == 'inspect':
+            return inspected(payload, published)
+        published.update(payload=payload)
+        return dict(changed=True)
+
+    fake_target(monkeypatch, module)
+    token = ['FirstRandomPassw0rd']
+    monkeypatch.setattr(action.secrets, 'token_urlsafe', lambda size: token[0])
+    task = dict(state='published', name='web1', mac='fe:e1:bb:d1:00:01', root_password='random', root_ssh_key=KEY,
+                install_server='192.0.2.1')
+    make_action(task).run(task_vars={})
+    first = published['payload']
+    published.clear()
+    published.update(response_file=first['response_file'], site_root_password='FirstRandomPassw0rd')
+    token[0] = 'SecondRandomPassw0rd'
+    make_action(task).run(task_vars={})
+    # the password delivered in the published site set is reused: the same bytes are published again
+    assert published['payload']['response_file'] == first['response_file']
+
+    def forged(args, payload):
+        return dict(changed=False, existing_sealed=seal('00' * 32, '{}'))
+
+    fake_target(monkeypatch, forged)
+    with pytest.raises(AnsibleActionFail, match='unreadable'):
+        make_action(task).run(task_vars={})
+
+
+def test_answers_and_passwords_are_no_log_in_the_argument_spec():
+    assert ARGUMENT_SPEC['answers'].get('no_log') is True
+    assert ARGUMENT_SPEC['root_password'].get('no_log') is True
+    assert ARGUMENT_SPEC['users']['options']['password'].get('no_log') is True
 
 
 def test_run_refuses_published_without_server_and_installed_without_disk(monkeypatch):
@@ -323,18 +412,16 @@ def test_installed_disk_with_matching_manifest_needs_no_second_module_run(monkey
     calls = []
     existing = {}
 
-    def fake_execute(self, module_name=None, module_args=None, task_vars=None, **kwargs):
-        payload = json.loads(module_args['payload'])
+    def module(args, payload):
         calls.append(payload['phase'])
         if payload['phase'] == 'inspect':
-            return dict(changed=False, existing=existing)
+            return inspected(payload, existing)
         existing.update(manifest=dict(version=1, disk=dict(path='/d', device=1, inode=2), inputs_sha256=payload['inputs_sha256'],
                                       password_hashes=payload['password_hashes']),
                         disk_identity=dict(path='/d', device=1, inode=2))
         return dict(changed=True, install=dict(succeeded=True, skipped=False))
 
-    monkeypatch.setattr(action.ActionModule, '_execute_module', fake_execute)
-    monkeypatch.setattr(action.ActionBase, 'run', lambda self, tmp=None, task_vars=None: {})
+    fake_target(monkeypatch, module)
     task = dict(state='installed', name='web1', mac='fe:e1:bb:d1:00:01', root_password='pw', disk='/d',
                 users=[dict(name='alice', password='alicepw')])
     first = make_action(task).run(task_vars={})

@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.openbsd.vmm.plugins.module_utils import atomic_file
+from ansible_collections.openbsd.vmm.plugins.module_utils import atomic_file, autoinstall_publish
 from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import write_atomic
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, PublishError, update_index
 
@@ -151,3 +151,70 @@ def test_a_missing_file_group_is_an_error_naming_the_option(docroot):
 def test_the_default_file_group_is_www():
     from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_spec import ARGUMENT_SPEC
     assert ARGUMENT_SPEC['file_group']['default'] == 'www'
+
+
+def test_the_diff_masks_the_values_of_answers(docroot):
+    """Issue 10, point 12: answers may be passphrases; --diff shows their keys, never their values."""
+    params = dict(docroot=str(docroot), file_group=None, mac=MAC, release='7.8', arch='amd64')
+    payload = dict(response_file='Terminal type = vt100-secret\nSystem hostname = web1\n',
+                   secret_answer_keys=['Terminal type'])
+    dummy, dummy, diff = Publication(params, payload).publish(payload)
+    assert 'vt100-secret' not in diff[0]['after']
+    assert 'Terminal type = ********\n' in diff[0]['after'] and 'System hostname = web1' in diff[0]['after']
+    payload = dict(payload, response_file='Terminal type = vt220-secret\nSystem hostname = web1\n')
+    dummy, dummy, diff = Publication(params, payload).publish(payload)
+    assert 'vt100-secret' not in diff[0]['before'] and 'vt220-secret' not in diff[0]['after']
+
+
+def dead_pid():
+    """The pid of a process that has ended (a killed run)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_a_killed_runs_files_are_removed_by_the_next_run(docroot, monkeypatch):
+    """Issue 10, point 9: an install killed with -9 cannot remove what it published; any later run does."""
+    publication, payload = publication_for(docroot, 'site78-web1.tgz')
+    pid = dead_pid()
+    monkeypatch.setattr(os, 'getpid', lambda: pid)
+    publication.claim()
+    publication.publish(payload)
+    monkeypatch.undo()
+    setdir = os.path.join(str(docroot), 'pub', 'OpenBSD', '7.8', 'amd64')
+    assert os.path.exists(publication.response_path) and 'site78-web1.tgz' in open(os.path.join(setdir, 'index.txt')).read()
+    record_dir = autoinstall_publish.records_dir(str(docroot))
+    assert stat.S_IMODE(os.stat(record_dir).st_mode) == 0o700
+    # check mode reports, changes nothing
+    assert autoinstall_publish.remove_stale(str(docroot), check_mode=True) == [publication.response_path, publication.site_path]
+    assert os.path.exists(publication.site_path)
+    removed = autoinstall_publish.remove_stale(str(docroot))
+    assert removed == [publication.response_path, publication.site_path]
+    assert not os.path.exists(publication.response_path) and not os.path.exists(publication.site_path)
+    assert open(os.path.join(setdir, 'index.txt')).read() == OTHER_INDEX_LINES
+    assert os.listdir(record_dir) == []
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+
+
+def test_a_running_installs_files_are_kept(docroot):
+    publication, payload = publication_for(docroot, None)
+    publication.claim()  # this process: alive
+    publication.publish(payload)
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+    assert os.path.exists(publication.response_path)
+    publication.remove()
+    publication.release()
+    assert os.listdir(autoinstall_publish.records_dir(str(docroot))) == []
+
+
+def test_a_record_never_removes_files_outside_the_docroot(docroot, tmp_path_factory):
+    outside = tmp_path_factory.mktemp('elsewhere') / 'precious'
+    outside.write_text('keep')
+    directory = autoinstall_publish.records_dir(str(docroot))
+    os.mkdir(directory)
+    with open(os.path.join(directory, 'x.json'), 'w') as handle:
+        handle.write('{"pid": %d, "paths": ["%s", "%s/../x"]}' % (dead_pid(), outside, docroot))
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+    assert outside.read_text() == 'keep'

@@ -165,3 +165,63 @@ def test_an_unknown_file_group_fails_before_vmd_registers_the_install_vm(install
     with pytest.raises(PublishError, match=r"^file_group 'nosuchgroup4vmm': no such group on the install server"):
         install_run.install(FakeModule(), params, payload, Publication(params, payload))
     assert registered == [] and install_env.runs == []
+
+
+class PfModule(FakeModule):
+    """A module whose commands go to a list (pfctl's table changes), failing for addresses in ``refuse``."""
+
+    def __init__(self, refuse=()):
+        self.commands, self.warnings, self.refuse = [], [], refuse
+
+    def get_bin_path(self, name, required=False):
+        return '/sbin/' + name
+
+    def run_command(self, argv):
+        self.commands.append(argv)
+        if argv[-2] in self.refuse:
+            return 1, '', 'pfctl: Table does not exist.\n'
+        return 0, '', '1/1 addresses added.\n'
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+def test_only_the_installing_vms_address_is_in_the_install_clients_table_while_it_runs(install_env, monkeypatch, tmp_path):
+    """Issue 10, point 10: the VM's guest address (vm_priv_addr + 1) is added before publishing, deleted after."""
+    vm_conf = tmp_path / 'vm.conf'
+    vm_conf.write_text('local prefix "10.0.0.0/16"\n')
+    module = PfModule()
+    seen = []
+
+    def fake_run_install(mod, vmctl, definition, timeout, console_log, secrets):
+        seen.append(list(module.commands))
+        return False, 'boom', 1.0, 'installer failed\n'
+
+    monkeypatch.setattr(install_run, 'run_install', fake_run_install)
+    params = dict(install_env.params, vm_conf=str(vm_conf), install_clients_table='vmm_install_clients', pf_anchor='openbsd-vmm')
+    payload = dict(response_file='System hostname = web1\n', inputs_sha256='f' * 64, password_hashes={})
+    with pytest.raises(install_run.InstallFailure, match='boom'):
+        install_run.install(module, params, payload, Publication(params, payload))
+    table = ['/sbin/pfctl', '-a', 'openbsd-vmm', '-t', 'vmm_install_clients', '-T']
+    assert seen == [[table + ['add', '10.0.7.3']]]
+    # deleted again although the install failed, and the record is gone
+    assert module.commands == [table + ['add', '10.0.7.3'], table + ['delete', '10.0.7.3']]
+    assert os.listdir(str(install_env.docroot) + '.vmm_autoinstall') == []
+
+
+def test_a_failed_delete_keeps_the_record_for_the_next_run(install_env, tmp_path):
+    from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import remove_stale
+    module = PfModule(refuse=('delete',))
+    params = dict(install_env.params, vm_conf=str(tmp_path / 'none.conf'), install_clients_table='t', pf_anchor='a')
+    payload = dict(response_file='System hostname = web1\n', inputs_sha256='a' * 64, password_hashes={})
+    install_run.install(module, params, payload, Publication(params, payload))
+    assert 'pfctl: Table does not exist.' in module.warnings[0]
+    records = str(install_env.docroot) + '.vmm_autoinstall'
+    record = json.loads(open(os.path.join(records, os.listdir(records)[0])).read())
+    assert record['client'] == dict(anchor='a', table='t', address='100.64.7.3')
+    deleted = []
+    record['pid'] = 0x7fffffff  # no such process: the run that wrote it is gone
+    with open(os.path.join(records, '%s.json' % MAC), 'w') as handle:
+        json.dump(record, handle)
+    assert remove_stale(str(install_env.docroot), delete_client=deleted.append) == []
+    assert deleted == [record['client']] and os.listdir(records) == []
