@@ -32,7 +32,11 @@ grep -q 'lladdr collision in the fleet: web1 and app1 both get' "$work/collide.l
 # 3. provisioning from the same file
 lab init
 lab vmd start
-lab mirror "$L/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
+# a stand-in mirror; playbooks/host.yml makes the lab host ready from it, as a real host
+lab mirror "$L/mirror" 7.8 amd64 >/dev/null
+cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
+LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd" ansible-playbook -i "$here/fleet.vmm.yml" "$COLL/playbooks/host.yml" \
+    -e host_hosts=labhost
 ansible-playbook -i "$here/fleet.vmm.yml" "$COLL/playbooks/build_image.yml" -e build_image_hosts=labhost
 ansible-playbook -i "$here/fleet.vmm.yml" "$COLL/playbooks/provision.yml" -e provision_hosts=labhost
 vmctl status web1 | grep -q ' running web1$'

@@ -20,14 +20,20 @@ trap 'stop_labs; rm -rf "$VMM_LAB_BASE"' EXIT
 for h in $hosts; do
     on "$h" lab init
     on "$h" lab vmd start
-    on "$h" lab mirror "$(root "$h")/var/www/htdocs/pub/OpenBSD" 7.8 amd64 >/dev/null
+    # a stand-in OpenBSD mirror; playbooks/host.yml makes the host ready from it (verified sets in
+    # the docroot, httpd on 127.0.0.1, pf's rdr-to for the installers), as a real host
+    on "$h" lab mirror "$(root "$h")/mirror" 7.8 amd64 >/dev/null
+    cp "$COLL/tests/lab/bin/MAKEDEV" "$(root "$h")/dev/"
 done
+export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"  # the roles take OpenBSD's code paths
 log=$VMM_LAB_BASE/play.log
 play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
 recap() { grep -E "^$1 +:" "$log"; }
 mac() { python3 -c 'import hashlib,sys; d=hashlib.sha256(sys.argv[1].encode()).digest(); print("fe:e1:ba:d0:%02x:%02x" % (d[0], d[1]))' "$1"; }
 state() { on "$1" vmctl status "$2" | awk -v vm="$2" '$NF == vm {print $(NF-1)}'; }
 
+play "$COLL/playbooks/host.yml"
+for h in $hosts; do recap "$h" | grep -q ' failed=0 '; done
 play "$COLL/playbooks/build_image.yml"
 
 # 0. check mode: reports the overlays it would make, changes nothing
