@@ -236,7 +236,7 @@ options:
     default: /etc/vm.conf
   install_clients_table:
     description:
-      - pf table (in O(pf_anchor)) that lets the installing VM, and only it, reach the install server: the
+      - pf table (in O(pf_anchor)) that lets the installing VM, and only it, reach the install server; the
         vmm_host role's rdr rule to httpd takes its C(from) addresses from C(<vmm_install_clients>). For as long as the
         install runs, the temporary VM's guest address (vmd's C(vm_priv_addr), O(vm_conf)'s C(local prefix)) is in
         the table (C(pfctl -a ANCHOR -t TABLE -T add)); it is deleted when the install ends, also on failure, and a
@@ -262,7 +262,7 @@ notes:
     and disklabel template are removed with it. An install run records what it publishes, with its process id, in
     C(<docroot>.vmm_autoinstall/) (outside what httpd serves); when a run is killed, the next vmm_autoinstall run on the
     host removes the files whose process is gone.
-  - Secrets never travel in the module's arguments (which Ansible writes into the AnsiballZ file on the host): the
+  - Secrets never travel in the module's arguments (which Ansible writes into the AnsiballZ file on the host); the
     rendered files go as a file into the task's remote temporary directory, deleted as soon as the module read it.
   - Only the site set is accepted unverified (the response file answers the site set's own checksum and
     unverified-set questions, by file name). A disk too small for the installer's prefetch area (under about 2G with the auto layout)
