@@ -16,7 +16,9 @@ anchor's table) change or print it. `add` creates a missing table ("1 table crea
 counts go to stderr as "N/M addresses added." / "N/M addresses deleted." / "N addresses
 deleted.", `show` prints "   addr" lines, and a missing table is "pfctl: Table does not exist."
 (radix_perror, ESRCH). Only single IPv4/IPv6 addresses and networks are modelled (no host
-names, no `!`)."""
+names, no `!`). The revisions of pfctl_table.c read here are old ones (the counts and messages
+match); "1 table created." for `add` on a missing table is the newer CREATE_TABLE behaviour,
+not read in the stored source: a guess."""
 
 import ipaddress
 import os
