@@ -66,7 +66,8 @@ _MAC = re.compile(r'[0-9a-f]{2}(:[0-9a-f]{2}){5}')
 _HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?')
 _DOMAIN = re.compile(r'[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*')
 _LOGIN = re.compile(r'[a-z][-a-z0-9_]*')
-_BCRYPT = re.compile(r'\$2[a-z]\$\d\d\$.*', re.S)
+# One line only: a "hash" is written verbatim into the response file.
+_BCRYPT = re.compile(r'\$2[a-z]\$\d\d\$.*')
 _TIMEZONE = re.compile(r'[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*')
 _SET_TOKEN = re.compile(r'[+-]?[A-Za-z0-9._*?\[\]-]+')
 _SIZE = r'\d+(\.\d+)?[BKMGTbkmgt]?'

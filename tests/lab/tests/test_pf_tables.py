@@ -49,6 +49,8 @@ def load_pf(root, anchor_rules, enable=True):
     assert run(root, "pfctl", "-f", str(root / "etc" / "pf.conf")).returncode == 0
     if enable:
         run(root, "pfctl", "-e")
+
+
 RDR_TABLE = ("table <vmm_install_clients> persist\n"
              "pass in quick on tap inet proto tcp from <vmm_install_clients> to 100.64.0.0/10 port 80 "
              "rdr-to 127.0.0.1 port 80\n")

@@ -127,6 +127,12 @@ def test_encrypted_and_disabled_passwords_are_used_as_given():
     assert answers_of(payload)['Allow root ssh login'] == 'prohibit-password'
 
 
+def test_a_hash_with_a_line_break_is_not_taken_as_encrypted():
+    encrypted = bcrypt.using(rounds=10, ident='2b').hash('x')
+    assert action.is_encrypted(encrypted)
+    assert not action.is_encrypted(encrypted + '\nPermit root = yes')
+
+
 def test_random_root_password_is_only_in_the_site_set_comment():
     tokens = iter(['Gen3ratedPassw0rd-one', 'Gen3ratedPassw0rd-two'])
     payload, summary = build_payload(options(root_password='random', root_ssh_key=KEY), token_source=lambda: next(tokens))
