@@ -27,7 +27,7 @@ import stat
 import subprocess
 import sys
 
-from ansible_collections.openbsd.vmm.plugins.module_utils import devices, host_devices
+from ansible_collections.openbsd.vmm.plugins.module_utils import devices
 from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import SizeError, fmt_scaled, scan_scaled
 from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError, VmdUnavailable
 
@@ -177,9 +177,9 @@ def check_vm_conf(probe, params):
 def check_taps(probe, params):
     dev_dir = params['dev_dir']
     have = devices.tap_nodes(dev_dir)
-    nodes = host_devices.tap_indexes(dev_dir)
-    needed = host_devices.taps_needed(params.get('vms'))
-    facts = dict(usable=have, nodes=len(nodes), needed=needed, vms=len(host_devices.planned(params.get('vms'))))
+    nodes = devices.tap_indexes(dev_dir)
+    needed = devices.taps_needed(params.get('vms'))
+    facts = dict(usable=have, nodes=len(nodes), needed=needed, vms=len(devices.planned(params.get('vms'))))
     gap = ' (tap%d is missing, so the %d nodes after it are never used)' % (have, len(nodes) - have) if len(nodes) > have else ''
     if have >= needed:
         return record('taps', PASS, '%d usable taps in %s for %d interfaces of the planned VMs%s' % (have, dev_dir, needed, gap), **facts)
@@ -190,16 +190,16 @@ def check_taps(probe, params):
 
 def check_ptys(probe, params):
     dev_dir = params['dev_dir']
-    have = host_devices.usable_ptys(dev_dir)
-    vms = len(host_devices.planned(params.get('vms')))
+    have = devices.usable_ptys(dev_dir)
+    vms = len(devices.planned(params.get('vms')))
     needed = vms + int(params.get('pty_spare', 0))
     facts = dict(usable=have, needed=needed, vms=vms)
     if have >= needed:
         return record('ptys', PASS, '%d usable pty pairs in %s for %d VM consoles and %d logins' % (have, dev_dir, vms, needed - vms), **facts)
-    groups = -(-needed // host_devices.PTYS_PER_GROUP)
+    groups = -(-needed // devices.PTYS_PER_GROUP)
     return record('ptys', FAIL, '%d usable pty pairs in %s, %d VM consoles and %d logins need %d' % (have, dev_dir, vms, needed - vms, needed),
                   'cd %s && sh MAKEDEV %s (or the vmm_host role with vmm_host_pty_groups: %d)'
-                  % (dev_dir, ' '.join(host_devices.makedev_pty_args(have, needed)), groups), **facts)
+                  % (dev_dir, ' '.join(devices.makedev_pty_args(have, needed)), groups), **facts)
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.openbsd.vmm.plugins.module_utils import host_devices as d
+from ansible_collections.openbsd.vmm.plugins.module_utils import devices as d
 
 
 def make(dev, *names):
