@@ -587,7 +587,12 @@ class Converger:
         # vmd holds an older definition of a stopped VM than vm.conf (a reload was interrupted): reload.
         stale = [plan.request.name for plan in plans if plan.status is not None and not plan.status.live
                  and plan.request.state != 'absent' and runs_older_definition(plan.status, plan.request.definition)]
-        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale)
+        # An earlier run was killed between writing vm.conf and vmd reading it: vmctl status cannot
+        # show every part of a definition (disks, interfaces), so its marker says a reload is owed.
+        owed = os.path.exists(reload_marker(self.path))
+        if owed:
+            self.warnings.append('an earlier run was interrupted before vmd reloaded %s: reloading now' % self.path)
+        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale) or owed
         changed = needs_reload or any(plan.acts for plan in plans)
         if file_changed and self.module._diff:
             self.diff = dict(before=vmconf.text, after=new_text, before_header=self.path, after_header=self.path)
@@ -685,6 +690,9 @@ class Converger:
         return temp
 
     def _commit(self, vmconf, staged):
+        # Written before vm.conf changes and removed once vmd has read it (see _reload).
+        with open(reload_marker(self.path), 'w', encoding='utf-8') as marker:
+            marker.write('%d\n' % os.getpid())
         if os.path.exists(self.path):
             self.backup_file = self.module.backup_local(self.path)
         self.module.atomic_move(staged, self.path)
@@ -704,9 +712,11 @@ class Converger:
             try:
                 self.vmctl.reload()
                 again = 'vmd reloaded the previous configuration'
+                _unlink(reload_marker(self.path))
             except VmctlError as second:
                 again = 'reloading the previous configuration failed too: %s' % second
             raise LifecycleError('vmctl reload failed: %s; restored the previous %s (%s)' % (exc, self.path, again))
+        _unlink(reload_marker(self.path))
         if self.backup_file and not self.keep_backup:
             _unlink(self.backup_file)
             self.backup_file = None
@@ -874,6 +884,12 @@ def configured_memory(status, definition):
     if definition is not None and definition.instance_of is None:
         return DEFAULT_MEMORY
     return None
+
+
+def reload_marker(vm_conf):
+    """The file that says vm.conf was rewritten and vmd has not read it yet (beside the host lock)."""
+    directory, name = os.path.split(os.path.abspath(vm_conf))
+    return os.path.join(directory, '.%s.reload-pending' % name)
 
 
 _LEFTOVER = re.compile(r'\.vm\.conf\.[A-Za-z0-9_]+\.(?:tmp|restore)')

@@ -184,7 +184,8 @@ def test_failed_reload_leaves_no_backup_unless_asked(host):
     result = run(vmm_vm, dict(name='app', state='present', disks=[str(host / 'disk.qcow2')], vm_conf=str(conf)))
     assert result['failed'] and 'reloading the previous configuration failed too' in result['msg']
     assert result['backup_file'] is None
-    assert leftovers(host) == []
+    # vmd read neither file: the marker stays, so the next run reloads.
+    assert leftovers(host) == ['.vm.conf.reload-pending']
 
 
 RUNNING_516M = HEADER + '\n    1 72014     1    516M    100M   ttyp0         root  running web1\n'
@@ -232,6 +233,23 @@ def test_a_stopped_vm_that_vmd_knows_with_an_older_definition_is_reloaded(host):
     (host / 'status').write_text(HEADER + '\n    1     -     1    256M       -       -         root  stopped web1\n')
     result = run(vmm_vm, web1(host, state='stopped'))
     assert result['changed'] and 'reload' in calls(host), result
+
+
+def test_a_reload_owed_by_an_interrupted_run_is_made_though_status_shows_no_difference(host):
+    # vm.conf was rewritten (a disk changed, which vmctl status cannot show), then the run was killed before the reload
+    managed_conf(host, enabled=False)
+    (host / 'status').write_text(HEADER + '\n    1     -     1    512M       -       -         root  stopped web1\n')
+    (host / '.vm.conf.reload-pending').write_text('4242\n')
+    result = run(vmm_vm, web1(host, state='stopped'))
+    assert result['changed'] and calls(host) == ['status', 'reload', 'status'], result
+    assert leftovers(host) == []
+
+
+def test_without_the_marker_the_same_host_is_a_noop(host):
+    managed_conf(host, enabled=False)
+    (host / 'status').write_text(HEADER + '\n    1     -     1    512M       -       -         root  stopped web1\n')
+    result = run(vmm_vm, web1(host, state='stopped'))
+    assert not result['changed'] and calls(host) == ['status'], result
 
 
 def tap_dir(host, count):
