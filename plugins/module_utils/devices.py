@@ -74,6 +74,7 @@ def tap_capacity(needed, held, dev_dir='/dev'):
     """Count the nodes in ``dev_dir`` and compare with ``needed`` interfaces beside ``held`` busy taps."""
     return TapCapacity(nodes=tap_nodes(dev_dir), held=held, needed=needed, dev_dir=dev_dir)
 
+
 # sys/kern/tty_pty.c
 TTY_LETTERS = 'pqrstuvwxyzPQRST'
 TTY_SUFFIX = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
