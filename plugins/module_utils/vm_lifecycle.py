@@ -22,6 +22,7 @@ stopped VMs (hand-written ones) that a reload would start are named in a warning
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import re
@@ -533,6 +534,7 @@ class Converger:
         self.backup_file = None
         self.diff = None
         self.host_changed = False       # something on the host changed already (for a run that fails later)
+        self.owed_backups = []          # rollback copies of interrupted runs, removed once vmd has read vm.conf
 
     # -- the run ------------------------------------------------------------
 
@@ -589,10 +591,12 @@ class Converger:
                  and plan.request.state != 'absent' and runs_older_definition(plan.status, plan.request.definition)]
         # An earlier run was killed between writing vm.conf and vmd reading it: vmctl status cannot
         # show every part of a definition (disks, interfaces), so its marker says a reload is owed.
-        owed = os.path.exists(reload_marker(self.path))
-        if owed:
+        owed = read_reload_marker(self.path)
+        backups = (owed or {}).get('backups')
+        self.owed_backups = [path for path in backups if isinstance(path, str)] if isinstance(backups, list) else []
+        if owed is not None:
             self.warnings.append('an earlier run was interrupted before vmd reloaded %s: reloading now' % self.path)
-        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale) or owed
+        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale) or owed is not None
         changed = needs_reload or any(plan.acts for plan in plans)
         if file_changed and self.module._diff:
             self.diff = dict(before=vmconf.text, after=new_text, before_header=self.path, after_header=self.path)
@@ -690,11 +694,13 @@ class Converger:
         return temp
 
     def _commit(self, vmconf, staged):
-        # Written before vm.conf changes and removed once vmd has read it (see _reload).
-        with open(reload_marker(self.path), 'w', encoding='utf-8') as marker:
-            marker.write('%d\n' % os.getpid())
         if os.path.exists(self.path):
             self.backup_file = self.module.backup_local(self.path)
+        # Written before vm.conf changes and removed once vmd has read it (see _reload); it names the
+        # rollback copy that a run killed before the reload could not remove.
+        with open(reload_marker(self.path), 'w', encoding='utf-8') as marker:
+            mine = [self.backup_file] if self.backup_file and not self.keep_backup else []
+            json.dump(dict(pid=os.getpid(), backups=self.owed_backups + mine), marker)
         self.module.atomic_move(staged, self.path)
         self.host_changed = True
 
@@ -712,14 +718,26 @@ class Converger:
             try:
                 self.vmctl.reload()
                 again = 'vmd reloaded the previous configuration'
-                _unlink(reload_marker(self.path))
+                self._settle_owed_reload()
             except VmctlError as second:
                 again = 'reloading the previous configuration failed too: %s' % second
             raise LifecycleError('vmctl reload failed: %s; restored the previous %s (%s)' % (exc, self.path, again))
-        _unlink(reload_marker(self.path))
+        self._settle_owed_reload()
         if self.backup_file and not self.keep_backup:
             _unlink(self.backup_file)
             self.backup_file = None
+
+    def _settle_owed_reload(self):
+        """vmd has read vm.conf: drop the marker and the rollback copies interrupted runs left behind."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        for backup in self.owed_backups:
+            # Only a copy of this vm.conf beside it (backup_local's name), never a path from elsewhere.
+            if os.path.dirname(backup) == directory and os.path.basename(backup).startswith(os.path.basename(self.path) + '.'):
+                if os.path.exists(backup):
+                    _unlink(backup)
+                    self.warnings.append('removed %s, the rollback copy of an interrupted earlier run' % backup)
+        self.owed_backups = []
+        _unlink(reload_marker(self.path))
 
     def _restore(self, vmconf):
         if self.backup_file is None:
@@ -890,6 +908,18 @@ def reload_marker(vm_conf):
     """The file that says vm.conf was rewritten and vmd has not read it yet (beside the host lock)."""
     directory, name = os.path.split(os.path.abspath(vm_conf))
     return os.path.join(directory, '.%s.reload-pending' % name)
+
+
+def read_reload_marker(vm_conf):
+    """The marker's content ({'pid', 'backups'}) when a reload is owed, else None (an unreadable marker still owes one)."""
+    try:
+        with open(reload_marker(vm_conf), encoding='utf-8') as marker:
+            content = json.load(marker)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
 
 
 _LEFTOVER = re.compile(r'\.vm\.conf\.[A-Za-z0-9_]+\.(?:tmp|restore)')

@@ -245,6 +245,20 @@ def test_a_reload_owed_by_an_interrupted_run_is_made_though_status_shows_no_diff
     assert leftovers(host) == []
 
 
+def test_the_owed_reload_removes_the_rollback_copies_the_marker_names_beside_vm_conf_only(host, tmp_path_factory):
+    managed_conf(host, enabled=False)
+    (host / 'status').write_text(HEADER + '\n    1     -     1    512M       -       -         root  stopped web1\n')
+    beside = host / 'vm.conf.4242.2026-11-30@14:00:00~'
+    beside.write_text('old\n')
+    elsewhere = tmp_path_factory.mktemp('elsewhere') / 'vm.conf.1.2026-11-30@14:00:00~'
+    elsewhere.write_text('not ours\n')
+    (host / '.vm.conf.reload-pending').write_text(json.dumps(dict(pid=4242, backups=[str(beside), str(elsewhere)])))
+    result = run(vmm_vm, web1(host, state='stopped'))
+    assert result['changed'] and 'reload' in calls(host), result
+    assert not beside.exists() and elsewhere.exists()
+    assert leftovers(host) == []
+
+
 def test_without_the_marker_the_same_host_is_a_noop(host):
     managed_conf(host, enabled=False)
     (host / 'status').write_text(HEADER + '\n    1     -     1    512M       -       -         root  stopped web1\n')
