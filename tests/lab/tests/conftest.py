@@ -229,3 +229,25 @@ def lab_factory():
     finally:
         for instance in made:
             destroy_lab(instance)
+
+
+BIN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin")
+
+
+def run_on(root, *argv):
+    """Run a lab executable (bin/) on the lab host at ``root``, as a shell on that host would."""
+    env = dict(os.environ, VMM_LAB_ROOT=str(root), PATH=BIN_DIR + os.pathsep + os.environ["PATH"])
+    return subprocess.run([os.path.join(BIN_DIR, argv[0])] + list(argv[1:]), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, check=False, cwd=str(root))
+
+
+@pytest.fixture(name="host")
+def fixture_host(tmp_path, monkeypatch):
+    """A freshly booted lab host (`lab init`, no vmd) whose root the lab's www user can traverse."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv("VMM_LAB_ROOT", str(root))
+    assert run_on(root, "lab", "init").returncode == 0
+    yield root
+    run_on(root, "rcctl", "-f", "stop", "httpd")

@@ -13,7 +13,6 @@
 import grp
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -25,26 +24,11 @@ if LAB_DIR not in sys.path:
 
 from labsim import installer, mirror, network  # noqa: E402  pylint: disable=wrong-import-position
 
-BIN = os.path.join(LAB_DIR, "bin")
+from conftest import run_on as run  # noqa: E402  pylint: disable=wrong-import-position
+
+
 WWW_GID = grp.getgrnam("www-data").gr_gid
 RDR = "pass in quick on tap inet proto tcp from 100.64.0.0/10 to 100.64.0.0/10 port 80 rdr-to 127.0.0.1 port 80\n"
-
-
-@pytest.fixture(name="host")
-def fixture_host(tmp_path, monkeypatch):
-    root = tmp_path / "lab"
-    root.mkdir()
-    tmp_path.chmod(0o755)
-    monkeypatch.setenv("VMM_LAB_ROOT", str(root))
-    assert run(root, "lab", "init").returncode == 0
-    yield root
-    run(root, "rcctl", "-f", "stop", "httpd")
-
-
-def run(root, *argv):
-    env = dict(os.environ, VMM_LAB_ROOT=str(root), PATH=BIN + os.pathsep + os.environ["PATH"])
-    return subprocess.run([os.path.join(BIN, argv[0])] + list(argv[1:]), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, check=False, cwd=str(root))
 
 
 def httpd_conf(root, listen="127.0.0.1", extra=""):

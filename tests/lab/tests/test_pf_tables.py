@@ -5,7 +5,6 @@ path (sys/net/pf_table.c pfr_attach_table(): a rule's table is its ruleset's, el
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -16,24 +15,7 @@ if LAB_DIR not in sys.path:
 
 from labsim import network  # noqa: E402  pylint: disable=wrong-import-position
 
-BIN = os.path.join(LAB_DIR, "bin")
-
-
-@pytest.fixture(name="host")
-def fixture_host(tmp_path, monkeypatch):
-    root = tmp_path / "lab"
-    root.mkdir()
-    tmp_path.chmod(0o755)
-    monkeypatch.setenv("VMM_LAB_ROOT", str(root))
-    assert run(root, "lab", "init").returncode == 0
-    yield root
-    run(root, "rcctl", "-f", "stop", "httpd")
-
-
-def run(root, *argv):
-    env = dict(os.environ, VMM_LAB_ROOT=str(root), PATH=BIN + os.pathsep + os.environ["PATH"])
-    return subprocess.run([os.path.join(BIN, argv[0])] + list(argv[1:]), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, check=False, cwd=str(root))
+from conftest import run_on as run  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def start_httpd(root):
