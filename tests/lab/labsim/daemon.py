@@ -986,23 +986,9 @@ def read_pid(root):
         return None
 
 
-def process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def running_pid(root):
     pid = read_pid(root)
-    if pid is not None and process_alive(pid):
+    if pid is not None and state.process_alive(pid):
         return pid
     return None
 
@@ -1089,7 +1075,7 @@ def stop_daemon(root, timeout=15.0):
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not process_alive(pid) or (read_pid(root) is None and not os.path.exists(state.socket_path(root))):
+        if not state.process_alive(pid) or (read_pid(root) is None and not os.path.exists(state.socket_path(root))):
             break
         time.sleep(0.01)
     else:

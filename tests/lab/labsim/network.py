@@ -48,16 +48,6 @@ def _state(name, default):
         return default
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def interface_groups(ifname):
     """The groups of an interface: its driver's (tap0 -> tap) and those set with ifconfig."""
     groups = {re.sub(r"[0-9]+$", "", ifname)}
@@ -210,7 +200,7 @@ def pf_translate(ifname, groups, src, dst, port):
 def listener(address, port, local):
     """The real loopback port of the running lab httpd's listener for address:port, or None."""
     current = _state("httpd.json", None)
-    if not current or not current.get("pid") or not _alive(current["pid"]):
+    if not current or not current.get("pid") or not state.process_alive(current["pid"]):
         return None
     for entry in current.get("listeners", []):
         if entry["port"] == port and (entry["address"] == address or

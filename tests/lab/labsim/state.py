@@ -202,3 +202,18 @@ def fault_active(root, name, vm=None, faults=None):
 def active_faults_for(root, vm):
     faults = load_faults(root)
     return {name for name in faults if fault_active(root, name, vm, faults)}
+
+
+def process_alive(pid):
+    """The lab's processes (vmd, httpd, VMs): a zombie counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

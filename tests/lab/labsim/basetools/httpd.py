@@ -30,6 +30,8 @@ import sys
 import threading
 import time
 
+from labsim import state as lab_state
+
 from . import common
 
 GLOBAL = ("chroot", "logdir", "prefork", "default", "types", "server", "include")
@@ -261,19 +263,9 @@ def state():
     return common.load_state("httpd.json", None)
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_pid():
     current = state()
-    if current and current.get("pid") and alive(current["pid"]):
+    if current and current.get("pid") and lab_state.process_alive(current["pid"]):
         return current["pid"]
     return None
 
@@ -437,13 +429,13 @@ def stop_daemon(timeout=10.0):
         return True
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
+    while lab_state.process_alive(pid) and time.monotonic() < deadline:
         try:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
         time.sleep(0.02)
-    if alive(pid):
+    if lab_state.process_alive(pid):
         os.kill(pid, signal.SIGKILL)
     try:
         os.unlink(common.state_path("httpd.json"))
