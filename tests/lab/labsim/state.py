@@ -103,6 +103,12 @@ def log_path(root):
     return path(root, "var", "log", "vmd.log")
 
 
+def vmctl_calls_path(root):
+    """One line per vmctl invocation (its arguments, JSON): what benchmarks and tests count.
+    Not an OpenBSD file; it lives with the lab's own bookkeeping."""
+    return path(root, "lab", "vmctl.calls")
+
+
 def bios_path(root):
     return path(root, "etc", "firmware", "vmm-bios")
 

@@ -5,6 +5,7 @@ to stdout; everything else goes to stderr. Options must precede operands (OpenBS
 getopt does not permute).
 """
 
+import json
 import os
 import pwd
 import stat
@@ -688,8 +689,22 @@ def run(argv):
     return HANDLERS[name](name, text, rest[1:])
 
 
+def record_call(argv):
+    """Append this invocation to the lab's call log (state.vmctl_calls_path); O_APPEND keeps lines whole."""
+    root = state.lab_root(required=False)
+    if not root or not os.path.isdir(state.path(root, "lab")):
+        return
+    line = (json.dumps(argv) + "\n").encode()
+    fd = os.open(state.vmctl_calls_path(root), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    record_call(argv)
     try:
         code = run(argv)
     except Exit as exc:

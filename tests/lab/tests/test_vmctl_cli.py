@@ -191,3 +191,16 @@ def test_non_root_restrictions(lab):
     assert lab.vmctl("reload").rc == 0
     assert lab.vmctl("status", env=env).rc == 1
     assert lab.vmctl("status", env={"LAB_USER": "daemon"}).err == "vmctl: connect: /var/run/vmd.sock: Permission denied\n"
+
+
+def test_every_call_is_logged_for_counting(lab):
+    """The lab's vmctl call log (lab/vmctl.calls): benchmarks and the fleet test count vmctl calls per host."""
+    import json
+    import os
+    log = os.path.join(lab.root, "lab", "vmctl.calls")
+    before = open(log).read().splitlines() if os.path.exists(log) else []
+    lab.vmctl("status")
+    lab.vmctl("-v", "stat", "web1")
+    lab.vmctl("nosuch")
+    calls = [json.loads(line) for line in open(log).read().splitlines()[len(before):]]
+    assert calls == [["status"], ["-v", "stat", "web1"], ["nosuch"]]
