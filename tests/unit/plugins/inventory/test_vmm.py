@@ -24,8 +24,8 @@ vmm_hosts:
     vmm_guest_network: 192.0.2.0/24
     vmm_guest_network_reserved: 9
     vmm_guests:
-      - {name: web1, memory: 1G}
-      - {name: db1, state: stopped, index: 5, vars: {role: db}}
+      - {name: web1, memory: 1G, switch: uplink}
+      - {name: db1, switch: uplink, state: stopped, index: 5, vars: {role: db}}
   vmm2:
     vmm_guests:
       - {name: app1, address: 198.51.100.7, lladdr: "FE:E1:BA:D0:00:07", vars: {ansible_host: app1.example}}
@@ -116,11 +116,11 @@ compose:
 
 
 @pytest.mark.parametrize('hosts, message', [
-    ("  a:\n    vmm_guests: [{name: web1}]\n  b:\n    vmm_guests: [{name: web1}]\n", 'web1 appears twice'),
+    ("  a:\n    vmm_guests: [{name: web1}]\n  b:\n    vmm_guests: [{name: web1}]\n", 'guest web1 is listed twice: on a and on b'),
     ("  a:\n    vmm_guests: [{name: web1}, {name: x, lladdr: '%s'}]\n" % vmm_lladdr('web1'), 'lladdr collision'),
     ("  a:\n    vmm_guests: [{name: a}]\n", 'has the name of a vmm host'),
     ("  a:\n    vmm_guests: [{memory: 1G}]\n", 'each with a name'),
-    ("  a:\n    vmm_guest_network: 192.0.2.0/30\n    vmm_guests: [{name: x}, {name: y}, {name: z}]\n",
+    ("  a:\n    vmm_guest_network: 192.0.2.0/30\n    vmm_guests: [{name: x, switch: s}, {name: y, switch: s}, {name: z, switch: s}]\n",
      'pool of 192.0.2.0/30 is exhausted at index 2'),
     # whole-string rules: a final line break, a multicast MAC, a name vmd refuses
     ('  a:\n    vmm_guests: [{name: "web1\\n"}]\n', "VM name 'web1\\\\n': a VM name may contain only"),
