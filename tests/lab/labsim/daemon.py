@@ -479,6 +479,7 @@ class Daemon:
             "memory": vm.memory,
             # tap: the host interface the guest's packets arrive on (pf `in on tap`, labsim.network)
             "interfaces": [{"mac": mac, "local": bool(iface.get("local")), "switch": iface.get("switch"),
+                            "switch_interface": self.switch_interface(iface.get("switch")),
                             "tap": "tap%d" % tap, "groups": [iface["group"]] if iface.get("group") else []}
                            for mac, iface, tap in zip(macs, vm.interfaces, taps)],
             "disks": disks,
@@ -567,6 +568,13 @@ class Daemon:
             taken.append(found)
         return taken
 
+    def switch_interface(self, name):
+        """The bridge(4)/veb(4) of vm.conf switch `name` (its `interface`), the guest's network segment."""
+        for switch in self.switches:
+            if name and switch.name == name:
+                return switch.interface
+        return None
+
     def allocate_tty(self):
         used = {vm.tty for vm in self.vms if vm.running and vm.tty}
         index = 0
@@ -584,6 +592,7 @@ class Daemon:
             self.cond.notify_all()
 
     def vm_exited(self, vm, code):
+        self.guest_network_down(vm)
         vm.exit_gen += 1
         vm.running = False
         vm.paused = False
@@ -604,6 +613,14 @@ class Daemon:
         self.log("%s: vm %d stopped" % (vm.name, vm.vm_id))
         if not vm.from_config:
             self.remove_vm(vm)
+
+    def guest_network_down(self, vm):
+        """The guest's namespace and sshd (labsim.guestnet) end with its VM process, whatever ended it."""
+        try:
+            from labsim import guestnet
+            guestnet.guest_down(self.root, vm.name, vm.proc.pid if vm.proc is not None else None)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.log("%s: guest network teardown failed: %s" % (vm.name, exc))
 
     def kill(self, vm, sig):
         if vm.proc is None:

@@ -46,13 +46,50 @@ def _on_shutdown_request(console):
     return handler
 
 
-def die_with_vmd(daemon_pid):
-    """A VM process does not outlive its vmd (its locks and tap would leak otherwise)."""
+def die_with_vmd(daemon_pid, spec=None):
+    """A VM process does not outlive its vmd (its locks, tap and network would leak otherwise)."""
     def watch():
         while os.getppid() == daemon_pid:
             time.sleep(0.5)
+        if spec is not None:
+            try:
+                from labsim import guestnet
+                guestnet.guest_down(spec["lab_root"], spec["name"], os.getpid())
+            except Exception:  # pylint: disable=broad-except
+                pass
         os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
+
+
+class NetstartConsole:
+    """The console of a booting installed system: /etc/rc runs netstart where it prints `starting
+    network`, so the guest's network (labsim.guestnet: namespace, address, sshd) comes up there,
+    before `login:`."""
+
+    def __init__(self, console, network_up):
+        self.console = console
+        self.network_up = network_up
+
+    def write(self, text):
+        if self.network_up is not None and text.startswith("starting network\n"):
+            network_up, self.network_up = self.network_up, None
+            network_up()
+        return self.console.write(text)
+
+    def flush(self):
+        self.console.flush()
+
+
+def network_up(spec, installer):
+    """Bring up the guest's network from its install record; a failure is logged, the boot goes on."""
+    try:
+        from labsim import guestnet
+        record = installer.read_install_record(spec["disks"][0]["path"]) or {}
+        guestnet.guest_up(spec["lab_root"], spec["name"], spec["vm_id"], spec["interfaces"],
+                          spec.get("local_prefix"), record, os.getpid())
+    except Exception as exc:  # pylint: disable=broad-except
+        sys.stderr.write("guest network: %s\n" % exc)
+        sys.stderr.flush()
 
 
 def idle():
@@ -90,6 +127,7 @@ def boot(spec, console):
         idle()
     if spec.get("bios"):
         if spec["disks"] and installer is not None:
+            ctx["console"] = NetstartConsole(console, lambda: network_up(spec, installer))
             installer.boot_installed(ctx)
         else:
             console.write("SeaBIOS (version lab)\nNo bootable device.\n")
@@ -104,7 +142,7 @@ def main(argv=None):
     # The daemon blocks these signals in its threads; the VM process must see them.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     if spec.get("daemon_pid"):
-        die_with_vmd(spec["daemon_pid"])
+        die_with_vmd(spec["daemon_pid"], spec)
     console = Console(spec["console"])
     signal.signal(signal.SIGTERM, _on_shutdown_request(console))
     # `lab guest reboot|halt VM`: what the guest OS would do on its own.

@@ -7,11 +7,13 @@ lab show [--json]
 lab mirror DIR RELEASE ARCH
 lab console-log VM
 lab guest reboot|halt VM
+lab guest-connect [--root LAB_ROOT] HOST PORT | lab guest-address VM | lab net-check
 """
 
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 
@@ -44,6 +46,8 @@ def cmd_init(root, args):
     if args.www_user is not None:
         settings["www_user"] = args.www_user
     stop_base_daemons(root)
+    # leftovers of a killed run: the namespaces of VM processes that are gone (labsim.guestnet)
+    _guestnet().cleanup(root, keep_running=True)
     pf_state = os.path.join(root, "lab", "basetools", "pf.json")
     if not os.path.exists(pf_state):
         # A fresh host boots with pf enabled: /etc/rc runs `pfctl -e` unless pf=NO (pf=YES is the
@@ -114,6 +118,7 @@ def cmd_vmd(root, args):
     if args.action == "stop":
         daemon.stop_daemon(root)
         stop_base_daemons(root)
+        _guestnet().cleanup(root)
         return 0
     pid = daemon.running_pid(root)
     if pid is None:
@@ -261,6 +266,45 @@ def cmd_guest(root, args):
     return _fail("vm %s is not running" % args.vm)
 
 
+def _guestnet():
+    from labsim import guestnet
+    return guestnet
+
+
+def cmd_guest_connect(root, args):
+    """ssh's ProxyCommand: the lab's guests are reachable only inside the lab root's host namespace."""
+    if not re.fullmatch(r"[0-9]{1,5}", args.port) or not 1 <= int(args.port) <= 65535:
+        return _fail("guest-connect: PORT must be a number from 1 to 65535, not %r" % args.port)
+    if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", args.host):
+        return _fail("guest-connect: HOST must be an address or host name, not %r" % args.host)
+    try:
+        return _guestnet().relay(root, args.host, int(args.port))
+    except _guestnet().GuestNetError as exc:
+        return _fail("guest-connect: %s" % exc)
+    except OSError as exc:
+        reason = state.strerror(exc.errno) if exc.errno else state.strerror("ETIMEDOUT") \
+            if isinstance(exc, TimeoutError) else str(exc)
+        return _fail("guest-connect: %s port %s: %s" % (args.host, args.port, reason))
+
+
+def cmd_guest_address(root, args):
+    found = _guestnet().addresses(root, args.vm)
+    if not found:
+        return _fail("vm %s has no address" % args.vm)
+    for address in found:
+        print(address)
+    return 0
+
+
+def cmd_net_check(root, args):
+    del root, args
+    reason = _guestnet().net_check()
+    if reason is not None:
+        print("lab: guest networks are not possible here: %s" % reason)
+        return 77
+    return 0
+
+
 def cmd_vm_ids_from(root, args):
     """vmd.c vm_claimid numbers VMs 1, 2, ... (++vmd_nvm) for as long as vmd runs; the next new VM gets
     max(next, N) instead, so ids of 256 and more can be tested without starting 255 VMs."""
@@ -302,12 +346,20 @@ def build_parser():
     guest.add_argument("vm")
     ids = sub.add_parser("vm-ids-from", help="number new VMs from N on, as a vmd that has run N-1 VMs")
     ids.add_argument("first", type=int)
+    connect = sub.add_parser("guest-connect", help="relay stdio to HOST:PORT in the lab's host namespace (ssh ProxyCommand)")
+    connect.add_argument("--root", help="the lab root (default $VMM_LAB_ROOT)")
+    connect.add_argument("host")
+    connect.add_argument("port")
+    address = sub.add_parser("guest-address", help="print a running guest's addresses (exit 1 when it has none)")
+    address.add_argument("vm")
+    sub.add_parser("net-check", help="exit 0 if guest networks can be made here, else 77 and why")
     return parser
 
 
 COMMANDS = {
     "init": cmd_init, "vmd": cmd_vmd, "fault": cmd_fault, "show": cmd_show, "mirror": cmd_mirror,
     "console-log": cmd_console_log, "guest": cmd_guest, "vm-ids-from": cmd_vm_ids_from,
+    "guest-connect": cmd_guest_connect, "guest-address": cmd_guest_address, "net-check": cmd_net_check,
 }
 
 
@@ -317,5 +369,9 @@ def main(argv=None):
     if args.command is None or (args.command == "fault" and args.action is None):
         parser.print_usage(sys.stderr)
         return 2
+    if args.command == "net-check":
+        return cmd_net_check(None, args)
+    if args.command == "guest-connect" and args.root:
+        return cmd_guest_connect(os.path.abspath(args.root), args)
     root = state.lab_root()
     return COMMANDS[args.command](root, args)

@@ -1,0 +1,586 @@
+"""The lab's guests as real network hosts: Linux network namespaces, veth pairs and a real sshd.
+
+Per lab root there is one "host" namespace, the OpenBSD host's network side: a vm.conf `switch`
+is a Linux bridge there, named after the switch's `interface` (bridge0, veb0), holding the
+addresses the lab's ifconfig state gives that interface or its vport/vether members. Each
+running guest that gets an address has its own namespace with one veth per addressed NIC:
+`vioN` (the guest's vio(4), with the VM's MAC) in the guest namespace, its peer `tapN` (the
+tap vmd opened) in the host namespace, attached to the switch's bridge or, for a `local
+interface`, holding the host side address as vmd's priv.c vm_priv_ifconfig puts it on the tap.
+
+Addresses: a `local interface` gets what vmd's dhcp.c hands out (priv.c vm_priv_addr, through
+labsim.installer.vm_priv_addr: guest side/31, default route via the host side); an interface
+on a switch asks the lab's DHCP server (labsim.dhcp_server.lease(lab_root, switch interface,
+mac) -> None or {"address", "prefixlen", "routers", "host_name"}). Only documentation/ULA
+ranges and vmd's 100.64.0.0/10 are ever configured (ALLOWED): concurrent lab runs share this
+machine, so nothing is routed from the machine's own namespace; the controller reaches guests
+through `lab guest-connect` (a relay that runs inside the lab root's host namespace).
+
+In the guest namespace runs Debian's real sshd, under `unshare --mount --uts`, with overlayfs
+over /etc, /root and /home whose upper directories are the guest's own directory
+`<lab_root>/guests/<vm>/` (its disk state: what is done on the guest persists there across
+reboots and never reaches the machine), the hostname from the guest's /etc/myname (seeded from
+the install record), and the host key, sshd_config and root's authorized_keys seeded at the
+guest directory's first boot from the install record (what install.sub wrote). The network
+comes up at /etc/rc's `starting network` (netstart), before `login:`; everything is torn
+down when the VM process ends.
+"""
+
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+IP = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin") or "/usr/sbin/ip"
+UNSHARE = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin") or "/usr/bin/unshare"
+SSHD = "/usr/sbin/sshd"
+SSH_KEYGEN = shutil.which("ssh-keygen", path="/usr/bin:/bin") or "/usr/bin/ssh-keygen"
+NETNS_DIR = "/run/netns"
+
+# The only networks that ever appear in a lab namespace: RFC 5737 documentation ranges, ULA, and vmd's
+# default `local prefix` (vmd.h VMD_DHCP_PREFIX).
+ALLOWED = tuple(ipaddress.ip_network(net) for net in (
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/8", "100.64.0.0/10"))
+OVERLAID = ("etc", "root", "home")
+SSHD_WAIT_SECONDS = 10.0
+
+# Runs as the guest's init inside `ip netns exec G unshare --mount --uts`: its own /etc, /root and
+# /home (overlays whose upper dirs are the guest's), its own /run, its hostname; then exec sshd.
+GUEST_INIT = r"""set -e
+dir=$1; name=$2; shift 2
+for sub in etc root home; do
+    [ -d "/$sub" ] || continue
+    mount -t overlay overlay -o "lowerdir=/$sub,upperdir=$dir/$sub,workdir=$dir/lab/work/$sub" "/$sub"
+done
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -m 755 /run/sshd
+hostname "$name"
+exec "$@"
+"""
+
+
+class GuestNetError(Exception):
+    """Setting up a guest's network failed; the message says which step."""
+
+
+# ---------------------------------------------------------------------------------- names
+
+def tag(root):
+    """The prefix of every namespace of this lab root: several checkouts and runs share the machine."""
+    return "vl" + hashlib.sha1(os.path.realpath(root).encode()).hexdigest()[:6]
+
+
+def host_netns(root):
+    return tag(root) + "h"
+
+
+def guest_netns(root, vm_id):
+    return "%sg%d" % (tag(root), vm_id)
+
+
+def guest_dir(root, name):
+    return os.path.join(root, "guests", name)
+
+
+def _state_dir(root):
+    return os.path.join(root, "lab", "guestnet")
+
+
+def _state_path(root, name):
+    return os.path.join(_state_dir(root), name + ".json")
+
+
+def namespaces(root):
+    """Every namespace of this lab root that exists now."""
+    prefix = tag(root)
+    try:
+        entries = os.listdir(NETNS_DIR)
+    except OSError:
+        return []
+    return sorted(entry for entry in entries if re.fullmatch(re.escape(prefix) + r"(h|g[0-9]+|c[0-9]+)", entry))
+
+
+def _exists(netns):
+    return os.path.exists(os.path.join(NETNS_DIR, netns))
+
+
+# ---------------------------------------------------------------------------------- plumbing
+
+def _ip(args, batch=None, netns=None, check=True):
+    argv = [IP] + (["-n", netns] if netns else []) + list(args)
+    if batch is not None:
+        argv += ["-batch", "-"]
+    proc = subprocess.run(argv, input=batch, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise GuestNetError("%s: %s" % (" ".join(argv[1:]), proc.stderr.strip() or "exit %d" % proc.returncode))
+    return proc
+
+
+def _allowed(address):
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed.version == net.version and parsed in net for net in ALLOWED)
+
+
+def _write_atomic(target, text, mode=0o644):
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, target)
+
+
+def load_state(root, name):
+    try:
+        with open(_state_path(root, name), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    from labsim import state  # pylint: disable=import-outside-toplevel
+    return bool(pid) and state.process_alive(pid)
+
+
+class _Lock:
+    """One setup of the host namespace at a time per lab root (guests start concurrently)."""
+
+    def __init__(self, root):
+        os.makedirs(_state_dir(root), exist_ok=True)
+        self.path = os.path.join(_state_dir(root), ".lock")
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+# ---------------------------------------------------------------------------------- addresses
+
+def _classful(address):
+    """ifconfig without a netmask: the historical class of the address (sbin/ifconfig in_getaddr)."""
+    first = int(address.split(".")[0])
+    return 8 if first < 128 else 16 if first < 192 else 24
+
+
+def switch_addresses(root, interface):
+    """The host's addresses on a switch: the lab ifconfig state of the bridge/veb and its vport/vether members."""
+    try:
+        with open(os.path.join(root, "lab", "basetools", "ifconfig.json"), encoding="utf-8") as handle:
+            table = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    entry = table.get(interface) or {}
+    names = [interface] + [member for member in entry.get("members", [])
+                           if re.sub(r"[0-9]+$", "", member) in ("vport", "vether")]
+    found = []
+    for name in names:
+        for address in (table.get(name) or {}).get("inet", []):
+            text = address if "/" in address else "%s/%d" % (address, _classful(address))
+            try:
+                iface = ipaddress.ip_interface(text)
+            except ValueError:
+                continue
+            if _allowed(str(iface.ip)) and str(iface) not in found:
+                found.append(str(iface))
+    return found
+
+
+def _dhcp_lease(root, interface, mac):
+    """labsim.dhcp_server.lease(), or None while the lab has no DHCP server module."""
+    try:
+        from labsim import dhcp_server  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    try:
+        return dhcp_server.lease(root, interface, mac)
+    except Exception as exc:  # pylint: disable=broad-except
+        # a DHCP server that cannot answer leaves this NIC without an address, not the guest without network
+        sys.stderr.write("guest network: no lease for %s on %s: %s\n" % (mac, interface, exc))
+        return None
+
+
+def _checked_lease(lease):
+    """The lease's (address, prefixlen, gateway) if it stays inside the lab's ranges, else None."""
+    if not isinstance(lease, dict):
+        return None
+    address, prefixlen = lease.get("address"), lease.get("prefixlen")
+    if not isinstance(address, str) or not _allowed(address) or not isinstance(prefixlen, int) or not 1 <= prefixlen <= 32:
+        return None
+    routers = [r for r in lease.get("routers") or [] if isinstance(r, str) and _allowed(r)]
+    return address, prefixlen, routers[0] if routers else None
+
+
+def plan(root, vm_id, interfaces, local_prefix):
+    """One entry per NIC that gets an address: dev, mac, peer (tap), address, prefixlen, gateway, and
+    host_address (local interface) or bridge (switch)."""
+    from labsim.installer import DEFAULT_LOCAL_PREFIX, vm_priv_addr  # pylint: disable=import-outside-toplevel
+    entries = []
+    for index, iface in enumerate(interfaces):
+        base = {"dev": "vio%d" % index, "mac": iface["mac"], "peer": iface["tap"]}
+        if iface.get("local"):
+            # dhcp.c answers with priv.c vm_priv_addr(): guest side /31, router = host side
+            guest = vm_priv_addr(local_prefix or DEFAULT_LOCAL_PREFIX, vm_id, index, True)
+            host = vm_priv_addr(local_prefix or DEFAULT_LOCAL_PREFIX, vm_id, index, False)
+            if guest is None or host is None or not _allowed(guest) or not _allowed(host):
+                continue
+            entries.append(dict(base, address=guest, prefixlen=31, gateway=host, host_address=host))
+        elif iface.get("switch_interface"):
+            checked = _checked_lease(_dhcp_lease(root, iface["switch_interface"], iface["mac"]))
+            if checked is None:
+                continue
+            address, prefixlen, gateway = checked
+            entries.append(dict(base, address=address, prefixlen=prefixlen, gateway=gateway,
+                                bridge=iface["switch_interface"]))
+    return entries
+
+
+# ---------------------------------------------------------------------------------- namespaces
+
+def _netns_pids(netns):
+    """The processes inside a namespace (what `ip netns pids` reports), found without spawning ip."""
+    try:
+        target = os.stat(os.path.join(NETNS_DIR, netns))
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            info = os.stat("/proc/%s/ns/net" % entry)
+        except OSError:
+            continue
+        if (info.st_ino, info.st_dev) == (target.st_ino, target.st_dev):
+            pids.append(int(entry))
+    return pids
+
+
+def remove_netns(netns):
+    """Kill what runs in the namespace (sshd and its sessions), then delete it."""
+    for _attempt in range(3):
+        pids = _netns_pids(netns)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
+    if _exists(netns):
+        _ip(["netns", "delete", netns], check=False)
+
+
+def _ensure_host(root, bridges):
+    """The host namespace and the switches' bridges (with the host's addresses), made once."""
+    host = host_netns(root)
+    with _Lock(root):
+        if not _exists(host):
+            _ip(["netns", "add", host])
+            _ip(["link", "set", "lo", "up"], netns=host)
+        for bridge in bridges:
+            lines = []
+            if _ip(["link", "show", "dev", bridge], netns=host, check=False).returncode != 0:
+                lines.append("link add %s type bridge" % bridge)
+            lines.append("link set %s up" % bridge)
+            lines += ["addr replace %s dev %s" % (address, bridge) for address in switch_addresses(root, bridge)]
+            _ip([], batch="\n".join(lines) + "\n", netns=host)
+    return host
+
+
+def _make_links(root, netns, host, entries):
+    lines = ["netns add %s" % netns]
+    lines += ["link add %s address %s netns %s type veth peer name %s netns %s"
+              % (e["dev"], e["mac"], netns, e["peer"], host) for e in entries]
+    proc = _ip([], batch="\n".join(lines) + "\n", check=False)
+    if proc.returncode == 0:
+        return
+    # A tapN left in the host namespace by a guest of a killed run: remove it, try once more.
+    remove_netns(netns)
+    _ip(["-force"], batch="".join("link delete %s\n" % e["peer"] for e in entries), netns=host, check=False)
+    _ip([], batch="\n".join(lines) + "\n")
+
+
+def guest_up(root, name, vm_id, interfaces, local_prefix, record, owner_pid):
+    """Bring up a booting guest's network (and its sshd when the install enabled it).
+
+    interfaces: the VM's NICs as the daemon describes them (mac, tap, local, switch_interface).
+    Returns the guest's state (addresses, netns, sshd pid), or None when no NIC got an address.
+    """
+    began = time.monotonic()
+    entries = plan(root, vm_id, interfaces, local_prefix)
+    old = load_state(root, name)
+    if old is not None:
+        remove_netns(old["netns"])
+    netns = guest_netns(root, vm_id)
+    remove_netns(netns)
+    if not entries:
+        _remove_state(root, name)
+        return None
+    host = _ensure_host(root, sorted({e["bridge"] for e in entries if e.get("bridge")}))
+    _make_links(root, netns, host, entries)
+    guest_lines = ["link set lo up"]
+    host_lines = []
+    for entry in entries:
+        guest_lines += ["addr add %s/%d dev %s" % (entry["address"], entry["prefixlen"], entry["dev"]),
+                        "link set %s up" % entry["dev"]]
+        if entry.get("bridge"):
+            host_lines += ["link set %s master %s" % (entry["peer"], entry["bridge"])]
+        else:
+            host_lines += ["addr add %s/31 dev %s" % (entry["host_address"], entry["peer"])]
+        host_lines.append("link set %s up" % entry["peer"])
+    gateway = next((e["gateway"] for e in entries if e.get("gateway")), None)
+    if gateway:
+        guest_lines.append("route add default via %s" % gateway)
+    _ip([], batch="\n".join(guest_lines) + "\n", netns=netns)
+    _ip([], batch="\n".join(host_lines) + "\n", netns=host)
+    current = {"vm": name, "vm_id": vm_id, "pid": owner_pid, "netns": netns,
+               "addresses": [e["address"] for e in entries],
+               "interfaces": [{k: e.get(k) for k in ("dev", "mac", "peer", "address", "prefixlen", "gateway", "bridge")}
+                              for e in entries],
+               "sshd_pid": None}
+    _save_state(root, name, current)
+    if record and record.get("sshd"):
+        current["sshd_pid"] = start_sshd(root, name, netns, current["addresses"], record)
+    current["setup_seconds"] = round(time.monotonic() - began, 3)
+    _save_state(root, name, current)
+    return current
+
+
+def _save_state(root, name, current):
+    _write_atomic(_state_path(root, name), json.dumps(current, indent=1, sort_keys=True) + "\n")
+
+
+def _remove_state(root, name):
+    try:
+        os.unlink(_state_path(root, name))
+    except OSError:
+        pass
+
+
+def guest_down(root, name, owner_pid=None):
+    """Tear down a guest's network when its VM process ended (only that process's, if owner_pid is given)."""
+    current = load_state(root, name)
+    if current is None or (owner_pid is not None and current.get("pid") != owner_pid):
+        return False
+    remove_netns(current["netns"])
+    _remove_state(root, name)
+    return True
+
+
+def cleanup(root, keep_running=False):
+    """Remove this lab root's namespaces (`lab vmd stop`: all; `lab init`: those of VM processes that are gone)."""
+    live = set()
+    if keep_running and os.path.isdir(_state_dir(root)):
+        for entry in os.listdir(_state_dir(root)):
+            if entry.endswith(".json"):
+                current = load_state(root, entry[:-5])
+                if current and _alive(current.get("pid")):
+                    live.add(current["netns"])
+    for netns in namespaces(root):
+        if netns in live or (netns == host_netns(root) and live):
+            continue
+        remove_netns(netns)
+    if os.path.isdir(_state_dir(root)):
+        for entry in os.listdir(_state_dir(root)):
+            current = load_state(root, entry[:-5]) if entry.endswith(".json") else None
+            if current is not None and current.get("netns") not in live:
+                _remove_state(root, entry[:-5])
+
+
+def addresses(root, name):
+    """The running guest's addresses ([] when it has none or is not running)."""
+    current = load_state(root, name)
+    if current is None or not _alive(current.get("pid")) or not _exists(current["netns"]):
+        return []
+    return list(current["addresses"])
+
+
+# ---------------------------------------------------------------------------------- sshd
+
+SSHD_CONFIG = """\
+# sshd_config(5) of this lab guest, written at its first boot from the install record
+# (install.sub: PermitRootLogin from "Allow root ssh login?"). The lab adds on sshd's command
+# line: ListenAddress (the guest's current addresses), UsePAM no, PasswordAuthentication no.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin %s
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AuthorizedKeysFile .ssh/authorized_keys
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+
+def _seed(root, name, record):
+    """First boot of the guest dir: what the installed system has in /etc and /root."""
+    top = guest_dir(root, name)
+    for sub in OVERLAID:
+        os.makedirs(os.path.join(top, sub), exist_ok=True)
+        os.makedirs(os.path.join(top, "lab", "work", sub), exist_ok=True)
+    os.chmod(os.path.join(top, "root"), 0o700)
+    marker = os.path.join(top, "lab", "seeded")
+    if os.path.exists(marker):
+        return
+    ssh = os.path.join(top, "etc", "ssh")
+    os.makedirs(ssh, exist_ok=True)
+    key = os.path.join(ssh, "ssh_host_ed25519_key")
+    if not os.path.exists(key):
+        subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "root@%s" % (record.get("hostname") or name),
+                        "-f", key], check=True, capture_output=True)
+    permit = record.get("permit_root_login") or "prohibit-password"
+    if permit not in ("yes", "no", "prohibit-password", "without-password", "forced-commands-only"):
+        permit = "prohibit-password"
+    _write_atomic(os.path.join(ssh, "sshd_config"), SSHD_CONFIG % permit)
+    # install.sub writes /etc/myname; /etc/netstart reads it at every boot
+    _write_atomic(os.path.join(top, "etc", "myname"), (record.get("hostname") or name) + "\n")
+    keys = record.get("root_authorized_keys") or ""
+    if keys:
+        dot_ssh = os.path.join(top, "root", ".ssh")
+        os.makedirs(dot_ssh, mode=0o700, exist_ok=True)
+        os.chmod(dot_ssh, 0o700)
+        _write_atomic(os.path.join(dot_ssh, "authorized_keys"), keys if keys.endswith("\n") else keys + "\n", 0o600)
+    _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+
+
+def _hostname(root, name, record):
+    try:
+        with open(os.path.join(guest_dir(root, name), "etc", "myname"), encoding="utf-8") as handle:
+            value = handle.readline().strip()
+    except OSError:
+        value = ""
+    value = value or record.get("hostname") or name
+    return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,62}", value) else name
+
+
+def _set_pdeathsig():
+    """sshd dies with the VM process that started it (a killed VM leaves no listener behind)."""
+    import ctypes  # pylint: disable=import-outside-toplevel
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _listening(pid, port=22):
+    """True once the process's namespace has a TCP listener on port (/proc/PID/net/tcp is per namespace)."""
+    try:
+        with open("/proc/%d/net/tcp" % pid, encoding="ascii") as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                if fields[1].endswith(":%04X" % port) and fields[3] == "0A":
+                    return True
+    except (OSError, StopIteration, IndexError):
+        return False
+    return False
+
+
+def start_sshd(root, name, netns, listen, record):
+    """Start the guest's sshd in its namespace; return its pid once it accepts connections."""
+    _seed(root, name, record)
+    top = guest_dir(root, name)
+    argv = [IP, "netns", "exec", netns, UNSHARE, "--mount", "--uts", "--propagation", "private",
+            "/bin/sh", "-c", GUEST_INIT, "guest-init", top, _hostname(root, name, record),
+            SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config", "-o", "UsePAM=no", "-o", "PasswordAuthentication=no",
+            "-o", "PidFile=none"]
+    for address in listen:
+        argv += ["-o", "ListenAddress=%s" % address]
+    log = open(os.path.join(top, "lab", "sshd.log"), "a")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                preexec_fn=_set_pdeathsig, close_fds=True)
+    finally:
+        log.close()
+    deadline = time.monotonic() + SSHD_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise GuestNetError("sshd of %s exited with %d (see %s)"
+                                % (name, proc.returncode, os.path.join(top, "lab", "sshd.log")))
+        if _listening(proc.pid):
+            return proc.pid
+        time.sleep(0.005)
+    raise GuestNetError("sshd of %s does not listen after %.0f seconds" % (name, SSHD_WAIT_SECONDS))
+
+
+# ---------------------------------------------------------------------------------- lab commands
+
+def net_check():
+    """None when namespaces, veths and sshd can be used here, else why not."""
+    if os.geteuid() != 0:
+        return "network namespaces need root (running as uid %d)" % os.geteuid()
+    for tool in (IP, UNSHARE, SSH_KEYGEN, SSHD):
+        if not os.access(tool, os.X_OK):
+            return "%s is missing (Debian's iproute2, util-linux, openssh-server: make test-tools)" % tool
+    probe = "vlcheck%d" % os.getpid()
+    proc = _ip(["netns", "add", probe], check=False)
+    if proc.returncode != 0:
+        return "cannot make a network namespace: %s" % proc.stderr.strip()
+    try:
+        proc = _ip(["link", "add", "vio0", "type", "veth", "peer", "name", "tap0"], netns=probe, check=False)
+        if proc.returncode != 0:
+            return "cannot make a veth pair: %s" % proc.stderr.strip()
+        proc = _ip(["link", "add", "bridge0", "type", "bridge"], netns=probe, check=False)
+        if proc.returncode != 0:
+            return "cannot make a bridge: %s" % proc.stderr.strip()
+    finally:
+        _ip(["netns", "delete", probe], check=False)
+    try:
+        with open("/proc/filesystems", encoding="ascii") as handle:
+            if "overlay" not in handle.read().split():
+                return "the kernel has no overlay file system"
+    except OSError:
+        pass
+    return None
+
+
+def relay(root, host, port):
+    """stdio <-> TCP to host:port from inside the lab root's host namespace (ssh's ProxyCommand)."""
+    import selectors  # pylint: disable=import-outside-toplevel
+    import socket  # pylint: disable=import-outside-toplevel
+    netns = os.path.join(NETNS_DIR, host_netns(root))
+    try:
+        fd = os.open(netns, os.O_RDONLY)
+    except OSError:
+        raise GuestNetError("lab root %s has no guest network (no guest with an address runs)" % root) from None
+    try:
+        os.setns(fd, os.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+    sock = socket.create_connection((host, port), timeout=10)
+    sock.settimeout(None)
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ, "in")
+    selector.register(sock, selectors.EVENT_READ, "sock")
+    while True:
+        for key, _mask in selector.select():
+            if key.data == "in":
+                data = os.read(0, 65536)
+                if data:
+                    sock.sendall(data)
+                else:
+                    selector.unregister(0)
+                    sock.shutdown(socket.SHUT_WR)
+            else:
+                data = sock.recv(65536)
+                if not data:
+                    sock.close()
+                    return 0
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(1, view):]
