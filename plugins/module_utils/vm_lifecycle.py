@@ -521,8 +521,10 @@ def runs_older_definition(status, definition):
 class Converger:
     """Runs one vmm_vm invocation against a host (a module-like object) and its vmctl."""
 
-    def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2, dev_dir='/dev', lock_timeout=60):
+    def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2, dev_dir='/dev', lock_timeout=60,
+                 staggered_start=False):
         self.module = module
+        self.staggered_start = staggered_start  # starts are left to the reload's staggered start (vmd.c start_vm_batch)
         self.vmctl = vmctl
         self.path = vm_conf_path
         self.keep_backup = keep_backup
@@ -582,6 +584,7 @@ class Converger:
             # Hand-written VMs: only their run state is managed, their definition is not compared.
             current = vmconf.managed_vm(request.name) if request.hand_written is None else None
             plans.append(plan_vm(request, statuses.get(request.name), current))
+        deferred = self._defer_starts(plans, new_managed, vmconf) if self.staggered_start else []
         unknown_to_vmd = [r.name for r in requests if r.definition is not None and r.state != 'absent' and r.name not in statuses]
         # vmd keeps the definition a VM was started with until a reload after it stopped: a restart
         # (or a stop of an outdated VM) must reload so the next start uses vm.conf as it is.
@@ -596,7 +599,7 @@ class Converger:
         self.owed_backups = [path for path in backups if isinstance(path, str)] if isinstance(backups, list) else []
         if owed is not None:
             self.warnings.append('an earlier run was interrupted before vmd reloaded %s: reloading now' % self.path)
-        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale) or owed is not None
+        needs_reload = file_changed or bool(unknown_to_vmd) or refresh or bool(stale) or owed is not None or bool(deferred)
         changed = needs_reload or any(plan.acts for plan in plans)
         if file_changed and self.module._diff:
             self.diff = dict(before=vmconf.text, after=new_text, before_header=self.path, after_header=self.path)
@@ -627,6 +630,24 @@ class Converger:
             if request.definition is not None and request.state != 'absent' and request.name not in known:
                 result.append(request.definition)
         return result
+
+    def _defer_starts(self, plans, new_managed, vmconf):
+        """staggered_start: the VMs to start that vmd's reload starts (enabled in vm.conf), in its batches.
+
+        A VM already queued (waiting, no process) needs nothing; one to pause, or a disabled hand-written
+        one, is still started with vmctl start. Returns the plans whose start the reload makes.
+        """
+        enabled = {definition.name for definition in vmconf.hand_written + new_managed if definition.enabled}
+        deferred = []
+        for plan in plans:
+            if not plan.start or plan.pause or plan.request.name not in enabled:
+                continue
+            plan.start = False
+            plan.steps.remove('start')
+            if plan.stop or plan.status is None or plan.status.state != 'waiting':
+                plan.steps.append('start (staggered)')
+                deferred.append(plan)
+        return deferred
 
     def _apply(self, vmconf, new_text, needs_reload, plans, new_managed, statuses_before):
         staged = self._stage(new_text) if new_text is not None else None

@@ -275,12 +275,26 @@ options:
         definition. After that the module fails naming the process that holds the lock; nothing is changed.
     type: int
     default: 60
+  staggered_start:
+    description:
+      - Leave starting the VMs to vmd's staggered start (vm.conf C(staggered start parallel N delay S), the vmm_host
+        role's C(vmm_host_staggered_parallel) and C(vmm_host_staggered_delay); vmd's default is as many at once as the
+        host has CPUs, 30 seconds apart) instead of starting each with C(vmctl start) at once.
+      - When true, a VM to start is written enabled (without C(disable)) and started by the C(vmctl reload) of the run
+        (the run reloads when it has a VM to start), and a VM the reload queued (C(waiting)) is left queued; vmd starts
+        C(N) of them at once and the next C(N) every C(S) seconds (vmd.c C(start_vm_batch)). The module returns at once
+        and reports such VMs C(waiting): the caller waits, for example with M(openbsd.vmm.vmm_vm_info) in an C(until)
+        loop until they are C(running). A VM that is already queued needs nothing (not a change).
+      - A VM to start in state C(paused), and a hand-written VM that is disabled in vm.conf, are still started with
+        C(vmctl start).
+    type: bool
+    default: false
 notes:
   - Only Python's standard library is used on the target.
   - Reload side effect - C(vmctl reload) starts every enabled VM that is not running, also hand-written ones; the module
     warns naming such VMs before it reloads.
   - A VM that the reload queued for staggered start (state C(waiting)) and that is asked to run is started at once with
-    C(vmctl start) rather than after vmd's start delay.
+    C(vmctl start) rather than after vmd's start delay, unless O(staggered_start=true).
   - Stopping always uses C(vmctl stop -w) bounded by O(stop_timeout) (never C(stop) then C(wait), which vmd refuses for a
     VM already stopping); a paused VM is unpaused first so that the guest can shut down.
   - A running VM shows vmm(4)'s memory size in C(vmctl status) (its configured memory plus the 4M of ranges vmd adds,
@@ -395,7 +409,9 @@ vms:
         interfaces, owner, allow_instance, allow_instance_owner), or null when it is not defined.
       type: dict
     steps:
-      description: What was done (or would be, in check mode) for this VM, such as C(define), C(stop), C(start).
+      description:
+        - What was done (or would be, in check mode) for this VM, such as C(define), C(stop), C(start).
+        - C(start (staggered)) with O(staggered_start=true) when the reload starts (or queues) the VM.
       type: list
       elements: str
     restart_required:
@@ -474,6 +490,7 @@ def argument_spec():
         restart_on_change=dict(type='bool', default=False),
         dev_dir=dict(type='path', default='/dev'),
         lock_timeout=dict(type='int', default=60),
+        staggered_start=dict(type='bool', default=False),
     )
     return spec
 
@@ -492,7 +509,8 @@ def main():
     if module.params['lock_timeout'] < 0:
         module.fail_json(msg='lock_timeout: must be 0 or a positive number of seconds, got %s' % module.params['lock_timeout'])
     converger = Converger(module, vmctl, module.params['vm_conf'], keep_backup=module.params['backup'],
-                          dev_dir=module.params['dev_dir'], lock_timeout=module.params['lock_timeout'])
+                          dev_dir=module.params['dev_dir'], lock_timeout=module.params['lock_timeout'],
+                          staggered_start=module.params['staggered_start'])
     try:
         result = converger.run(merge_entries(module.params))
     except ValidationError as exc:
