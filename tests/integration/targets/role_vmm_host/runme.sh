@@ -85,13 +85,18 @@ grep -qx 'vm "handmade" {' "$L/etc/vm.conf"
 vmd -n -f "$L/etc/vm.conf"
 vmctl status | grep -q handmade
 # the switch interface is up with its uplink, as hostname.veb0 makes it at boot
-printf 'add em1\nup\n' | diff - <(grep -v '^#' "$L/etc/hostname.veb0")
+printf 'add em1\nadd vport0\nup\n' | diff - <(grep -v '^#' "$L/etc/hostname.veb0")
 ifconfig veb0 | grep -q '^veb0: flags=.*<UP'
 ifconfig veb0 | grep -qE '^\s+em1 flags='
+# the host's address on the switch network (the guests' gateway, dhcpd's interface): vport0, in veb0
+printf 'inet 10.0.0.1/24\nup\n' | diff - <(grep -v '^#' "$L/etc/hostname.vport0")
+ifconfig vport0 | grep -q '^vport0: flags=.*<UP'
+ifconfig vport0 | grep -qx '.inet 10.0.0.1/24'
+ifconfig veb0 | grep -qE '^\s+vport0 flags='
 # ... and the uplink itself is up, now and at boot (a veb never brings its members up), so it forwards
 printf 'description "uplink"\nup\n' | diff - "$L/etc/hostname.em1"
 ifconfig em1 | grep -qE '^em1: flags=[0-9a-f]+<UP,.*PROMISC'
-[ "$(lab show --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bridges"]["veb0"]["forwarding"])')" = "['em1']" ]
+[ "$(lab show --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["bridges"]["veb0"]["forwarding"])')" = "['em1', 'vport0']" ]
 # vmd enabled, running, with its timeout and login class
 rcctl get vmd status
 rcctl check vmd
