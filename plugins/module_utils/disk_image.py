@@ -17,7 +17,10 @@ import contextlib
 import errno
 import fcntl
 import glob
+import grp
 import os
+import pwd
+import re
 import secrets
 import stat
 import time
@@ -72,6 +75,7 @@ class DiskRequest:
     grow: bool = False
     force: bool = False
     vm_conf: Optional[str] = None
+    archive_dir: Optional[str] = None  # state=absent moves the image there instead of deleting it
     given: Optional[str] = None  # path as given, directories resolved
     # state=absent on a symbolic link: the link itself (real directory, own name); only the link is removed.
     link: Optional[str] = None
@@ -83,7 +87,7 @@ class DiskRequest:
 
 @dataclass
 class Plan:
-    """What to do: action is none, create, grow, replace or delete."""
+    """What to do: action is none, create, grow, replace, delete, unlink or archive."""
     action: str
     request: DiskRequest
     current: Optional[DiskImage]
@@ -91,6 +95,8 @@ class Plan:
     size: Optional[int] = None
     base: Optional[str] = None
     reasons: List[str] = field(default_factory=list)
+    # archive: the name planned in archive_dir; after apply_plan, the name actually used.
+    archived_to: Optional[str] = None
 
     @property
     def changed(self):
@@ -98,7 +104,7 @@ class Plan:
 
     def after(self):
         """The image as it will be after the change (None when it will be gone)."""
-        if self.action in ('delete', 'unlink'):
+        if self.action in ('delete', 'unlink', 'archive'):
             return None
         if self.action == 'none':
             return self.current
@@ -381,7 +387,7 @@ def validate_request(params):
     Only reads the file system; nothing is created or changed here.
     """
     path = params['path']
-    for name in ('path', 'base', 'source', 'vm_conf'):
+    for name in ('path', 'base', 'source', 'vm_conf', 'archive_dir'):
         value = params.get(name)
         if isinstance(value, str) and any(ord(char) < 32 or char == '\x7f' for char in value):
             raise DiskError('%s: %r contains a control character (a line break, a tab, ...); no disk image vmd reads is '
@@ -408,6 +414,7 @@ def validate_request(params):
     if not os.path.isdir(directory):
         raise DiskError('path: the directory %s does not exist; create it first (vmm_disk does not create directories)' % directory)
     if request.state == 'absent':
+        request.archive_dir = _validate_archive_dir(params.get('archive_dir'))
         if os.path.islink(given):
             request.link = given  # removed itself, never followed (see _plan_absent)
         elif os.path.isdir(path):
@@ -429,6 +436,47 @@ def validate_request(params):
     if request.source:
         _validate_source(request)
     return request
+
+
+def _validate_archive_dir(archive_dir):
+    """The real path of ``archive_dir`` (used by state=absent only), or None when not given."""
+    if archive_dir is None:
+        return None
+    if not os.path.isabs(archive_dir):
+        raise DiskError('archive_dir: %r is not an absolute path; give the directory archived images are moved to, '
+                        'e.g. /var/vmm/archive' % (archive_dir,))
+    if not os.path.isdir(archive_dir):
+        raise DiskError('archive_dir: %s is not an existing directory; create it first (vmm_disk does not create '
+                        'directories), or omit archive_dir to delete the image' % archive_dir)
+    return os.path.realpath(archive_dir)
+
+
+_OCTAL_MODE = re.compile(r'(?:0o)?[0-7]{1,4}|0[0-7]{4}')
+# chmod(1) symbolic clauses, as AnsibleModule applies them: who, then one or more op + perms or a copied class.
+_SYMBOLIC_CLAUSE = re.compile(r'[ugoa]*(?:[-+=](?:[rwxXst]*|[ugo]))+')
+_NUMERIC_ID = re.compile(r'[0-9]{1,10}')
+
+
+def validate_file_attributes(params):
+    """Refuse a bad mode, owner or group before anything changes (AnsibleModule would only find out while applying)."""
+    mode = params.get('mode')
+    if isinstance(mode, bool) or (isinstance(mode, int) and not 0 <= mode <= 0o7777):
+        raise DiskError('mode: %r is not a permission mode; give octal digits as a string (e.g. \'0640\') or symbolic '
+                        'modes (e.g. u=rw,g=r)' % (mode,))
+    if isinstance(mode, str) and not (_OCTAL_MODE.fullmatch(mode)
+                                      or all(_SYMBOLIC_CLAUSE.fullmatch(clause) for clause in mode.split(','))):
+        raise DiskError('mode: %r is neither octal (e.g. \'0640\') nor symbolic (e.g. u=rw,g=r)' % (mode,))
+    if mode is not None and not isinstance(mode, (str, int)):
+        raise DiskError('mode: %r is not a permission mode; give octal digits as a string, e.g. \'0640\'' % (mode,))
+    for name, lookup in (('owner', pwd.getpwnam), ('group', grp.getgrnam)):
+        value = params.get(name)
+        if value is None or _NUMERIC_ID.fullmatch(value):
+            continue
+        try:
+            lookup(value)
+        except (KeyError, ValueError):
+            raise DiskError('%s: %r is not a %s on this host (nor a numeric id)'
+                            % (name, value, 'user' if name == 'owner' else 'group'))
 
 
 def _validate_base(request):
@@ -537,14 +585,37 @@ def _plan_absent(request, current):
                         'Remove them first or set force: true' % (what, ', '.join(dependents)))
     if action == 'delete':
         check_not_in_use(request.path)
-    reasons = ['delete %s' % what]
+    archived_to = None
+    if action == 'delete' and request.archive_dir:
+        action, verb = 'archive', 'archiving'
+        archived_to = archive_name(request.path, request.archive_dir, current.format)
+        reasons = ['archive %s to %s' % (what, archived_to)]
+        _warn_unreachable_base(request, current, archived_to)
+    else:
+        verb = 'deleting'
+        reasons = ['delete %s' % what]
     if users:
-        reasons.append('force: deleting although vm.conf uses it for %s' % ', '.join(users))
+        reasons.append('force: %s although vm.conf uses it for %s' % (verb, ', '.join(users)))
     if unchecked:
-        reasons.append('force: deleting without knowing the VMs (%s)' % unchecked)
+        reasons.append('force: %s without knowing the VMs (%s)' % (verb, unchecked))
     if dependents:
-        reasons.append('force: deleting although %s use it as base' % ', '.join(dependents))
-    return Plan(action, request, current if action == 'delete' else None, reasons=reasons)
+        reasons.append('force: %s although %s use it as base' % (verb, ', '.join(dependents)))
+    return Plan(action, request, current if action in ('delete', 'archive') else None, reasons=reasons,
+                archived_to=archived_to)
+
+
+def _warn_unreachable_base(request, current, archived_to):
+    """An overlay keeps its base as stored; a relative base may not be found from the archive directory."""
+    if not current.base:
+        return
+    base_now = resolve_base(request.path, current.base)
+    base_then = resolve_base(archived_to, current.base)
+    if os.path.exists(base_then) and same_file(base_now, base_then):
+        return
+    request.warnings.append('%s is an overlay on %s (stored as %r); from %s that name %s, so the archived image can '
+                            'only be used once moved back beside its base (the data is kept)'
+                            % (request.path, base_now, current.base, request.archive_dir,
+                               'does not exist' if not os.path.exists(base_then) else 'is another file'))
 
 
 def _planned_size(request):
@@ -609,6 +680,120 @@ def _plan_existing(request, current):
                 reasons=['grow %s from %s to %s' % (request.path, fmt_scaled(current.size), fmt_scaled(wanted_size))])
 
 
+# -- archiving -------------------------------------------------------------
+
+# vmctl's and vmd's image extensions; the archive keeps the one the image had.
+_ARCHIVE_EXTENSIONS = ('.qcow2', '.img', '.raw')
+ARCHIVE_STAMP = '%Y%m%dT%H%M%SZ'
+_MAX_SAME_SECOND = 1000  # archives of one image name in one second before giving up
+
+
+def archive_candidates(path, archive_dir, fmt, now=None):
+    """Archive names for ``path`` in order of preference: ``NAME-<UTC stamp>.EXT``, then ``NAME-<stamp>-1.EXT``, ...
+
+    EXT is the image's own extension (.qcow2, .img, .raw), else its format, so the archive says what it holds.
+    """
+    stem, extension = os.path.splitext(os.path.basename(path))
+    if extension.lower() not in _ARCHIVE_EXTENSIONS:
+        stem, extension = os.path.basename(path), '.' + fmt
+    stamp = time.strftime(ARCHIVE_STAMP, time.gmtime(time.time() if now is None else now))
+    yield os.path.join(archive_dir, '%s-%s%s' % (stem, stamp, extension))
+    for suffix in range(1, _MAX_SAME_SECOND):
+        yield os.path.join(archive_dir, '%s-%s-%d%s' % (stem, stamp, suffix, extension))
+
+
+def archive_name(path, archive_dir, fmt, now=None):
+    """The first archive name not taken yet (what check mode reports; the move itself never overwrites)."""
+    for candidate in archive_candidates(path, archive_dir, fmt, now):
+        if not os.path.lexists(candidate):
+            return candidate
+    raise DiskError('archive_dir: %s already holds %d archives of %s made in the same second; wait a second or clear '
+                    'them' % (archive_dir, _MAX_SAME_SECOND, os.path.basename(path)))
+
+
+def archive_image(path, archive_dir, fmt, now=None):
+    """Move the image ``path`` into ``archive_dir`` under a free archive name; return that name.
+
+    Never overwrites: the archive name is made with link(2), which fails when the name exists
+    (rename(2) would silently replace it, e.g. an image of the same name from another directory
+    archived in the same second), and only then is the image's own name removed. Across file
+    systems (EXDEV) the image is copied to a temporary name in ``archive_dir``, synced, linked to
+    the archive name, and the image removed only after the copy is complete.
+    Holds vmd's lock on the image throughout, so no VM starts on it meanwhile.
+    """
+    with exclusive_lock(path):
+        try:
+            archived = _link_to_free_name(path, archive_candidates(path, archive_dir, fmt, now), archive_dir, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            return _copy_to_archive(path, archive_dir, archive_candidates(path, archive_dir, fmt, now))
+        os.unlink(path)
+        _sync_directory(os.path.dirname(path))
+        return archived
+
+
+def _link_to_free_name(source, candidates, archive_dir, image):
+    for candidate in candidates:
+        try:
+            os.link(source, candidate)
+        except FileExistsError:
+            continue
+        _sync_directory(archive_dir)
+        return candidate
+    raise DiskError('archive_dir: %s already holds %d archives of %s made in the same second; wait a second or clear '
+                    'them' % (archive_dir, _MAX_SAME_SECOND, os.path.basename(image)))
+
+
+def _copy_to_archive(path, archive_dir, candidates):
+    temporary = temporary_path(os.path.join(archive_dir, os.path.basename(path)))
+    original = os.stat(path)
+    try:
+        # 0600 until complete: the image may hold secrets whatever the umask; its own mode is set below.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(path, 'rb') as source, os.fdopen(descriptor, 'wb') as target:
+            _copy_sparse(source, target, original.st_size)
+            os.fsync(target.fileno())
+        os.chmod(temporary, stat.S_IMODE(original.st_mode))
+        with contextlib.suppress(PermissionError):
+            os.chown(temporary, original.st_uid, original.st_gid)
+        copied = os.stat(temporary)
+        if copied.st_size != original.st_size:
+            raise DiskError('archive: the copy of %s in %s has %d bytes instead of %d; the image is kept'
+                            % (path, archive_dir, copied.st_size, original.st_size))
+        archived = _link_to_free_name(temporary, candidates, archive_dir, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    os.unlink(path)
+    _sync_directory(os.path.dirname(path))
+    return archived
+
+
+def _copy_sparse(source, target, size, chunk=MIB):
+    """Copy ``size`` bytes, leaving holes where the source reads as zeros (images are mostly sparse)."""
+    zeros = bytes(chunk)
+    offset = 0
+    while offset < size:
+        block = source.read(min(chunk, size - offset))
+        if not block:
+            break
+        if block == zeros[:len(block)]:
+            target.seek(len(block), os.SEEK_CUR)
+        else:
+            target.write(block)
+        offset += len(block)
+    target.truncate(size)
+
+
+def _sync_directory(directory):
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 # -- applying --------------------------------------------------------------
 
 def diff(plan):
@@ -617,7 +802,10 @@ def diff(plan):
         if image is None:
             return {'state': 'absent'}
         return {'state': 'present', 'format': image.format, 'size': fmt_scaled(image.size), 'base': image.base}
-    return {'before': view(plan.current), 'after': view(plan.after()), 'before_header': plan.request.path,
+    after = view(plan.after())
+    if plan.archived_to:
+        after['archived_to'] = plan.archived_to
+    return {'before': view(plan.current), 'after': after, 'before_header': plan.request.path,
             'after_header': plan.request.path}
 
 
@@ -629,6 +817,9 @@ def apply_plan(plan, vmctl):
     if plan.action == 'delete':
         with exclusive_lock(request.path):
             os.unlink(request.path)
+        return None
+    if plan.action == 'archive':
+        plan.archived_to = archive_image(request.path, request.archive_dir, plan.current.format)
         return None
     if plan.action == 'unlink':
         if os.path.islink(request.link):
