@@ -342,3 +342,18 @@ def test_provision_plan_defaults_and_the_inventorys_guests():
 def test_provision_plan_refuses(guests, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         vmm_provision_plan(guests, **kwargs)
+
+
+# -- vmm_local_addresses -----------------------------------------------------------------------
+
+def test_local_addresses_of_vm_records():
+    from ansible_collections.openbsd.vmm.plugins.filter.vmm_local_addresses import vmm_local_addresses
+    records = [
+        {'name': 'web1', 'interfaces': [{'index': 0, 'local': True, 'address': None},
+                                        {'index': 1, 'local': True, 'address': '100.64.3.5'}]},
+        {'name': 'down', 'interfaces': []},
+        {'name': 'fromvmm_vm', 'state': 'running'},
+    ]
+    assert vmm_local_addresses(records) == {'web1': '100.64.3.5'}
+    with pytest.raises(AnsibleFilterError, match='list of VM records with a name'):
+        vmm_local_addresses({'web1': {}})
