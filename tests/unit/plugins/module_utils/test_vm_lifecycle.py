@@ -260,9 +260,13 @@ def test_already_stopping_is_watched_until_down_not_waited_on():
     assert fake.calls == [('stop', '-w', 'web1'), ('status',), ('status',)]
 
 
-def test_not_running_by_now_is_fine():
-    fake = FakeVmctl({('stop', '-w', 'web1'): v.VmNotRunning})
-    converger(fake).stop_vm('web1', 5, force=False)
+@pytest.mark.parametrize('gone', [v.VmNotRunning, v.VmNotFound])
+@pytest.mark.parametrize('force', [False, True])
+def test_not_running_by_now_is_fine(gone, force):
+    fake = FakeVmctl({('stop', '-w', 'web1'): gone})
+    converger(fake).stop_vm('web1', 5, force=force)
+    # Nothing left to stop: no -f even with force, no status polling.
+    assert fake.calls == [('stop', '-w', 'web1')]
 
 
 def test_running_vm_with_older_memory_still_needs_a_restart_on_later_runs():

@@ -33,8 +33,10 @@ start)
 esac
 exit 0
 '''
+# `vmd -n -f FILE`: refuses (like parse.y's yyerror, naming the file) while $FAKE_DIR/vmd_refuses exists.
 FAKE_VMD = '''#!/bin/sh
 echo "vmd $*" >> "$FAKE_DIR/calls"
+if [ -e "$FAKE_DIR/vmd_refuses" ]; then echo "$3:7: syntax error" >&2; exit 1; fi
 echo "configuration OK" >&2
 '''
 
@@ -157,6 +159,24 @@ def test_failed_reload_restores_the_previous_file_and_reloads_it(host):
     assert [call.split()[0] for call in calls(host)] == ['status', 'vmd', 'reload', 'reload']
 
 
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_a_vm_conf_vmd_refuses_is_never_committed(host, check_mode):
+    conf = managed_conf(host)
+    before = (digest(conf), conf.stat().st_mtime_ns)
+    (host / 'vmd_refuses').write_text('')
+    result = run(vmm_vm, dict(name='app', state='running', disks=[str(host / 'disk.qcow2')], vm_conf=str(conf), backup=True,
+                              _ansible_check_mode=check_mode))
+    if check_mode:
+        # check mode never runs vmd -n (it would need the candidate file on disk); it predicts only.
+        assert result['changed'] and not result.get('failed') and calls(host) == ['status']
+    else:
+        assert result['failed']
+        assert result['msg'] == 'vmd -n refused the new %s, nothing was changed: %s:7: syntax error' % (conf, conf)
+        assert [call.split()[:3] for call in calls(host)] == [['status'], ['vmd', '-n', '-f']]
+    assert (digest(conf), conf.stat().st_mtime_ns) == before
+    assert leftovers(host) == [] and not result.get('backup_file')
+
+
 def test_info_reports_status_and_definitions(host):
     conf = managed_conf(host, enabled=False)
     (host / 'status').write_text(HEADER + '\n    1     -     1    512M       -       -         root  stopped web1\n')
@@ -175,7 +195,9 @@ def test_a_new_vm_conf_is_created_readable(host):
     result = run(vmm_vm, dict(name='first', state='present', disks=[str(host / 'disk.qcow2')], vm_conf=str(conf)))
     assert result['changed'] and not result.get('failed')
     assert stat.S_IMODE(conf.stat().st_mode) == 0o644
-    assert conf.read_text() == c.render_managed_block([c.VmDefinition(name='first', enabled=False, disks=[c.Disk(str(host / 'disk.qcow2'))])])
+    assert conf.read_text() == ('# BEGIN openbsd.vmm managed VMs (edits between these markers are overwritten)\n'
+                                'vm "first" {\n\tdisable\n\tdisk "%s"\n}\n'
+                                '# END openbsd.vmm managed VMs\n' % (host / 'disk.qcow2'))
 
 
 def test_failed_reload_leaves_no_backup_unless_asked(host):
