@@ -300,7 +300,8 @@ def _ensure_host(root, bridges):
             lines = []
             if _ip(["link", "show", "dev", bridge], netns=host, check=False).returncode != 0:
                 lines.append("link add %s type bridge" % bridge)
-            lines.append("link set %s up" % bridge)
+            # the host's addresses on the switch as the lab's ifconfig state has them now
+            lines += ["link set %s up" % bridge, "addr flush dev %s" % bridge]
             lines += ["addr replace %s dev %s" % (address, bridge) for address in switch_addresses(root, bridge)]
             _ip([], batch="\n".join(lines) + "\n", netns=host)
     return host

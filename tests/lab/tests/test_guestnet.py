@@ -13,6 +13,7 @@ import pytest
 
 from conftest import LAB_BIN
 
+import labsim
 from labsim import daemon, guestnet, installer, state
 
 DISK_BYTES = 64 * 1024 * 1024
@@ -202,7 +203,9 @@ def fixture_switch_host(lab, monkeypatch):
         result = lab.run("ifconfig", *argv)
         assert result.rc == 0, result
     dhcp = FakeDhcp({})
+    # `from labsim import dhcp_server` finds the package attribute first (set once the real module was imported)
     monkeypatch.setitem(sys.modules, "labsim.dhcp_server", dhcp)
+    monkeypatch.setattr(labsim, "dhcp_server", dhcp, raising=False)
     started = []
     yield lab, dhcp, started
     for name in started:
@@ -245,6 +248,34 @@ def test_guest_on_a_switch_without_a_lease_gets_no_address(switch_host, key):
     # a lease outside the lab's documentation ranges is refused as well
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:11")] = {"address": "10.1.2.3", "prefixlen": 8, "routers": [], "host_name": ""}
     assert _up(lab, "sw2", "fe:e1:bb:d1:00:11", started, key) is None
+
+
+def test_vm_on_a_switch_gets_the_address_dhcpd_offers_its_mac(lab, key):
+    """End to end: vm.conf switch -> the daemon passes the switch's interface -> the lab's dhcpd answers."""
+    pytest.importorskip("labsim.dhcp_server", reason="the lab's DHCP server (labsim/dhcp_server.py) is not there")
+    interfaces = lab.path("lab", "basetools", "ifconfig.json")
+    if os.path.exists(interfaces):
+        os.unlink(interfaces)
+    for argv in (("vport0", "inet", "192.0.2.1/24", "up"), ("veb0", "add", "vport0", "up")):
+        assert lab.run("ifconfig", *argv).rc == 0
+    with open(lab.path("etc", "dhcpd.conf"), "w", encoding="ascii") as handle:
+        handle.write("subnet 192.0.2.0 netmask 255.255.255.0 {\n\toption routers 192.0.2.1;\n"
+                     "\thost dhcp1 { hardware ethernet fe:e1:bb:d1:00:42; fixed-address 192.0.2.20; }\n}\n")
+    try:
+        result = lab.run("rcctl", "-f", "start", "dhcpd")
+        assert result.rc == 0, result
+        disk = installed_disk(lab, "dhcp1", "dhcp1.my.domain", key)
+        lab.write_conf('switch "uplink" {\n\tinterface veb0\n}\nvm "dhcp1" {\n\tdisk "%s"\n'
+                       '\tinterface { switch "uplink"\n\t\tlladdr fe:e1:bb:d1:00:42 }\n}\n' % disk)
+        assert lab.vmctl("reload").rc == 0
+        lab.wait_for(lambda: lab.console("dhcp1").endswith("login: "), timeout=20)
+        assert address_of(lab, "dhcp1") == ["192.0.2.20"]
+        result = ssh(lab, "192.0.2.20", key, "hostname; ip route show default")
+        assert result.rc == 0, result
+        assert result.out.startswith("dhcp1.my.domain\ndefault via 192.0.2.1 dev vio0")
+    finally:
+        lab.run("rcctl", "-f", "stop", "dhcpd")
+        os.unlink(interfaces)
 
 
 def test_guest_address_and_connect_errors(lab):
