@@ -19,8 +19,8 @@ description:
   - A guest on a switch with an C(address) also gets a DHCP lease C({name, mac, address}); a local-interface guest
     gets its address from vmd, so no lease.
   - A C(state=absent) guest gives the VM C({name, state=absent}) and the disk C({path, state=absent, archive_dir}) with
-    C(archive_dir) C(<disk_dir>/archive); no lease.
-  - Fails when a guest (not absent) has no C(lladdr), or a guest is listed twice.
+    C(archive_dir) C(<disk_dir>/archive) (without C(archive_dir), deleted, when O(archive=false)); no lease.
+  - Fails when a guest (not absent) has no C(lladdr) (nor an entry in O(lladdrs)), or a guest is listed twice.
 options:
   _input:
     description: The host's guests (its C(vmm_guests)).
@@ -38,6 +38,20 @@ options:
     description: Memory of guests without C(memory).
     type: str
     default: 512M
+  lladdrs:
+    description:
+      - MAC addresses by VM name (by C(host/name) with O(with_host=true)), as P(openbsd.vmm.vmm_lladdrs#filter) gives
+        them, for guests of a plain inventory (each guest then needs C(host) with O(with_host=true)). An entry wins over
+        the guest's own C(lladdr).
+    type: dict
+  with_host:
+    description: O(lladdrs) is keyed by C(host/name).
+    type: bool
+    default: false
+  archive:
+    description: The overlay of an absent guest is moved to C(<disk_dir>/archive) (C(archive_dir)); false, deleted.
+    type: bool
+    default: true
 seealso:
   - plugin: openbsd.vmm.vmm
     plugin_type: inventory
@@ -92,9 +106,10 @@ from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_net import Fleet
 from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_plan import provision_plan
 
 
-def vmm_provision_plan(guests, disk_dir='/var/vmm', image=None, memory='512M'):
+def vmm_provision_plan(guests, disk_dir='/var/vmm', image=None, memory='512M', lladdrs=None, with_host=False, archive=True):
     try:
-        return provision_plan(guests, disk_dir=disk_dir, image=image, memory=memory)
+        return provision_plan(guests, disk_dir=disk_dir, image=image, memory=memory, lladdrs=lladdrs, with_host=with_host,
+                              archive=archive)
     except FleetNetError as exc:
         raise AnsibleFilterError('vmm_provision_plan: %s' % exc)
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 
 from collections.abc import Mapping
@@ -494,15 +493,21 @@ def _addresses(hosts, recorded):
 # ---------------------------------------------------------------------------
 # one vmm host's provisioning
 
-def provision_plan(guests, disk_dir='/var/vmm', image=None, memory=DEFAULT_GUEST_MEMORY):
+def provision_plan(guests, disk_dir='/var/vmm', image=None, memory=DEFAULT_GUEST_MEMORY, lladdrs=None, with_host=False,
+                   archive=True):
     """What provision.yml gives vmm_vm (vms), vmm_disk (disks) and install_server (leases) for one host's guests.
 
     ``guests`` are the host's planned vmm_guests (lladdr filled in). A guest that is not absent gets an
     overlay ``<disk_dir>/<name>.qcow2`` on its ``image`` (default ``image``, else ``<disk_dir>/golden.qcow2``)
     and a VM with that disk and one interface (its ``switch``, else a vmd local interface) with its lladdr;
     a guest on a switch with an address gets a DHCP lease. An absent guest: the VM absent, its overlay
-    moved to ``<disk_dir>/archive``, no lease.
+    moved to ``<disk_dir>/archive`` (deleted when not ``archive``), no lease.
+
+    ``lladdrs`` (vmm_lladdrs' result, keyed by name, or host/name ``with_host``) gives the MACs of a plain
+    inventory's guests; its entry wins over the guest's own ``lladdr`` (it is the normalised one).
     """
+    if lladdrs is not None and not isinstance(lladdrs, Mapping):
+        raise FleetPlanError('lladdrs must be a mapping of VM names (host/name with with_host) to MAC addresses')
     if guests is None:
         guests = []
     if not isinstance(guests, list):
@@ -523,8 +528,11 @@ def provision_plan(guests, disk_dir='/var/vmm', image=None, memory=DEFAULT_GUEST
         state = guest.get('state') or 'running'
         if state == 'absent':
             vms.append({'name': name, 'state': 'absent'})
-            disks.append({'path': path, 'state': 'absent', 'archive_dir': '%s/archive' % disk_dir})
+            disks.append(dict({'path': path, 'state': 'absent'}, **({'archive_dir': '%s/archive' % disk_dir} if archive else {})))
             continue
+        key = '%s/%s' % (guest.get('host'), name) if with_host else name
+        if lladdrs and lladdrs.get(key):
+            guest['lladdr'] = lladdrs[key]
         if not guest.get('lladdr'):
             raise FleetPlanError('guest %s has no lladdr: pass the vmm_guests the openbsd.vmm.vmm inventory writes '
                                  '(or give each guest its lladdr)' % name)

@@ -357,3 +357,15 @@ def test_local_addresses_of_vm_records():
     assert vmm_local_addresses(records) == {'web1': '100.64.3.5'}
     with pytest.raises(AnsibleFilterError, match='list of VM records with a name'):
         vmm_local_addresses({'web1': {}})
+
+
+def test_provision_plan_of_a_plain_inventory_with_lladdrs_and_deleted_disks():
+    guests = [{'name': 'web1', 'host': 'vmm1', 'lladdr': 'FE:E1:BA:D0:00:09'}, {'name': 'old1', 'host': 'vmm1', 'state': 'absent'}]
+    plan = vmm_provision_plan(guests, lladdrs={'vmm1/web1': 'fe:e1:ba:d0:00:09'}, with_host=True, archive=False)
+    assert plan['vms'][0]['interfaces'] == [{'local': True, 'lladdr': 'fe:e1:ba:d0:00:09'}]
+    assert plan['disks'] == [{'path': '/var/vmm/web1.qcow2', 'base': '/var/vmm/golden.qcow2'},
+                             {'path': '/var/vmm/old1.qcow2', 'state': 'absent'}]
+    by_name = vmm_provision_plan([{'name': 'web1'}], lladdrs={'web1': 'fe:e1:ba:d0:00:0a'})
+    assert by_name['vms'][0]['interfaces'] == [{'local': True, 'lladdr': 'fe:e1:ba:d0:00:0a'}]
+    with pytest.raises(AnsibleFilterError, match='lladdrs must be a mapping'):
+        vmm_provision_plan([], lladdrs=['x'])

@@ -4,7 +4,7 @@
 """vmm_vm staggered_start: the reload starts (or queues) the VMs, vmctl start is not called."""
 from __future__ import annotations
 
-from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.test_vmm_vm import (  # noqa: F401 (host is a fixture)
+from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.test_vmm_vm import (  # noqa: F401 pylint: disable=unused-import (host: a fixture)
     HEADER, calls, host, managed_conf, run,
 )
 from ansible_collections.openbsd.vmm.plugins.modules import vmm_vm
