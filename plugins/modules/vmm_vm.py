@@ -283,7 +283,7 @@ options:
       - When true, a VM to start is written enabled (without C(disable)) and started by the C(vmctl reload) of the run
         (the run reloads when it has a VM to start), and a VM the reload queued (C(waiting)) is left queued; vmd starts
         C(N) of them at once and the next C(N) every C(S) seconds (vmd.c C(start_vm_batch)). The module returns at once
-        and reports such VMs C(waiting): the caller waits, for example with M(openbsd.vmm.vmm_vm_info) in an C(until)
+        and reports such VMs C(waiting); the caller waits, for example with M(openbsd.vmm.vmm_vm_info) in an C(until)
         loop until they are C(running). A VM that is already queued needs nothing (not a change).
       - A VM to start in state C(paused), and a hand-written VM that is disabled in vm.conf, are still started with
         C(vmctl start).
