@@ -5,6 +5,9 @@
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../setup_lab/files/role_env.sh" role_install_server
+# the switch network's address, there before dhcpd starts: dhcpd listens only on interfaces with an
+# address on a declared subnet (dispatch.c discover_interfaces; none: it does not start)
+ifconfig em1 inet 10.0.0.1/24 up
 lab mirror "$L/mirror" 7.8 amd64
 sets="$L/var/www/htdocs/pub/OpenBSD/7.8/amd64"
 

@@ -77,11 +77,17 @@ def check_statement(words, number, path, errors, subnet):
 
 
 def check_file(path, errors):
+    """Check dhcpd.conf at path; return its statements as a tree (also what the lab's running dhcpd reads).
+
+    Tree: a list of nodes in file order, {"line", "words"} for a statement and {"line", "words", "body"}
+    for a block (body: the nodes inside its braces). Only meaningful when no error was found."""
+    root = []
+    bodies = [root]
     try:
         text = common.read_text(path)
     except OSError as exc:
         errors.append("dhcpd: Can't open %s: %s" % (path, exc.strerror))
-        return
+        return root
     tokens = tokenize(text, path, errors)
     stack = []   # (kind, subnet or None)
     words, first_line = [], 0
@@ -91,6 +97,7 @@ def check_file(path, errors):
                 continue
             subnet = next((net for _kind, net in reversed(stack) if net is not None), None)
             check_statement(words, first_line, path, errors, subnet)
+            bodies[-1].append({"line": first_line, "words": words})
             words = []
         elif tok == "{":
             if not words or words[0] not in BLOCKS:
@@ -112,6 +119,9 @@ def check_file(path, errors):
                 stack.append((words[0], None))
             else:
                 stack.append((words[0], None))
+            block = {"line": number, "words": words, "body": []}
+            bodies[-1].append(block)
+            bodies.append(block["body"])
             words = []
         elif tok == "}":
             if words:
@@ -121,6 +131,7 @@ def check_file(path, errors):
                 errors.append("%s line %d: unexpected '}'" % (path, number))
             else:
                 stack.pop()
+                bodies.pop()
         else:
             if not words:
                 first_line = number
@@ -134,9 +145,11 @@ def check_file(path, errors):
             words.append(tok)
     if words or stack:
         errors.append("%s line %d: unexpected end of file" % (path, tokens[-1][0] if tokens else 1))
+    return root
 
 
-def check_flags(argv):
+def parse_flags(argv):
+    """dhcpd's command line (dhcpd.c main, getopt "A:C:L:c:dfl:nu::Y:y:"): (config file, interface names)."""
     config = common.lab_path("etc", "dhcpd.conf")
     interfaces = []
     args = list(argv)
@@ -152,6 +165,11 @@ def check_flags(argv):
             continue
         else:
             interfaces.append(arg)
+    return config, interfaces
+
+
+def check_flags(argv):
+    config, interfaces = parse_flags(argv)
     errors = []
     check_file(config, errors)
     known = ifconfig.load()

@@ -2,7 +2,8 @@
 
 Configuration goes to $VMM_LAB_ROOT/etc/rc.conf.local in rcctl's own format (sorted
 `<daemon>_<variable>=<value>` lines, defaults omitted); whether a daemon runs is kept in
-lab/basetools/rc.json, except for vmd, which is the lab's simulated daemon (`lab vmd ...`)."""
+lab/basetools/rc.json, except for vmd, which is the lab's simulated daemon (`lab vmd ...`); httpd is
+a real process (basetools/httpd.py), dhcpd keeps what it read at start (labsim/dhcp_server.py)."""
 
 import os
 import socket
@@ -185,6 +186,9 @@ def config_check(daemon, flags):
 def is_running(daemon, table):
     if daemon == "vmd":
         return vmd_running()
+    if daemon == "dhcpd":
+        from labsim import dhcp_server
+        return dhcp_server.running(common.lab_root(), table)
     if daemon == "httpd":
         from . import httpd
         return httpd.running_pid() is not None
@@ -205,6 +209,15 @@ def start(daemon, table, flags):
             return False
         table[daemon] = {"running": True, "flags": flags}
         return True
+    if daemon == "dhcpd":
+        # dhcpd reads dhcpd.conf and finds its interfaces once, at start (labsim/dhcp_server.py)
+        from labsim import dhcp_server
+        ok, message = dhcp_server.start(common.lab_root(), flags)
+        if message:
+            common.err(message)
+        if ok:
+            table[daemon] = {"running": True, "flags": flags}
+        return ok
     ok, message = config_check(daemon, flags)
     if not ok:
         common.err(message)
@@ -222,6 +235,9 @@ def stop(daemon, table):
     if daemon == "httpd":
         from . import httpd
         httpd.stop_daemon()
+    if daemon == "dhcpd":
+        from labsim import dhcp_server
+        dhcp_server.stop(common.lab_root())
     table[daemon] = {"running": False}
     return True
 
