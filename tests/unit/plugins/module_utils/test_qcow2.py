@@ -261,3 +261,74 @@ def test_errors_name_the_file(tmp_path):
     with pytest.raises(qcow2.Qcow2Error) as caught:
         qcow2.read_header(path)
     assert str(caught.value).startswith(path + ': corrupt qcow2 header')
+
+
+# -- exact limits of the header checks ----------------------------------------------------------
+
+@needs_qemu_img
+@pytest.mark.parametrize('cluster_size, bits', [('512', 9), ('2M', 21)])
+def test_qemu_img_images_at_the_cluster_size_limits_are_read(tmp_path, cluster_size, bits):
+    base = qemu_img_create(tmp_path / 'base.qcow2', '64M', '-o', 'cluster_size=%s' % cluster_size)
+    overlay = qemu_img_create(tmp_path / 'overlay.qcow2', '64M', '-o', 'cluster_size=%s' % cluster_size,
+                              '-b', 'base.qcow2', '-F', 'qcow2')
+    assert (qcow2.read_header(base).cluster_bits, qcow2.read_header(base).size) == (bits, 64 * MIB)
+    assert qcow2.read_header(overlay).backing_file == 'base.qcow2'
+
+
+@pytest.mark.parametrize('bits', [8, 22])
+def test_cluster_bits_one_past_a_limit_is_corrupt(tmp_path, bits):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), MIB)
+    patch(path, 20, '>I', bits)
+    with pytest.raises(qcow2.Qcow2Error, match='corrupt qcow2 header: cluster_bits %d is outside 9..21' % bits):
+        qcow2.read_header(path)
+
+
+def test_backing_name_must_end_inside_the_first_cluster(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'o.qcow2'), MIB, base='b.qcow2')
+    patch(path, 8, '>Q', CLUSTER - 7)         # the 7 bytes of 'b.qcow2' end exactly at the cluster's end
+    assert qcow2.read_header(path).backing_file == '\0' * 7
+    patch(path, 8, '>Q', CLUSTER - 6)
+    with pytest.raises(qcow2.Qcow2Error, match='the backing file name does not fit in the first cluster'):
+        qcow2.read_header(path)
+
+
+@pytest.mark.parametrize('length, ok', [(1023, True), (1024, False), (0, False)])
+def test_backing_name_length_limits(tmp_path, length, ok):
+    path = write_vmctl_qcow2(str(tmp_path / 'o.qcow2'), MIB, base='b.qcow2')
+    patch(path, 16, '>I', length)
+    if ok:
+        assert len(qcow2.read_header(path).backing_file) == 1023
+    else:
+        with pytest.raises(qcow2.Qcow2Error, match='backing_file_size %d is outside 1..1023' % length):
+            qcow2.read_header(path)
+
+
+@pytest.mark.parametrize('size, l1_size, needed', [(2048 * MIB, 3, 4), (2048 * MIB + 1, 4, 5)])
+def test_l1_table_one_entry_short_is_corrupt(tmp_path, size, l1_size, needed):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), 2048 * MIB)
+    patch(path, 24, '>Q', size)
+    patch(path, 36, '>I', l1_size)
+    with pytest.raises(qcow2.Qcow2Error, match='l1_size %d is too small for a virtual size of %d bytes \\(needs %d\\)'
+                       % (l1_size, size, needed)):
+        qcow2.read_header(path)
+
+
+def test_l1_table_of_exactly_the_needed_size_is_fine(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), 2048 * MIB)
+    assert qcow2.read_header(path).l1_size == 4       # 64K clusters: one L1 entry maps 512M
+
+
+def test_file_ending_exactly_where_its_tables_end_is_fine(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), MIB)
+    # header cluster, one L1 cluster, one refcount table cluster: the tables end at byte 196608
+    os.truncate(path, 3 * CLUSTER)
+    assert qcow2.read_header(path).size == MIB
+    os.truncate(path, 3 * CLUSTER - 1)
+    with pytest.raises(qcow2.Qcow2Error, match='truncated qcow2 image: 196607 bytes on disk, but its tables end at byte 196608'):
+        qcow2.read_header(path)
+
+
+def test_header_length_112_is_accepted(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), MIB)
+    patch(path, 100, '>I', 112)
+    assert qcow2.read_header(path).header_length == 112

@@ -50,3 +50,38 @@ def test_rounding_to_mib_like_vmctl():
     assert round_up_mib(2 * MIB) == 2 * MIB
     # vmctl's own warning text for -s 1500K says "rounded to 1.0M"
     assert fmt_scaled(round_down_mib(scan_scaled('1500K'))) == '1.0M'
+
+
+# -- exact edges (values written out by hand from scan_scaled.c / fmt_scaled.c arithmetic) ------
+
+@pytest.mark.parametrize('text, number', [
+    ('1.25G', 1342177280), ('1.75K', 1792), ('0.5', 0), ('2.', 2), ('1.05M', 1101004), ('3.125k', 3200),
+    ('1e', 1152921504606846976), ('7E', 8070450532247928832), ('9223372036854775807', 9223372036854775807),
+    ('8191.99999999P', 9223372036843516808), (0, 0),
+])
+def test_scan_scaled_decimals_and_limits(text, number):
+    assert scan_scaled(text) == number
+
+
+@pytest.mark.parametrize('text', ['9223372036854775808', '8E', '8192P'])
+def test_scan_scaled_one_past_llong_max_is_too_large(text):
+    with pytest.raises(SizeError, match="invalid size '%s': Result too large" % text):
+        scan_scaled(text)
+
+
+@pytest.mark.parametrize('number, text', [
+    (1023, '1023B'), (99 * MIB, '99.0M'), (100 * MIB + 400 * 1024, '100M'), (100 * MIB + 512 * 1024, '101M'),
+    (-1536 * 1024, '-1.5M'), (-5, '-5B'), (2 ** 63 - 1, '8.0E'), (2 ** 70 - 1, '1024E'), (1126 * 1024, '1.1M'),
+])
+def test_fmt_scaled_edges(number, text):
+    assert fmt_scaled(number) == text
+
+
+def test_fmt_scaled_refuses_what_fmt_scaled_c_calls_erange():
+    with pytest.raises(SizeError, match='size 1180591620717411303424 is too large to format'):
+        fmt_scaled(2 ** 70)
+
+
+def test_rounding_to_mib_at_the_edges():
+    assert (round_down_mib(2 * MIB - 1), round_down_mib(2 * MIB), round_down_mib(0)) == (MIB, 2 * MIB, 0)
+    assert (round_up_mib(2 * MIB + 1), round_up_mib(1), round_up_mib(0)) == (3 * MIB, MIB, 0)
