@@ -4,7 +4,8 @@
 """vmm_vm staggered_start: the reload starts (or queues) the VMs, vmctl start is not called."""
 from __future__ import annotations
 
-from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.test_vmm_vm import (  # noqa: F401 pylint: disable=unused-import (host: a fixture)
+# host is test_vmm_vm's pytest fixture (a scripted vmctl and vmd on PATH), used by name below
+from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.test_vmm_vm import (  # noqa: F401 pylint: disable=unused-import
     HEADER, calls, host, managed_conf, run,
 )
 from ansible_collections.openbsd.vmm.plugins.modules import vmm_vm
