@@ -1,57 +1,75 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, openbsd.vmm contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""disk_image: inspect, validate, plan and apply, with a stand-in vmctl that writes real image files."""
+"""disk_image: inspect, validate, plan and apply; images are made by the lab's vmctl (tests/lab)."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import os
+import subprocess
 
 import pytest
 
 from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
 from ansible_collections.openbsd.vmm.plugins.module_utils.disk_image import DiskError, DiskInUse
-from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import VmctlError
+from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, VmctlError
 from ansible_collections.openbsd.vmm.tests.unit.plugins.module_utils.test_qcow2 import write_vmctl_qcow2
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 
-class FakeVmctl:
-    """Records create calls like Vmctl.calls and writes images the way vmctl create would."""
+LAB_BIN = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'lab', 'bin'))
+pytestmark = pytest.mark.skipif(not os.access(os.path.join(LAB_BIN, 'vmctl'), os.X_OK), reason='the lab (tests/lab) is not present')
 
-    def __init__(self, fail_with=None, wrong_size=False):
-        self.calls = []
+
+def lab_init(root):
+    """A lab root made by `lab init` (tests/lab): the lab's vmctl reads its faults from there."""
+    env = dict(os.environ, VMM_LAB_ROOT=str(root), LANG='C')
+    subprocess.run([os.path.join(LAB_BIN, 'lab'), 'init'], env=env, check=True, capture_output=True)
+    return env
+
+
+@pytest.fixture(scope='module')
+def lab_env(tmp_path_factory):
+    return lab_init(tmp_path_factory.mktemp('lab') / 'root')
+
+
+class LabVmctl(Vmctl):
+    """The product's Vmctl running the lab's vmctl (labsim/images.py, modelled on vmctl/main.c and
+    vmd's vioqcow2.c/vioraw.c): what an image holds is decided outside the code under test.
+
+    ``wrong_size`` stands for a vmctl that wrote a copy of another size (a MiB more) than asked.
+    """
+
+    def __init__(self, env, wrong_size=False, flip_byte=None):
+        super().__init__(binary=os.path.join(LAB_BIN, 'vmctl'), environ=env)
         self.cwds = []
-        self.fail_with = fail_with
         self.wrong_size = wrong_size
+        self.flip_byte = flip_byte          # a copy whose byte at this offset differs from the source's
+
+    def run(self, args, timeout=None, check=True):
+        self.cwds.append(os.getcwd())
+        return super().run(args, timeout=timeout, check=check)
 
     def create(self, path, size=None, base=None, source=None, fmt=None):
-        argv = ['vmctl', 'create'] + (['-b', base] if base else []) + (['-i', source] if source else [])
-        argv += (['-s', str(size)] if size is not None else []) + ['%s:%s' % (fmt, path) if fmt else path]
-        self.calls.append(argv)
-        self.cwds.append(os.getcwd())
-        if self.fail_with:
-            raise VmctlError(self.fail_with, argv=argv, rc=1, stderr='vmctl: ' + self.fail_with)
-        fmt = fmt or disk_image.format_for_new_file(path)
-        if base:
-            size = disk_image.inspect_image(base).size  # relative to the working directory, like vmctl
-        elif source and size is None:
-            size = -(-os.path.getsize(source) // MIB) * MIB
+        result = super().create(path, size=size, base=base, source=source, fmt=fmt)
         if self.wrong_size:
-            size += MIB
-        if fmt == 'qcow2':
-            write_vmctl_qcow2(path, size, base=base)
-        else:
-            with open(path, 'xb') as image:
-                if source:
-                    with open(source, 'rb') as original:
-                        image.write(original.read())
-                image.truncate(size)
-        return 'vmctl: %s imagefile created' % fmt
+            os.truncate(path, os.path.getsize(path) + MIB)
+        if self.flip_byte is not None:
+            with open(path, 'r+b') as image:
+                image.seek(self.flip_byte)
+                old = image.read(1)
+                image.seek(self.flip_byte)
+                image.write(bytes([old[0] ^ 0xff]))
+        return result
+
+
+@pytest.fixture
+def fake(lab_env):
+    return LabVmctl(lab_env)
 
 
 def make_raw(path, size, data=b''):
@@ -188,10 +206,9 @@ def test_bad_input_is_refused_and_nothing_changes(lab_dir, case, message):
 
 # -- planning -------------------------------------------------------------------
 
-def test_same_image_is_a_no_op(lab_dir):
+def test_same_image_is_a_no_op(lab_dir, fake):
     plan = plan_for(path=lab_dir / 'plain.raw', size='8M', format='raw')
     assert (plan.action, plan.changed) == ('none', False)
-    fake = FakeVmctl()
     assert disk_image.apply_plan(plan, fake).size == 8 * MIB
     assert fake.calls == []
 
@@ -284,8 +301,7 @@ def test_lock_released_after_check(lab_dir):
 
 # -- applying ------------------------------------------------------------------------
 
-def test_create_runs_one_vmctl_create(lab_dir):
-    fake = FakeVmctl()
+def test_create_runs_one_vmctl_create(lab_dir, fake):
     plan = plan_for(path=lab_dir / 'new.qcow2', size='2G')
     image = disk_image.apply_plan(plan, fake)
     (argv,) = fake.calls  # made under a temporary name (format given: the name ends in .tmp), then put in place
@@ -295,8 +311,7 @@ def test_create_runs_one_vmctl_create(lab_dir):
     assert (image.format, image.size, image.base) == ('qcow2', 2 * GIB, None)
 
 
-def test_create_overlay_with_a_relative_base_runs_in_the_image_directory(lab_dir, tmp_path_factory, monkeypatch):
-    fake = FakeVmctl()
+def test_create_overlay_with_a_relative_base_runs_in_the_image_directory(lab_dir, fake, tmp_path_factory, monkeypatch):
     monkeypatch.chdir(str(tmp_path_factory.mktemp('elsewhere')))
     plan = plan_for(path=lab_dir / 'o.qcow2', base='base.qcow2')
     image = disk_image.apply_plan(plan, fake)
@@ -307,8 +322,7 @@ def test_create_overlay_with_a_relative_base_runs_in_the_image_directory(lab_dir
     assert os.getcwd() != str(lab_dir)
 
 
-def test_import_takes_the_source_size(lab_dir):
-    fake = FakeVmctl()
+def test_import_takes_the_source_size(lab_dir, fake):
     plan = plan_for(path=lab_dir / 'copy.img', source=str(lab_dir / 'plain.raw'))
     assert plan.size == 8 * MIB
     image = disk_image.apply_plan(plan, fake)
@@ -318,11 +332,10 @@ def test_import_takes_the_source_size(lab_dir):
     assert image.size == 8 * MIB
 
 
-def test_grow_keeps_data_mode_and_replaces_atomically(lab_dir):
+def test_grow_keeps_data_mode_and_replaces_atomically(lab_dir, fake):
     path = make_raw(lab_dir / 'data.raw', 4 * MIB, data=b'precious' * 1000)
     os.chmod(path, 0o640)
     inode = os.stat(path).st_ino
-    fake = FakeVmctl()
     plan = plan_for(path=path, size='16M', grow=True)
     image = disk_image.apply_plan(plan, fake)
     assert image.size == 16 * MIB and os.path.getsize(path) == 16 * MIB
@@ -336,19 +349,23 @@ def test_grow_keeps_data_mode_and_replaces_atomically(lab_dir):
     assert sorted(os.listdir(lab_dir)) == ['base.qcow2', 'data.raw', 'notes.txt', 'plain.raw', 'subdir']
 
 
-@pytest.mark.parametrize('fake', [FakeVmctl(fail_with='failed to write to destination'), FakeVmctl(wrong_size=True)],
-                         ids=['vmctl-fails', 'copy-has-wrong-size'])
-def test_failed_grow_keeps_the_original(lab_dir, fake):
+@pytest.mark.parametrize('failure, message', [
+    ('disk-full', 'vmctl said: vmctl: failed to create destination image file'),
+    ('wrong-size', r'vmctl create made .*/\.data\.raw\.vmm_disk-[0-9a-f]+\.tmp with size 17825792 instead of 16777216'),
+])
+def test_failed_grow_keeps_the_original(lab_dir, tmp_path_factory, failure, message):
     path = make_raw(lab_dir / 'data.raw', 4 * MIB, data=b'precious')
+    env = lab_init(tmp_path_factory.mktemp('faulty') / 'root')
+    if failure == 'disk-full':
+        subprocess.run([os.path.join(LAB_BIN, 'lab'), 'fault', 'set', 'disk-full'], env=env, check=True)
     before = snapshot(lab_dir)
     plan = plan_for(path=path, size='16M', grow=True)
-    with pytest.raises((DiskError, VmctlError)):
-        disk_image.apply_plan(plan, fake)
+    with pytest.raises((DiskError, VmctlError), match=message):
+        disk_image.apply_plan(plan, LabVmctl(env, wrong_size=failure == 'wrong-size'))
     assert snapshot(lab_dir) == before
 
 
-def test_replace_with_force_changes_format(lab_dir):
-    fake = FakeVmctl()
+def test_replace_with_force_changes_format(lab_dir, fake):
     plan = plan_for(path=lab_dir / 'plain.raw', size='8M', format='qcow2', force=True)
     image = disk_image.apply_plan(plan, fake)
     assert (image.format, image.size) == ('qcow2', 8 * MIB)
@@ -365,13 +382,13 @@ def test_diff_shows_format_size_and_base(lab_dir):
     assert created['after'] == dict(state='present', format='qcow2', size='1.0G', base='base.qcow2')
 
 
-def test_grow_through_a_symlink_replaces_the_target_and_keeps_the_link(lab_dir):
+def test_grow_through_a_symlink_replaces_the_target_and_keeps_the_link(lab_dir, fake):
     real_dir = lab_dir / 'subdir'
     target = make_raw(real_dir / 'data.raw', 4 * MIB, data=b'kept')
     link = lab_dir / 'link.raw'
     link.symlink_to(target)
     plan = plan_for(path=link, size='8M', grow=True)
-    disk_image.apply_plan(plan, FakeVmctl())
+    disk_image.apply_plan(plan, fake)
     assert link.is_symlink() and os.path.getsize(target) == 8 * MIB
     with open(target, 'rb') as grown:
         assert grown.read(4) == b'kept'
@@ -412,7 +429,7 @@ def run_killed(path, source):
     assert completed.returncode == -9
 
 
-def test_a_killed_import_leaves_no_image_and_the_rerun_converges(lab_dir):
+def test_a_killed_import_leaves_no_image_and_the_rerun_converges(lab_dir, fake):
     source = make_raw(lab_dir / 'big.raw', 8 * MIB, data=b'source data' * 1000)
     path = lab_dir / 'copy.raw'
     run_killed(path, source)
@@ -424,7 +441,7 @@ def test_a_killed_import_leaves_no_image_and_the_rerun_converges(lab_dir):
     plan = plan_for(path=path, source=source)
     assert plan.action == 'create'
     with disk_image.run_lock(str(path)):
-        image = disk_image.apply_plan(plan, FakeVmctl())
+        image = disk_image.apply_plan(plan, fake)
     assert image.size == 8 * MIB
     with open(str(path), 'rb') as copy, open(source, 'rb') as original:
         assert copy.read() == original.read()
@@ -542,3 +559,61 @@ def test_absent_on_an_image_that_overlays_reach_through_a_link_is_refused(lab_di
     assert disk_image.plan_change(request, None).action == 'unlink'
     # the golden image itself, seen from the overlays' directory: web1 reaches it through the link
     assert disk_image.images_based_on(golden, golden, [str(lab_dir)]) == [str(lab_dir / 'web1.qcow2')]
+
+
+# -- checks issue 15's mutation run found untested ------------------------------------------------
+
+@pytest.mark.parametrize('offset', [0, MIB - 1])
+def test_a_raw_grow_whose_first_mib_differs_keeps_the_original(lab_dir, lab_env, offset):
+    path = make_raw(lab_dir / 'data.raw', 4 * MIB, data=b'precious' * (MIB // 8))
+    before = snapshot(lab_dir)
+    plan = plan_for(path=path, size='16M', grow=True)
+    with pytest.raises(DiskError, match='grow: the copy of %s differs from the original in its first MiB; the original is kept' % path):
+        disk_image.apply_plan(plan, LabVmctl(lab_env, flip_byte=offset))
+    assert snapshot(lab_dir) == before
+
+
+def test_a_base_that_is_the_image_itself_is_refused(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'o.qcow2'), GIB)
+    (lab_dir / 'alias.qcow2').symlink_to('o.qcow2')
+    for base in ('o.qcow2', str(lab_dir / 'o.qcow2'), 'alias.qcow2'):
+        with pytest.raises(DiskError, match='base: %s is the image itself' % base):
+            plan_for(path=lab_dir / 'o.qcow2', base=base, force=True)
+
+
+def test_a_source_that_is_the_image_itself_is_refused(lab_dir):
+    with pytest.raises(DiskError, match='source: %s is the image itself' % (lab_dir / 'plain.raw')):
+        plan_for(path=lab_dir / 'plain.raw', source=str(lab_dir / 'plain.raw'), force=True)
+
+
+def chain(directory, length):
+    """b1.qcow2 <- b2.qcow2 <- ... <- b<length>.qcow2 (each overlays the one before); returns the top name."""
+    write_vmctl_qcow2(str(directory / 'b1.qcow2'), GIB)
+    for number in range(2, length + 1):
+        write_vmctl_qcow2(str(directory / ('b%d.qcow2' % number)), GIB, base='b%d.qcow2' % (number - 1))
+    return 'b%d.qcow2' % length
+
+
+def test_an_overlay_on_a_chain_of_three_makes_four_which_vmd_opens(lab_dir, fake):
+    top = chain(lab_dir, 3)
+    image = disk_image.apply_plan(plan_for(path=lab_dir / 'o.qcow2', base=top), fake)
+    assert (image.base, image.size) == ('b3.qcow2', GIB)
+
+
+def test_an_overlay_on_a_chain_of_four_is_refused(lab_dir):
+    top = chain(lab_dir, 4)
+    with pytest.raises(DiskError, match='base: %s already has a chain of 4 images; vmd opens at most 4 per disk' % (lab_dir / top)):
+        plan_for(path=lab_dir / 'o.qcow2', base=top)
+
+
+def test_a_backing_chain_that_loops_is_refused(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'x.qcow2'), GIB, base='y.qcow2')
+    write_vmctl_qcow2(str(lab_dir / 'y.qcow2'), GIB, base='x.qcow2')
+    with pytest.raises(DiskError, match='base: the backing chain of %s loops back to %s' % (lab_dir / 'y.qcow2', lab_dir / 'y.qcow2')):
+        plan_for(path=lab_dir / 'o.qcow2', base='y.qcow2')
+
+
+def test_absent_refuses_the_deepest_base_of_a_chain_vmd_can_open(lab_dir):
+    chain(lab_dir, 4)     # b4 -> b3 -> b2 -> b1: removing b1 would break b4
+    with pytest.raises(DiskError, match=r'state=absent: %s is the base of .*b4\.qcow2' % (lab_dir / 'b1.qcow2')):
+        plan_for(path=lab_dir / 'b1.qcow2', state='absent')
