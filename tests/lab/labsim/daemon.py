@@ -622,6 +622,14 @@ class Daemon:
         except Exception as exc:  # pylint: disable=broad-except
             self.log("%s: guest network teardown failed: %s" % (vm.name, exc))
 
+    def guest_network_signal(self, vm, sig):
+        """A paused VM runs nothing: its guest's sshd and sessions stop with it (labsim.guestnet)."""
+        try:
+            from labsim import guestnet
+            guestnet.signal_guest(self.root, vm.name, sig)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.log("%s: guest network signal failed: %s" % (vm.name, exc))
+
     def kill(self, vm, sig):
         if vm.proc is None:
             return
@@ -871,6 +879,7 @@ class Daemon:
             if vm.paused == pause:
                 return [{"type": kind, "result": "EALREADY" if pause else "EINVAL", "id": vm.vm_id}]
             self.kill(vm, signal.SIGSTOP if pause else signal.SIGCONT)
+            self.guest_network_signal(vm, signal.SIGSTOP if pause else signal.SIGCONT)
             vm.paused = pause
             self.log("%s: %sd vm %d successfully" % (vm.name, kind, vm.vm_id))
             return [{"type": kind, "result": 0, "id": vm.vm_id}]

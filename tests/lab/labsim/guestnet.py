@@ -387,6 +387,18 @@ def guest_down(root, name, owner_pid=None):
     return True
 
 
+def signal_guest(root, name, sig):
+    """What runs on a guest stops and continues with its VM (`vmctl pause`/`unpause` stop the VM process)."""
+    current = load_state(root, name)
+    if current is None:
+        return
+    for pid in _netns_pids(current["netns"]):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
 def cleanup(root, keep_running=False):
     """Remove this lab root's namespaces (`lab vmd stop`: all; `lab init`: those of VM processes that are gone)."""
     live = set()

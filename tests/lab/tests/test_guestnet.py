@@ -145,6 +145,22 @@ def test_stop_removes_the_guest_namespace_and_sshd(lab, key, how):
     assert (result.rc, result.err) == (1, "lab: vm gone1 has no address\n")
 
 
+def _process_state(pid):
+    with open("/proc/%d/stat" % pid, encoding="ascii") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_pause_stops_what_runs_on_the_guest(lab, key):
+    boot(lab, "nap1", "nap1.my.domain", key)
+    sshd = guestnet.load_state(lab.root, "nap1")["sshd_pid"]
+    assert _process_state(sshd) in ("S", "R")
+    assert lab.vmctl("pause", "nap1").rc == 0
+    lab.wait_for(lambda: _process_state(sshd) == "T")  # the signal is handled when sshd next runs
+    assert lab.vmctl("unpause", "nap1").rc == 0
+    lab.wait_for(lambda: _process_state(sshd) in ("S", "R"))
+    assert ssh(lab, address_of(lab, "nap1")[0], key, "hostname").out == "nap1.my.domain\n"
+
+
 def test_vmd_stop_and_init_remove_every_namespace_of_the_root(fresh_lab, key):
     lab = fresh_lab
     boot(lab, "left1", "left1.my.domain", key)
