@@ -51,8 +51,10 @@ from ansible.errors import AnsibleFilterError
 
 
 def vmm_local_addresses(records):
-    if not isinstance(records, list) or not all(isinstance(r, Mapping) and isinstance(r.get('name'), str) for r in records):
-        raise AnsibleFilterError('vmm_local_addresses: the input must be a list of VM records with a name (vmm_vm_info vms)')
+    if not isinstance(records, list):
+        raise AnsibleFilterError('vmm_local_addresses expects a list of VM records, got %s' % type(records).__name__)
+    if not all(isinstance(r, Mapping) and isinstance(r.get('name'), str) and r['name'] for r in records):
+        raise AnsibleFilterError('vmm_local_addresses: every VM record needs a name (the vms of openbsd.vmm.vmm_vm_info)')
     result = {}
     for record in records:
         for interface in record.get('interfaces') or []:

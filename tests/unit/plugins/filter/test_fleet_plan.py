@@ -355,8 +355,10 @@ def test_local_addresses_of_vm_records():
         {'name': 'fromvmm_vm', 'state': 'running'},
     ]
     assert vmm_local_addresses(records) == {'web1': '100.64.3.5'}
-    with pytest.raises(AnsibleFilterError, match='list of VM records with a name'):
+    with pytest.raises(AnsibleFilterError, match='expects a list of VM records, got dict'):
         vmm_local_addresses({'web1': {}})
+    with pytest.raises(AnsibleFilterError, match='every VM record needs a name'):
+        vmm_local_addresses([{'name': ''}])
 
 
 def test_provision_plan_of_a_plain_inventory_with_lladdrs_and_deleted_disks():
