@@ -161,6 +161,19 @@ def test_pause_stops_what_runs_on_the_guest(lab, key):
     assert ssh(lab, address_of(lab, "nap1")[0], key, "hostname").out == "nap1.my.domain\n"
 
 
+def test_killed_vmd_takes_the_guest_networks_with_it(fresh_lab, key):
+    lab = fresh_lab
+    boot(lab, "orphan1", "orphan1.my.domain", key)
+    current = guestnet.load_state(lab.root, "orphan1")
+    vm_pid = int(lab.row("orphan1").pid)
+    os.kill(daemon.read_pid(lab.root), signal.SIGKILL)
+    # the VM process does not outlive its vmd (guest.die_with_vmd), nor does its network
+    lab.wait_for(lambda: not state.process_alive(vm_pid))
+    assert not state.process_alive(current["sshd_pid"])
+    assert current["netns"] not in guestnet.namespaces(lab.root)
+    assert guestnet.load_state(lab.root, "orphan1") is None
+
+
 def test_vmd_stop_and_init_remove_every_namespace_of_the_root(fresh_lab, key):
     lab = fresh_lab
     boot(lab, "left1", "left1.my.domain", key)
