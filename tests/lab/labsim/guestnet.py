@@ -17,9 +17,9 @@ machine, so nothing is routed from the machine's own namespace; the controller r
 through `lab guest-connect` (a relay that runs inside the lab root's host namespace).
 
 In the guest namespace runs Debian's real sshd, under `unshare --mount --uts`, with overlayfs
-over /etc, /root and /home whose upper directories are the guest's own directory
+over /etc, /root, /home and /var whose upper directories are the guest's own directory
 `<lab_root>/guests/<vm>/` (its disk state: what is done on the guest persists there across
-reboots and never reaches the machine), the hostname from the guest's /etc/myname (seeded from
+reboots and never reaches the machine), a /tmp of its own, the hostname from the guest's /etc/myname (seeded from
 the install record), and the host key, sshd_config and root's authorized_keys seeded at the
 guest directory's first boot from the install record (what install.sub wrote). The network
 comes up at /etc/rc's `starting network` (netstart), before `login:`; everything is torn
@@ -49,18 +49,20 @@ NETNS_DIR = "/run/netns"
 # default `local prefix` (vmd.h VMD_DHCP_PREFIX).
 ALLOWED = tuple(ipaddress.ip_network(net) for net in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/8", "100.64.0.0/10"))
-OVERLAID = ("etc", "root", "home")
+OVERLAID = ("etc", "root", "home", "var")
 SSHD_WAIT_SECONDS = 10.0
 
-# Runs as the guest's init inside `ip netns exec G unshare --mount --uts`: its own /etc, /root and
-# /home (overlays whose upper dirs are the guest's), its own /run, its hostname; then exec sshd.
+# Runs as the guest's init inside `ip netns exec G unshare --mount --uts`: its own /etc, /root, /home
+# and /var (overlays whose upper dirs are the guest's), its own /run and /tmp (/etc/rc clears /tmp at
+# boot), its hostname; then exec sshd.
 GUEST_INIT = r"""set -e
 dir=$1; name=$2; shift 2
-for sub in etc root home; do
+for sub in etc root home var; do
     [ -d "/$sub" ] || continue
     mount -t overlay overlay -o "lowerdir=/$sub,upperdir=$dir/$sub,workdir=$dir/lab/work/$sub" "/$sub"
 done
 mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -m 755 /run/sshd
 hostname "$name"
 exec "$@"
@@ -506,6 +508,12 @@ def _listening(pid, port=22):
 
 def start_sshd(root, name, netns, listen, record):
     """Start the guest's sshd in its namespace; return its pid once it accepts connections."""
+    real = os.path.realpath(root)
+    for sub in OVERLAID:
+        if real == "/" + sub or real.startswith("/%s/" % sub):
+            # an overlay's upper dir inside its own lower dir is refused by overlayfs
+            raise GuestNetError("the lab root %s is under /%s, which guests overlay: use a lab root elsewhere (/tmp)"
+                                % (real, sub))
     _seed(root, name, record)
     top = guest_dir(root, name)
     argv = [IP, "netns", "exec", netns, UNSHARE, "--mount", "--uts", "--propagation", "private",

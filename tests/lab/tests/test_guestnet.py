@@ -90,8 +90,9 @@ def test_file_written_over_ssh_stays_in_the_guest_dir_across_reboots(lab, key):
     boot(lab, "files1", "files1.my.domain", key)
     token = "labproof-" + uuid.uuid4().hex
     result = ssh(lab, address_of(lab, "files1")[0], key,
-                 "echo %s > /root/%s && echo %s > /etc/%s && useradd -m %s && cat /etc/myname" % (
-                     token, token, token, token, "u" + token[9:17]))
+                 "echo %s > /root/%s && echo %s > /etc/%s && echo %s > /var/tmp/%s && echo %s > /tmp/%s && "
+                 "useradd -m %s && cat /etc/myname" % (token, token, token, token, token, token, token, token,
+                                                       "u" + token[9:17]))
     assert result.rc == 0, result
     assert result.out == "files1.my.domain\n"
     guest = lab.path("guests", "files1")
@@ -99,7 +100,9 @@ def test_file_written_over_ssh_stays_in_the_guest_dir_across_reboots(lab, key):
         assert handle.read() == token + "\n"
     assert os.path.exists(os.path.join(guest, "etc", token))
     assert os.path.isdir(os.path.join(guest, "home", "u" + token[9:17]))
-    assert not os.path.exists("/root/" + token) and not os.path.exists("/etc/" + token)
+    assert os.path.exists(os.path.join(guest, "var", "tmp", token))
+    for real in ("/root/", "/etc/", "/var/tmp/", "/tmp/"):
+        assert not os.path.exists(real + token)
     assert not os.path.exists("/home/u" + token[9:17])
     with open("/etc/passwd", encoding="utf-8") as handle:
         assert "u" + token[9:17] not in handle.read()
@@ -110,9 +113,10 @@ def test_file_written_over_ssh_stays_in_the_guest_dir_across_reboots(lab, key):
     assert lab.lab("guest", "reboot", "files1").rc == 0
     lab.wait_for(lambda: len(lab.console("files1")) > console_before and lab.console("files1").endswith("login: "),
                  timeout=20)
-    result = ssh(lab, address_of(lab, "files1")[0], key, "cat /root/%s; id u%s >/dev/null && echo user" % (token, token[9:17]))
+    result = ssh(lab, address_of(lab, "files1")[0], key, "cat /root/%s /var/tmp/%s; id u%s >/dev/null && echo user; "
+                 "test -e /tmp/%s || echo /tmp cleared" % (token, token, token[9:17], token))
     assert result.rc == 0, result
-    assert result.out == token + "\nuser\n"
+    assert result.out == "%s\n%s\nuser\n/tmp cleared\n" % (token, token)
     with open(os.path.join(guest, "etc", "ssh", "ssh_host_ed25519_key.pub"), encoding="ascii") as handle:
         assert handle.read() == host_key
 
@@ -337,3 +341,11 @@ def test_namespace_names_are_per_lab_root(tmp_path):
     assert guestnet.tag(first) == guestnet.tag(link)
     assert guestnet.host_netns(first) == guestnet.tag(first) + "h"
     assert guestnet.guest_netns(first, 12) == guestnet.tag(first) + "g12"
+
+
+@pytest.mark.parametrize("root", ["/root/lab", "/home/someone/lab", "/var/tmp/lab"])
+def test_a_lab_root_under_an_overlaid_dir_is_refused(root):
+    """overlayfs refuses an upper dir inside its lower dir: say so instead of a failed mount."""
+    with pytest.raises(guestnet.GuestNetError, match=r"^the lab root %s is under /(root|home|var), which guests overlay" % root):
+        guestnet.start_sshd(root, "web1", "unused", ["100.64.1.3"], {"sshd": True})
+    assert not os.path.exists(root)
