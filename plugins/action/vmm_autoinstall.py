@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - jinja2 comes with ansible-core
     HAS_JINJA2 = False
 
 try:
+    import passlib
     from passlib.hash import bcrypt
     HAS_PASSLIB = True
 except ImportError:
@@ -328,12 +329,52 @@ def is_encrypted(password):
     return bool(_BCRYPT.fullmatch(password)) and len(password) > 40
 
 
+def _release(version):
+    """(major, minor) of a version string such as 4.0.1 or 5.0.0rc1, None when it is not one."""
+    match = re.fullmatch(r'(\d+)\.(\d+)(?:[.+-]?[0-9A-Za-z.+-]*)?', str(version or ''))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def installed_versions():
+    """The versions of the passlib API and of bcrypt that hashing would use on this controller."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        bcrypt_version = version('bcrypt')
+    except (ImportError, PackageNotFoundError):
+        bcrypt_version = None
+    return getattr(passlib, '__version__', None) if HAS_PASSLIB else None, bcrypt_version
+
+
+def passlib_problem(passlib_version, bcrypt_version):
+    """Why hashing cannot be trusted with these versions, or None.
+
+    passlib 1.7.x (unmaintained since 2020) does not support bcrypt >= 4.1: it cannot read their version
+    (bcrypt 4.1 removed ``__about__``), and its backend self-test hashes a password longer than 72 bytes,
+    which bcrypt 5.0 refuses, so every password then fails with "password cannot be longer than 72 bytes".
+    libpass (1.9+) is the maintained fork that supports current bcrypt and keeps the ``passlib`` import name.
+    """
+    passlib_release, bcrypt_release = _release(passlib_version), _release(bcrypt_version)
+    if passlib_release and bcrypt_release and passlib_release < (1, 8) and bcrypt_release >= (4, 1):
+        return ('passlib %s does not support bcrypt %s (passlib 1.7 predates bcrypt 4.1; with bcrypt 5 every password '
+                'fails, e.g. with "password cannot be longer than 72 bytes"): install libpass on the controller '
+                '(pip uninstall passlib; pip install libpass), the maintained fork that provides the passlib API'
+                % (passlib_version, bcrypt_version))
+    return None
+
+
+def require_passlib():
+    if not HAS_PASSLIB:
+        raise AutoinstallError('hashing passwords needs the passlib API: install libpass on the controller')
+    problem = passlib_problem(*installed_versions())
+    if problem:
+        raise AutoinstallError(problem)
+
+
 def hash_password(password, rounds, existing_hashes=()):
     """The response-file form of ``password``: reuse an existing hash that verifies, else a new $2b$ hash."""
     if password == DISABLED_PASSWORD or is_encrypted(password):
         return password
-    if not HAS_PASSLIB:
-        raise AutoinstallError('hashing passwords needs the passlib API: install libpass on the controller')
+    require_passlib()
     for existing in existing_hashes:
         if existing and is_encrypted(existing):
             try:
@@ -582,6 +623,7 @@ def build_payload(args, existing=None, token_source=None):
 def _verifies(password, candidate):
     if not (HAS_PASSLIB and candidate and is_encrypted(candidate)):
         return False
+    require_passlib()
     try:
         return bcrypt.verify(password, candidate)
     except ValueError:
@@ -678,8 +720,10 @@ class ActionModule(ActionBase):
         remote_path = shell.join_path(shell.tmpdir, 'vmm_autoinstall-%s.json' % secrets.token_hex(8))
         self._transfer_data(remote_path, json.dumps(payload))
         self._fixup_perms2((shell.tmpdir, remote_path))
+        # payload is internal, so not in the module's documented spec: ignore_unknown_opts lets AnsibleModule take it
+        # (the task's own options were validated above against the same spec, so no user typo gets through).
         return self._execute_module(module_name=MODULE, module_args=dict(target_args, payload=remote_path),
-                                    task_vars=task_vars)
+                                    task_vars=task_vars, ignore_unknown_opts=True)
 
     @staticmethod
     def _site_set_candidates(args):

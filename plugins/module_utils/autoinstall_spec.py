@@ -5,7 +5,9 @@
 
 The action plugin validates the task's arguments against ARGUMENT_SPEC; the module
 receives the same options plus ``payload``, the path of the file holding what the action plugin
-rendered (transferred into the task's remote temporary directory).
+rendered (transferred into the task's remote temporary directory). ``payload`` is not part of the
+module's spec: users cannot set it (the action plugin validates the task against ARGUMENT_SPEC), and the
+action plugin runs the module with ``ignore_unknown_opts`` so that AnsibleModule keeps it in its params.
 """
 
 from __future__ import annotations
@@ -72,9 +74,5 @@ ARGUMENT_SPEC = dict(
 
 
 def module_argument_spec():
-    """The module's spec: the task's options plus ``payload``, a fresh copy for AnsibleModule."""
-    spec = copy.deepcopy(ARGUMENT_SPEC)
-    # The path of the file the action plugin transferred (rendered files, hashes): secrets never travel in the
-    # module's arguments, which land in the AnsiballZ file and in ANSIBLE_DEBUG output.
-    spec['payload'] = dict(type='str')
-    return spec
+    """The module's spec: the task's options, a fresh copy for AnsibleModule (``payload`` comes on top, unlisted)."""
+    return copy.deepcopy(ARGUMENT_SPEC)

@@ -251,12 +251,6 @@ options:
     description: pf anchor holding O(install_clients_table) (the vmm_host role's C(vmm_host_pf_anchor)).
     type: str
     default: openbsd-vmm
-  payload:
-    description:
-      - Internal, set by the action plugin. The path of the file the action plugin transferred into the task's remote
-        temporary directory (rendered files and hashes), so that no secret travels in the module's arguments; the
-        module deletes the file as soon as it has read it. Do not set it.
-    type: str
 notes:
   - The response file is removed from O(docroot) as soon as the install ends (it holds password hashes); the site set
     and disklabel template are removed with it. An install run records what it publishes, with its process id, in
@@ -269,6 +263,10 @@ notes:
     makes the installer ask C(Cannot determine prefetch area. Continue without verification?); answer it through
     O(answers) if unverified sets are acceptable.
   - Runs on the vmd host as root (C(vmctl load) is refused to other users). The controller needs Jinja2 and libpass (passlib API) with bcrypt.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   check_mode:
     description: Reports what would be published or whether an install would run, without doing it.
@@ -276,6 +274,18 @@ attributes:
   diff_mode:
     description: Shows the response file change, with password hashes redacted.
     support: full
+  platform:
+    platforms: openbsd
+  action_group:
+    support: full
+    membership: [openbsd.vmm.vmm]
+  action:
+    support: full
+    details: Renders and hashes on the controller; the module publishes and installs on the vmd host.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 """
 
 EXAMPLES = r"""
@@ -373,10 +383,6 @@ stale_removed:
   returned: always
   type: list
   elements: str
-existing_sealed:
-  description: Internal (inspect phase of the action plugin), sealed with a one-time key only the action plugin knows.
-  returned: only to the action plugin
-  type: str
 rendered:
   description: What the controller rendered (no secrets).
   returned: when state is not absent

@@ -29,6 +29,7 @@ author:
   - openbsd.vmm contributors (@openbsd-vmm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   check_mode:
     support: full
@@ -36,7 +37,10 @@ attributes:
   diff_mode:
     support: none
   platform:
-    platforms: posix
+    platforms: openbsd
+  action_group:
+    support: full
+    membership: [openbsd.vmm.vmm]
 options:
   vm_conf:
     description: Path of vm.conf (C(vmm_host_vm_conf)).

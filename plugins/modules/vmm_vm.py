@@ -38,6 +38,7 @@ author:
   - openbsd.vmm contributors (@openbsd-vmm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   check_mode:
     support: full
@@ -46,7 +47,10 @@ attributes:
     support: full
     details: The diff of vm.conf.
   platform:
-    platforms: posix
+    platforms: openbsd
+  action_group:
+    support: full
+    membership: [openbsd.vmm.vmm]
 options:
   name:
     description:
