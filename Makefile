@@ -71,6 +71,14 @@ sanity: collection
 units: collection
 	$(ANSIBLE_TEST) units --venv --python $(PYVER) --color no $(UNITS)
 
+# Mutation testing (scripts/mutate.py), not part of `make test`: it takes long. MUTATE_MAX mutants sampled
+# per file (0: all); MUTATE="--only plugins/module_utils/sizes.py -v" narrows it and lists the survivors.
+MUTATE_MAX ?= 40
+.PHONY: mutate
+mutate: collection
+	@mkdir -p benchmarks/results
+	nice -n 10 $(PY) scripts/mutate.py --collection $(COLL_DIR) --max-per-file $(MUTATE_MAX) --out benchmarks/results/mutation.json $(MUTATE)
+
 lab-tests: venv test-tools
 	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q $(or $(LABTESTS),tests/lab/tests)
 

@@ -1,0 +1,550 @@
+#!/usr/bin/env python3
+# Copyright: (c) 2026, openbsd.vmm contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small AST mutation tester for the collection's Python plugins (`make mutate`).
+
+mutmut and cosmic-ray expect a package at the repository root; this collection only imports as
+ansible_collections.openbsd.vmm, so this script works on a built copy (`make collection`):
+
+  * for every source file (plugins/module_utils, plugins/plugin_utils, plugins/filter) it finds the
+    unit test files that import it (directly, or through a plugin that imports it);
+  * one traced run of those tests records the lines they execute: a mutant on a line no test runs
+    survives without being run ("not covered");
+  * every other mutant is written into a private copy of the collection and the tests run with
+    pytest -x and a timeout; a failing run (or a timeout) kills it;
+  * results go to a JSON file (per file: mutants, killed, survived, score, survivors with line and
+    the reason when the survivor is known to be harmless, see HARMLESS) and a table on stdout.
+
+Mutations: comparison flips and off-by-one (== !=, < <=, > >=, in/not in, is/is not), negated
+conditions (if/while/ternary/assert), and/or swap, arithmetic swaps, integer constant +1,
+True/False swap, re.fullmatch -> re.match / re.search, and deleting a raise, a call statement, a
+`continue`/`break` or an early return (replaced with `pass`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import glob
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCES = ('plugins/module_utils/*.py', 'plugins/plugin_utils/*.py', 'plugins/filter/*.py')
+TESTS = 'tests/unit/**/test_*.py'
+
+# Survivors that cannot be killed because the mutant behaves the same as the original.
+# Key: (file, stripped source line, mutation); value: why it is harmless.
+HARMLESS = {
+}
+
+_CMP_SWAP = {
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+}
+_BIN_SWAP = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.FloorDiv: ast.Mult, ast.Div: ast.Mult,
+    ast.Mod: ast.FloorDiv, ast.LShift: ast.RShift, ast.RShift: ast.LShift, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
+}
+_SYMBOL = {
+    ast.Eq: '==', ast.NotEq: '!=', ast.Lt: '<', ast.LtE: '<=', ast.Gt: '>', ast.GtE: '>=', ast.In: 'in',
+    ast.NotIn: 'not in', ast.Is: 'is', ast.IsNot: 'is not', ast.Add: '+', ast.Sub: '-', ast.Mult: '*',
+    ast.FloorDiv: '//', ast.Div: '/', ast.Mod: '%', ast.LShift: '<<', ast.RShift: '>>', ast.BitAnd: '&',
+    ast.BitOr: '|', ast.And: 'and', ast.Or: 'or',
+}
+
+
+# -- finding mutation points ----------------------------------------------------------------
+
+_NOT_MUTATED = ('DOCUMENTATION', 'EXAMPLES', 'RETURN', '__metaclass__')
+
+
+def _skipped_nodes(tree):
+    """Ids of nodes never mutated: docstrings, annotations, DOCUMENTATION/EXAMPLES/RETURN, __future__."""
+    skip = set()
+
+    def mark(node):
+        for sub in ast.walk(node):
+            skip.add(id(sub))
+
+    for node in ast.walk(tree):
+        body = getattr(node, 'body', None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            mark(body[0])
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.returns is not None:
+                mark(node.returns)
+            for arg in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                if arg.annotation is not None:
+                    mark(arg.annotation)
+        if isinstance(node, ast.AnnAssign):
+            mark(node.annotation)
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in _NOT_MUTATED for t in node.targets):
+            mark(node)
+        if isinstance(node, ast.ImportFrom):
+            mark(node)
+    return skip
+
+
+def mutation_points(tree, lines):
+    """List of (node index in ast.walk order, kind, description, line)."""
+    skip = _skipped_nodes(tree)
+    points = []
+    for index, node in enumerate(ast.walk(tree)):
+        if id(node) in skip:
+            continue
+        line = getattr(node, 'lineno', None)
+        if line is not None and 'no mutate' in lines[line - 1]:
+            continue
+        if isinstance(node, ast.Compare):
+            for position, op in enumerate(node.ops):
+                if type(op) in _CMP_SWAP:
+                    points.append((index, ('cmp', position), '%s -> %s' % (_SYMBOL[type(op)], _SYMBOL[_CMP_SWAP[type(op)]]), line))
+        elif isinstance(node, (ast.If, ast.While, ast.IfExp, ast.Assert)):
+            points.append((index, ('negate',), 'negate condition', node.test.lineno))
+        elif isinstance(node, ast.BoolOp):
+            other = 'or' if isinstance(node.op, ast.And) else 'and'
+            points.append((index, ('boolop',), '%s -> %s' % (_SYMBOL[type(node.op)], other), line))
+        elif isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in _BIN_SWAP:
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, (ast.Constant, ast.JoinedStr)):
+                continue  # '%s' % x string formatting
+            points.append((index, ('binop',), '%s -> %s' % (_SYMBOL[type(node.op)], _SYMBOL[_BIN_SWAP[type(node.op)]]), line))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            points.append((index, ('const',), '%s -> %s' % (node.value, not node.value), line))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, int):
+            points.append((index, ('const',), '%d -> %d' % (node.value, node.value + 1), line))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == 'fullmatch':
+            points.append((index, ('call', 'match'), 'fullmatch -> match', line))
+            points.append((index, ('call', 'search'), 'fullmatch -> search', line))
+        elif isinstance(node, ast.Raise):
+            points.append((index, ('delete',), 'delete raise', line))
+        elif isinstance(node, (ast.Continue, ast.Break)):
+            points.append((index, ('delete',), 'delete %s' % type(node).__name__.lower(), line))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            points.append((index, ('delete',), 'delete call statement', line))
+        elif isinstance(node, ast.Return) and _is_early(node, tree):
+            points.append((index, ('delete',), 'delete early return', line))
+    return points
+
+
+def _is_early(node, tree):
+    """A return that is not the last statement of its function (deleting that one is usually a NameError)."""
+    for parent in ast.walk(tree):
+        for field in ('body', 'orelse'):
+            block = getattr(parent, field, None)
+            if isinstance(block, list) and node in block:
+                return not isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) or block[-1] is not node
+    return False
+
+
+def apply(tree, index, kind):
+    """Return the source of ``tree`` with mutation ``kind`` applied to the index-th node."""
+    tree = copy.deepcopy(tree)
+    node = list(ast.walk(tree))[index]
+    if kind[0] == 'cmp':
+        node.ops[kind[1]] = _CMP_SWAP[type(node.ops[kind[1]])]()
+    elif kind[0] == 'negate':
+        test = node.test
+        node.test = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else ast.UnaryOp(ast.Not(), test)
+    elif kind[0] == 'boolop':
+        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+    elif kind[0] == 'binop':
+        node.op = _BIN_SWAP[type(node.op)]()
+    elif kind[0] == 'const':
+        node.value = (not node.value) if isinstance(node.value, bool) else node.value + 1
+    elif kind[0] == 'call':
+        node.func.attr = kind[1]
+    elif kind[0] == 'delete':
+        for parent in ast.walk(tree):
+            for field in ('body', 'orelse', 'finalbody', 'handlers'):
+                block = getattr(parent, field, None)
+                if isinstance(block, list) and node in block:
+                    block[block.index(node)] = ast.copy_location(ast.Pass(), node)
+    return ast.unparse(ast.fix_missing_locations(tree)) + '\n'
+
+
+# -- which tests cover which file -------------------------------------------------------------
+
+def module_name(relpath):
+    return 'ansible_collections.openbsd.vmm.' + relpath[:-3].replace('/', '.')
+
+
+def _imports(path):
+    with open(path, encoding='utf-8') as handle:
+        tree = ast.parse(handle.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                base = '<relative>.' + base
+            for alias in node.names:
+                names.add(base + '.' + alias.name)
+                names.add(base)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def _imports_module(imports, relpath):
+    name = module_name(relpath)
+    short = '.'.join(name.split('.')[-2:])  # e.g. module_utils.sizes for relative imports
+    return any(imp == name or imp.endswith('.' + short) or imp == '<relative>.' + name.split('.')[-1]
+               for imp in imports)
+
+
+def test_map(root, sources):
+    """source relpath -> test files (the test named after it first), through plugins that import it."""
+    tests = sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, TESTS), recursive=True))
+    test_imports = {t: _imports(os.path.join(root, t)) for t in tests}
+    plugins = sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, 'plugins', '*', '*.py')))
+    plugin_imports = {p: _imports(os.path.join(root, p)) for p in plugins}
+    result = {}
+    for source in sources:
+        users = {p for p in plugins if p != source and _imports_module(plugin_imports[p], source)}
+        covering = [t for t in tests if _imports_module(test_imports[t], source)
+                    or any(_imports_module(test_imports[t], user) for user in users)]
+        own = 'test_' + os.path.basename(source)
+        covering.sort(key=lambda t: (os.path.basename(t) != own, t))
+        result[source] = covering
+    return result
+
+
+# -- running ----------------------------------------------------------------------------------
+
+PLUGIN = r"""
+# Loaded into pytest by scripts/mutate.py (-p mutate_plugin).
+import json, os, sys, threading
+
+import pytest
+
+TRACE, SELECT = os.environ.get('MUTATE_TRACE'), os.environ.get('MUTATE_SELECT')
+_lines, _current = {}, [None]
+
+
+def _local(frame, event, arg):
+    if event == 'line' and _current[0] is not None:
+        _current[0].add(frame.f_lineno)
+    return _local
+
+
+def _global(frame, event, arg):
+    if frame.f_code.co_filename == TRACE:
+        if _current[0] is not None:
+            _current[0].add(frame.f_lineno)
+        return _local
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not TRACE:
+        yield
+        return
+    _current[0] = _lines.setdefault(item.nodeid, set())
+    sys.settrace(_global)
+    threading.settrace(_global)
+    try:
+        yield
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)
+        _current[0] = None
+
+
+def pytest_collection_modifyitems(config, items):
+    if SELECT:
+        with open(SELECT) as handle:
+            wanted = set(json.load(handle))
+        keep = [item for item in items if item.nodeid in wanted]
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in wanted])
+        items[:] = keep
+
+
+_failed, _broken = set(), set()
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _failed.add(report.nodeid)
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _broken.add(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if TRACE:
+        with open(os.environ['MUTATE_TRACE_OUT'], 'w') as handle:
+            json.dump(dict(lines={nodeid: sorted(lines) for nodeid, lines in _lines.items() if nodeid not in _failed},
+                           failed=sorted(_failed), broken=sorted(_broken)), handle)
+"""
+
+
+def _ansible_test_plugins():
+    """ansible-test's pytest plugins (its collection loader), as `ansible-test units` loads them; None without it."""
+    try:
+        import ansible_test
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(ansible_test.__file__), '_util', 'target', 'pytest', 'plugins')
+    return path if os.path.exists(os.path.join(path, 'ansible_pytest_collections.py')) else None
+
+
+def _env(coll_dir, workdir, **extra):
+    coll_root = os.path.dirname(os.path.dirname(os.path.dirname(coll_dir)))
+    paths = [coll_root, workdir] + ([_PLUGINS] if _PLUGINS else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE='1', LANG='C',
+               ANSIBLE_COLLECTIONS_PATH=coll_root, ANSIBLE_CONTROLLER_MIN_PYTHON_VERSION='%d.%d' % sys.version_info[:2])
+    for name in ('MUTATE_TRACE', 'MUTATE_SELECT'):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+_PLUGINS = _ansible_test_plugins()
+_PYTEST_ARGS = ['-q', '-p', 'no:cacheprovider', '-p', 'mutate_plugin'] + (['-p', 'ansible_pytest_collections'] if _PLUGINS else [])
+
+
+def _pytest(python, tests):
+    return [python, '-m', 'pytest'] + _PYTEST_ARGS + tests
+
+
+SERVER = r"""
+# A fork server: imports pytest and the third-party libraries once, then forks one child per mutant.
+# The collection itself is never imported here, so each child imports the mutated file afresh.
+import json, os, signal, sys, time
+import pytest
+for name in ('ansible.module_utils.basic', 'ansible.errors', 'ansible.plugins.inventory', 'netaddr', 'cryptography'):
+    try:
+        __import__(name)
+    except Exception:
+        pass
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        os.environ['MUTATE_SELECT'] = request['select']
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        try:
+            rc = pytest.main(['-x'] + request['args'] + request['files'])
+        except BaseException:
+            rc = 3
+        os._exit(int(rc))
+    deadline = time.monotonic() + request['timeout']
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            rc = os.waitstatus_to_exitcode(status)
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            rc = 'timeout'
+            break
+        time.sleep(0.02)
+    print(json.dumps(rc), flush=True)
+"""
+
+
+class TestRunner:
+    """Runs selected tests against the (mutated) copy through one fork server per source file."""
+
+    def __init__(self, python, coll_dir, workdir):
+        self.workdir = workdir
+        self.server = subprocess.Popen([python, '-c', SERVER], cwd=coll_dir, env=_env(coll_dir, workdir), text=True,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def run(self, tests, nodeids, timeout):
+        """True if the selected tests pass; 'timeout' if they ran out of time; False if one fails."""
+        select = os.path.join(self.workdir, 'select.json')
+        with open(select, 'w') as handle:
+            json.dump(sorted(nodeids), handle)
+        # Only the files that hold the selected tests: importing the others costs more than running the tests.
+        files = sorted({nodeid.split('::')[0] for nodeid in nodeids}, key=tests.index)
+        self.server.stdin.write(json.dumps(dict(select=select, files=files, timeout=timeout, args=_PYTEST_ARGS)) + '\n')
+        self.server.stdin.flush()
+        rc = json.loads(self.server.stdout.readline())
+        if rc == 'timeout':
+            return rc
+        if rc in (3, 4):                      # pytest's internal or usage error: not a kill
+            raise RuntimeError('pytest could not run %s (rc %d)' % (' '.join(files), rc))
+        return rc == 0                        # 1: a test failed; 2: a test file no longer imports
+
+    def close(self):
+        self.server.stdin.close()
+        self.server.wait()
+
+
+def covered_lines(python, coll_dir, workdir, source, tests):
+    """{nodeid: lines of ``source`` the test runs}, the seconds the clean run took, and the tests left out.
+
+    Tests that fail (or files that do not import) without any mutation are left out, and named: in a tree
+    several people edit at once, someone's half-written test must not make every mutant look killed.
+    """
+    out = os.path.join(workdir, 'lines.json')
+    started = time.monotonic()
+    process = subprocess.run(_pytest(python, ['--continue-on-collection-errors'] + tests), cwd=coll_dir,
+                             env=_env(coll_dir, workdir, MUTATE_TRACE=os.path.join(coll_dir, source), MUTATE_TRACE_OUT=out),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if not os.path.exists(out):
+        raise RuntimeError('the tests for %s did not run:\n%s' % (source, process.stdout.decode()[-3000:]))
+    with open(out) as handle:
+        found = json.load(handle)
+    os.unlink(out)
+    by_test = {nodeid: set(lines) for nodeid, lines in found['lines'].items()}
+    return by_test, time.monotonic() - started, found['failed'] + found['broken']
+
+
+def _at_import(line, tree):
+    """True if ``line`` runs when the module is imported, outside any test: not inside a function body."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            body = node.body if isinstance(node.body, list) else [node.body]
+            if body[0].lineno <= line <= max(getattr(n, 'end_lineno', n.lineno) for n in body):
+                return False
+    return True
+
+
+def mutate_file(python, coll_dir, source, tests, args, workdir):
+    path = os.path.join(coll_dir, source)
+    with open(path, encoding='utf-8') as handle:
+        original = handle.read()
+    lines = original.splitlines()
+    tree = ast.parse(original)
+    points = mutation_points(tree, lines)
+    entry = dict(tests=tests, mutants=len(points), sampled=len(points), killed=0, survived=0, not_covered=0, timeouts=0,
+                 survivors=[])
+    if not tests:
+        entry.update(survived=len(points), not_covered=len(points), score=0.0)
+        return entry
+    by_test, baseline, left_out = covered_lines(python, coll_dir, workdir, source, tests)
+    if left_out:
+        entry['left_out'] = left_out
+        files = sorted({nodeid.split('::')[0] for nodeid in left_out})
+        print('  %s: %d tests left out (they fail without a mutation) in %s' % (source, len(left_out), ' '.join(files)), flush=True)
+        tests = [test for test in tests if test not in left_out]
+    by_line = {}
+    for nodeid, lines_run in by_test.items():
+        for number in lines_run:
+            by_line.setdefault(number, set()).add(nodeid)
+    # Lines run only at import (module constants, signatures with defaults): every test may depend on them.
+    if args.max_per_file and len(points) > args.max_per_file:
+        points = sorted(random.Random('%s:%s' % (args.seed, source)).sample(points, args.max_per_file), key=lambda p: (p[3], p[0]))
+        entry['sampled'] = len(points)
+    timeout = max(args.timeout, 3 * baseline + 5)
+    runner = TestRunner(python, coll_dir, workdir)
+    try:
+        for index, kind, description, line in points:
+            text = lines[line - 1].strip()
+            nodeids = set(by_test) if _at_import(line, tree) else by_line.get(line, set())
+            if not nodeids:
+                outcome = 'not covered'
+            else:
+                with open(path, 'w', encoding='utf-8') as handle:
+                    handle.write(apply(tree, index, kind))
+                result = runner.run(tests, nodeids, timeout)
+                outcome = 'survived' if result is True else ('timeout' if result == 'timeout' else 'killed')
+            if outcome in ('killed', 'timeout'):
+                entry['killed'] += 1
+                entry['timeouts'] += outcome == 'timeout'
+                continue
+            entry['survived'] += 1
+            entry['not_covered'] += outcome == 'not covered'
+            survivor = dict(line=line, mutation=description, code=text, outcome=outcome)
+            reason = HARMLESS.get((source, text, description))
+            if reason:
+                survivor['harmless'] = reason
+            entry['survivors'].append(survivor)
+            if args.verbose:
+                print('  survived %s:%d %s: %s' % (source, line, description, text), flush=True)
+    finally:
+        runner.close()
+        with open(path, 'w', encoding='utf-8') as handle:
+            handle.write(original)
+    entry['score'] = round(100.0 * entry['killed'] / entry['sampled'], 1) if entry['sampled'] else 100.0
+    harmful = [s for s in entry['survivors'] if 'harmless' not in s]
+    entry['score_without_harmless'] = round(100.0 * entry['killed'] / (entry['killed'] + len(harmful)), 1) \
+        if entry['killed'] + len(harmful) else 100.0
+    return entry
+
+
+ROW = '%-45s %8d %8d %8d %7.1f%% %7.0fs'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--collection', required=True, help='the built copy: .../ansible_collections/openbsd/vmm')
+    parser.add_argument('--python', default=sys.executable)
+    parser.add_argument('--out', help='JSON results file')
+    parser.add_argument('--only', nargs='*', help='source files (relative to the collection) to mutate')
+    parser.add_argument('--max-per-file', type=int, default=0, help='sample this many mutants per file (0: all)')
+    parser.add_argument('--seed', default='openbsd.vmm')
+    parser.add_argument('--timeout', type=float, default=30, help='seconds per mutant (at least 3x the clean run)')
+    parser.add_argument('--list', action='store_true', help='print the test map and mutant counts, run nothing')
+    parser.add_argument('-v', '--verbose', action='store_true')
+    args = parser.parse_args()
+
+    source_root = os.path.abspath(args.collection)
+    sources = args.only or sorted(os.path.relpath(p, source_root) for pattern in SOURCES
+                                  for p in glob.glob(os.path.join(source_root, pattern)) if not p.endswith('__init__.py'))
+    mapping = test_map(source_root, sources)
+    if args.list:
+        for source in sources:
+            with open(os.path.join(source_root, source), encoding='utf-8') as handle:
+                text = handle.read()
+            print('%-45s %4d  %s' % (source, len(mutation_points(ast.parse(text), text.splitlines())), ' '.join(mapping[source])))
+        return 0
+
+    # A kill (timeout, make interrupted) still removes the private copy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix='mutate-') as workdir:
+        # A private copy, so the build stays clean if this run is killed.
+        copy_root = os.path.join(workdir, 'ansible_collections')
+        shutil.copytree(os.path.dirname(os.path.dirname(source_root)), copy_root, symlinks=True,
+                        ignore=shutil.ignore_patterns('__pycache__', '.git', 'output'))
+        coll_dir = os.path.join(copy_root, 'openbsd', 'vmm')
+        with open(os.path.join(workdir, 'mutate_plugin.py'), 'w', encoding='utf-8') as handle:
+            handle.write(PLUGIN)
+        print('%-45s %8s %8s %8s %8s %8s' % ('file', 'mutants', 'killed', 'survived', 'score', 'time'), flush=True)
+        for source in sources:
+            file_started = time.monotonic()
+            results[source] = mutate_file(args.python, coll_dir, source, mapping[source], args, workdir)
+            results[source]['seconds'] = round(time.monotonic() - file_started, 1)
+            entry = results[source]
+            print(ROW % (source, entry['sampled'], entry['killed'], entry['survived'], entry['score'], entry['seconds']), flush=True)
+    elapsed = time.monotonic() - started
+    total_killed = sum(e['killed'] for e in results.values())
+    total = sum(e['sampled'] for e in results.values())
+    print(ROW % ('total', total, total_killed, total - total_killed, 100.0 * total_killed / total if total else 100.0, elapsed))
+    if args.out:
+        document = dict(tool='scripts/mutate.py', seconds=round(elapsed), max_per_file=args.max_per_file, seed=args.seed,
+                        files=results)
+        if args.only and os.path.exists(args.out):
+            # A partial run updates those files' entries and keeps the others.
+            with open(args.out, encoding='utf-8') as handle:
+                previous = json.load(handle)
+            previous['files'].update(results)
+            document = dict(previous, files=previous['files'])
+        tmp = args.out + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as handle:
+            json.dump(document, handle, indent=1, sort_keys=True)
+            handle.write('\n')
+        os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
