@@ -439,16 +439,20 @@ def validate_request(params):
 
 
 def _validate_archive_dir(archive_dir):
-    """The real path of ``archive_dir`` (used by state=absent only), or None when not given."""
-    if archive_dir is None:
-        return None
-    if not os.path.isabs(archive_dir):
+    """``archive_dir`` (used by state=absent only) if absolute; whether it exists matters only once there is an image
+    to archive (see _archive_dir), so a host with nothing to archive needs no archive directory."""
+    if archive_dir is not None and not os.path.isabs(archive_dir):
         raise DiskError('archive_dir: %r is not an absolute path; give the directory archived images are moved to, '
                         'e.g. /var/vmm/archive' % (archive_dir,))
-    if not os.path.isdir(archive_dir):
-        raise DiskError('archive_dir: %s is not an existing directory; create it first (vmm_disk does not create '
-                        'directories), or omit archive_dir to delete the image' % archive_dir)
-    return os.path.realpath(archive_dir)
+    return archive_dir
+
+
+def _archive_dir(request):
+    if not os.path.isdir(request.archive_dir):
+        raise DiskError('archive_dir: %s is not an existing directory, so %s cannot be archived there; create it first '
+                        '(vmm_disk does not create directories), or omit archive_dir to delete the image'
+                        % (request.archive_dir, request.path))
+    return os.path.realpath(request.archive_dir)
 
 
 _OCTAL_MODE = re.compile(r'(?:0o)?[0-7]{1,4}|0[0-7]{4}')
@@ -588,6 +592,7 @@ def _plan_absent(request, current):
     archived_to = None
     if action == 'delete' and request.archive_dir:
         action, verb = 'archive', 'archiving'
+        request.archive_dir = _archive_dir(request)
         archived_to = archive_name(request.path, request.archive_dir, current.format)
         reasons = ['archive %s to %s' % (what, archived_to)]
         _warn_unreachable_base(request, current, archived_to)

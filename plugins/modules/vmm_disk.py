@@ -20,7 +20,6 @@ description:
   - Every bad parameter is refused with a message naming the parameter and the rule before anything on disk changes.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   check_mode:
     support: full
@@ -30,10 +29,7 @@ attributes:
       - Shows format, size and base before and after, the archive name, and mode, owner and group changes (also in check mode).
       - With O(disks), the diff is a list, one entry per image that changes.
   platform:
-    platforms: openbsd
-  action_group:
-    support: full
-    membership: [openbsd.vmm.vmm]
+    platforms: posix
 options:
   path:
     description:
@@ -45,7 +41,8 @@ options:
     description:
       - Several images in one run, each an item with the per-image options below; the top-level value of an option
         (O(state), O(size), O(format), O(base), O(source), O(grow), O(force), O(archive_dir), O(mode), O(owner), O(group))
-        is the default of every item that does not set it. O(vm_conf) and O(lock_timeout) apply to every item.
+        is the default of every item that does not set it (an item can override it but not unset it, so leave out of the
+        top level what only some items have). O(vm_conf) and O(lock_timeout) apply to every item.
       - Every item is validated and planned before anything changes; one bad item fails the run naming it (for example
         C(disks[3].size)) and nothing is changed. Two items for the same image are refused.
       - Then the items are carried out in their order, each under its own image's lock (as a single run takes it),
@@ -109,15 +106,16 @@ options:
     default: present
   archive_dir:
     description:
-      - With V(absent), move the image into this existing directory instead of deleting it, as
+      - With V(absent), move the image into this directory instead of deleting it, as
         C(NAME-YYYYmmddTHHMMSSZ.EXT) (the image's name without its extension, the UTC time of the run, the image's
         extension C(.qcow2), C(.img) or C(.raw), else its format). A name already taken is never overwritten;
         C(NAME-YYYYmmddTHHMMSSZ-1.EXT), C(-2), ... are used instead. The name is returned in RV(archived_to).
       - On the same file system the image is moved by a hard link and the removal of its old name (no copy); on
         another file system it is copied to a temporary name in O(archive_dir), synced, given its archive name, and only
         then removed from O(path).
-      - The same refusals as a deletion apply (a VM in O(vm_conf), images based on it, a running VM). An absent image
-        is not archived again (C(changed=false)).
+      - The directory must exist once there is an image to archive (vmm_disk does not create directories); an absent
+        image is not archived again (C(changed=false)) and needs no directory.
+      - The same refusals as a deletion apply (a VM in O(vm_conf), images based on it, a running VM).
       - An overlay is archived with its base as stored; a relative base is only found again once the overlay is moved
         back beside it (a warning says so).
       - Without O(archive_dir), V(absent) deletes the image, as O(state) always did; set it where removed VMs' disks
@@ -361,6 +359,8 @@ ITEM_OPTIONS = dict(
 )
 # A DiskError message that starts with one of these names is about that option of the item.
 _ITEM_MESSAGE = re.compile(r'(%s): (.*)' % '|'.join(ITEM_OPTIONS), re.S)
+# ... and these options are the run's: said once, not for every item.
+_RUN_MESSAGE = re.compile(r'(vm_conf|lock_timeout): .*', re.S)
 
 
 class DiskModule(AnsibleModule):
@@ -492,7 +492,9 @@ def run_batch(module):
         try:
             images.append(Image(index, item_params(module, item)))
         except DiskError as exc:
-            errors.append(item_message(index, str(exc)))
+            message = str(exc) if _RUN_MESSAGE.fullmatch(str(exc)) else item_message(index, str(exc))
+            if message not in errors:
+                errors.append(message)
     errors.extend(check_batch(images))
     if errors:
         msg = errors[0] if len(errors) == 1 else '%d items of disks are refused, nothing was changed: %s' % (

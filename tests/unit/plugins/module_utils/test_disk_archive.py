@@ -263,8 +263,6 @@ def test_an_overlay_with_a_relative_base_is_archived_with_a_warning(dirs):
 @pytest.mark.parametrize('archive_dir, message', [
     ('archive', "archive_dir: 'archive' is not an absolute path; give the directory archived images are moved to, "
                 "e.g. /var/vmm/archive"),
-    ('/nonexistent/archive', 'archive_dir: /nonexistent/archive is not an existing directory; create it first '
-                             '(vmm_disk does not create directories), or omit archive_dir to delete the image'),
     ('/tmp/a\nb', "archive_dir: '/tmp/a\\nb' contains a control character (a line break, a tab, ...); no disk image "
                   "vmd reads is named like that (vm.conf cannot even quote it)"),
 ])
@@ -274,6 +272,19 @@ def test_a_bad_archive_dir_is_refused(dirs, archive_dir, message):
     with pytest.raises(DiskError) as error:
         validate_request(dict(path=path, state='absent', archive_dir=archive_dir))
     assert str(error.value) == message
+
+
+def test_a_missing_archive_dir_is_refused_only_when_there_is_an_image_to_archive(dirs):
+    images, archive = dirs
+    path = os.path.join(images, 'web1.qcow2')
+    assert absent_plan(path, '/nonexistent/archive').action == 'none'
+    write_vmctl_qcow2(path, GIB)
+    with pytest.raises(DiskError) as error:
+        absent_plan(path, '/nonexistent/archive')
+    assert str(error.value) == ('archive_dir: /nonexistent/archive is not an existing directory, so %s cannot be '
+                                'archived there; create it first (vmm_disk does not create directories), or omit '
+                                'archive_dir to delete the image' % path)
+    assert os.path.exists(path)
 
 
 # -- mode, owner, group ------------------------------------------------------------

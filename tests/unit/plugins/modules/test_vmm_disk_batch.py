@@ -113,6 +113,13 @@ def test_every_bad_item_is_named_at_once(tmp_path, capsys, monkeypatch):
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_a_bad_run_option_is_said_once_not_for_every_item(tmp_path, capsys, monkeypatch):
+    result = run_module(capsys, monkeypatch, lock_timeout=-1, size='1G',
+                        disks=[{'path': str(tmp_path / 'a.raw')}, {'path': str(tmp_path / 'b.raw')}])
+    assert result['msg'] == 'lock_timeout: -1 is negative; give the seconds to wait for another vmm_disk run (0 or more)'
+    assert os.listdir(str(tmp_path)) == []
+
+
 def test_a_refusal_found_while_planning_also_stops_everything(tmp_path, capsys, monkeypatch):
     old = write_vmctl_qcow2(str(tmp_path / 'old.qcow2'), GIB)
     small = write_vmctl_qcow2(str(tmp_path / 'small.qcow2'), 2 * GIB)
