@@ -165,6 +165,19 @@ def test_a_failure_while_applying_reports_the_items_done(tmp_path, capsys, monke
     assert not os.path.exists(old) and not os.path.exists(str(tmp_path / 'new.raw'))
 
 
+def test_each_image_has_its_own_lock_not_one_for_the_run(tmp_path, capsys, monkeypatch):
+    from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
+    first = write_vmctl_qcow2(str(tmp_path / 'first.qcow2'), GIB)
+    busy = write_vmctl_qcow2(str(tmp_path / 'busy.qcow2'), GIB)
+    with disk_image.run_lock(busy):  # another run works on busy.qcow2 only
+        result = run_module(capsys, monkeypatch, state='absent', lock_timeout=0, disks=[{'path': first}, {'path': busy}])
+    assert result['failed'] is True and result['changed'] is True
+    assert result['msg'].startswith('disks[1]: %s: %s is busy: another vmm_disk run (pid %d) holds its lock'
+                                    % (busy, busy, os.getpid()))
+    assert result['disks'][0]['changed'] is True and not os.path.exists(first)
+    assert os.path.exists(busy) and sorted(os.listdir(str(tmp_path))) == ['busy.qcow2']  # no lock file left
+
+
 def test_the_file_options_of_selinux_and_chattr_are_gone(tmp_path, capsys, monkeypatch):
     path = write_vmctl_qcow2(str(tmp_path / 'a.qcow2'), GIB)
     result = run_module(capsys, monkeypatch, path=path, setype='virt_image_t')
