@@ -47,8 +47,10 @@ description:
   - Guest hosts get the variables C(vmm_host), C(lladdr), C(address) and C(address6) (when known), C(ansible_host)
     (the address, unless the guest sets C(ansible_host)), C(vmm_guest) (the guest's planned entry, its fleet entry
     with C(host), C(lladdr), C(placed) and the addresses) and the guest's own C(vars).
-  - Every vmm host gets C(vmm_guests) (its guests, planned as above) and C(vmm_fleet_state_file), the absolute path of
-    the state file, so a playbook knows where to record placements and observed addresses.
+  - Every vmm host gets C(vmm_guests) (its guests, planned as above), C(vmm_fleet_state_file), the absolute path of
+    the state file, so a playbook knows where to record placements and observed addresses, and C(vmm_guest_leases),
+    the DHCP host entries C({name, mac, address}) of its guests on a switch with an address (not C(state=absent)),
+    which the install_server role serves (C(install_server_dhcp_guest_hosts)).
   - O(compose), O(groups) and O(keyed_groups) apply to the guest hosts (the vmm hosts' variables are in the file already).
   - Host variables used for placement and addresses (C(vmm_host_memory), C(vmm_host_tap_count), C(vmm_host_max_vms),
     C(vmm_guest_memory), C(vmm_guest_network), C(vmm_guest_network_reserved), C(vmm_guest_network6)) are read as
@@ -148,7 +150,7 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 
 from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_net import FleetNetError
-from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_plan import default_state_path, fleet_plan, read_state
+from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_plan import default_state_path, fleet_plan, guest_leases, read_state
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
@@ -178,6 +180,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             for key, value in variables.items():
                 self.inventory.set_variable(name, key, value)
             self.inventory.set_variable(name, 'vmm_fleet_state_file', state_file)
+            self.inventory.set_variable(name, 'vmm_guest_leases', guest_leases(variables['vmm_guests']))
         for name, guest in plan['guests'].items():
             per_host_group = self.inventory.add_group('%s_guests' % guest['host'])
             self.inventory.add_host(name, group=guest_group)

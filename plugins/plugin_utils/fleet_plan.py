@@ -544,6 +544,15 @@ def provision_plan(guests, disk_dir='/var/vmm', image=None, memory=DEFAULT_GUEST
             vm['owner'] = guest['owner']
         vms.append(vm)
         disks.append({'path': path, 'base': guest.get('image') or image})
-        if guest.get('switch') and guest.get('address'):
-            leases.append({'name': name, 'mac': guest['lladdr'], 'address': guest['address']})
+        leases += guest_leases([guest])
     return {'vms': vms, 'disks': disks, 'leases': leases}
+
+
+def guest_leases(guests):
+    """install_server_dhcp_hosts items {name, mac, address} of the guests on a switch with an address (not absent).
+
+    A local-interface guest gets its address from vmd's own DHCP server, so no lease.
+    """
+    return [{'name': guest['name'], 'mac': guest['lladdr'], 'address': guest['address']} for guest in guests
+            if guest.get('switch') and guest.get('address') and guest.get('lladdr')
+            and (guest.get('state') or 'running') != 'absent']

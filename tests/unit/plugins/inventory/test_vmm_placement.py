@@ -71,6 +71,15 @@ def test_guests_are_placed_and_appear_under_their_host(tmp_path):
     assert 'address' not in tmp1 and 'ansible_host' not in tmp1, 'a local interface: no address until observed'
 
 
+def test_every_vmm_host_has_the_dhcp_leases_of_its_switch_guests(tmp_path):
+    inventory = parse(tmp_path, FLEET)
+    web1, ci1 = hostvars(inventory, 'web1'), hostvars(inventory, 'ci1')
+    assert hostvars(inventory, 'vmm1')['vmm_guest_leases'] == [
+        {'name': 'web1', 'mac': web1['lladdr'], 'address': '192.0.2.2'},
+        {'name': 'ci1', 'mac': ci1['lladdr'], 'address': '192.0.2.3'}]
+    assert hostvars(inventory, 'vmm2')['vmm_guest_leases'] == [], 'tmp1 is on a local interface: vmd answers its DHCP'
+
+
 def test_every_vmm_host_knows_the_state_file(tmp_path):
     inventory = parse(tmp_path, FLEET)
     assert hostvars(inventory, 'vmm1')['vmm_fleet_state_file'] == str(tmp_path / 'fleet.vmm.state.json')
