@@ -43,6 +43,12 @@ TESTS = 'tests/unit/**/test_*.py'
 # Survivors that cannot be killed because the mutant behaves the same as the original.
 # Key: (file, stripped source line, mutation); value: why it is harmless.
 HARMLESS = {
+    ('plugins/module_utils/sizes.py', 'return text', 'delete early return'):
+        'an int then goes through str(): the same number of bytes comes back',
+    ('plugins/module_utils/sizes.py', 'fraction = 0', '0 -> 1'):
+        'only read when the exponent is 0, where (10 * 1 + 512) // 1024 is 0 just like (10 * 0 + 512) // 1024',
+    ('plugins/module_utils/sizes.py', 'fraction = (10 * fraction + 512) // 1024', '512 -> 513'):
+        '10 * fraction + 512 is even, so it never lands one below a multiple of 1024: 513 rounds the same',
 }
 
 _CMP_SWAP = {
@@ -200,8 +206,9 @@ def _imports_module(imports, relpath):
                for imp in imports)
 
 
-def test_map(root, sources):
-    """source relpath -> test files (the test named after it first), through plugins that import it."""
+def test_map(root, sources, wide=False):
+    """source relpath -> test files: its own (test_<name>*.py), else (or with ``wide``) all that import it,
+    directly or through a plugin that imports it."""
     tests = sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, TESTS), recursive=True))
     test_imports = {t: _imports(os.path.join(root, t)) for t in tests}
     plugins = sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, 'plugins', '*', '*.py')))
@@ -211,9 +218,13 @@ def test_map(root, sources):
         users = {p for p in plugins if p != source and _imports_module(plugin_imports[p], source)}
         covering = [t for t in tests if _imports_module(test_imports[t], source)
                     or any(_imports_module(test_imports[t], user) for user in users)]
-        own = 'test_' + os.path.basename(source)
-        covering.sort(key=lambda t: (os.path.basename(t) != own, t))
-        result[source] = covering
+        # The file's own tests (test_<name>*.py) when it has them: a mutant runs far fewer imports that way.
+        stem = 'test_' + os.path.basename(source)[:-3]
+        # ...and the tests of the modules and filters built on it (a module test sees what the module does with it).
+        own = [t for t in covering if os.path.basename(t).startswith(stem)
+               or (os.path.basename(t).startswith('test_') and t.split('/')[-2] in ('modules', 'filter'))]
+        own = own if any(os.path.basename(t).startswith(stem) for t in own) else []
+        result[source] = sorted(own) if own and not wide else sorted(covering, key=lambda t: (t not in own, t))
     return result
 
 
@@ -243,19 +254,39 @@ def _global(frame, event, arg):
     return None
 
 
+_MONITOR = getattr(sys, 'monitoring', None)   # Python 3.12: line events at a fraction of settrace's cost
+
+
+def _monitor_line(code, line):
+    if code.co_filename != TRACE:
+        return _MONITOR.DISABLE                   # never again for this line of another file
+    if _current[0] is not None:
+        _current[0].add(line)
+    return None
+
+
+def pytest_configure(config):
+    if TRACE and _MONITOR is not None:
+        _MONITOR.use_tool_id(_MONITOR.COVERAGE_ID, 'mutate')
+        _MONITOR.register_callback(_MONITOR.COVERAGE_ID, _MONITOR.events.LINE, _monitor_line)
+        _MONITOR.set_events(_MONITOR.COVERAGE_ID, _MONITOR.events.LINE)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     if not TRACE:
         yield
         return
     _current[0] = _lines.setdefault(item.nodeid, set())
-    sys.settrace(_global)
-    threading.settrace(_global)
+    if _MONITOR is None:
+        sys.settrace(_global)
+        threading.settrace(_global)
     try:
         yield
     finally:
-        sys.settrace(None)
-        threading.settrace(None)
+        if _MONITOR is None:
+            sys.settrace(None)
+            threading.settrace(None)
         _current[0] = None
 
 
@@ -482,6 +513,22 @@ def mutate_file(python, coll_dir, source, tests, args, workdir):
 ROW = '%-45s %8d %8d %8d %7.1f%% %7.0fs'
 
 
+def write_results(args, results, elapsed):
+    document = dict(tool='scripts/mutate.py', seconds=round(elapsed), max_per_file=args.max_per_file, seed=args.seed,
+                    files=dict(results))
+    if args.only and os.path.exists(args.out):
+        # A partial run updates those files' entries and keeps the others.
+        with open(args.out, encoding='utf-8') as handle:
+            previous = json.load(handle)
+        previous['files'].update(results)
+        document = dict(previous, files=previous['files'])
+    tmp = args.out + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as handle:
+        json.dump(document, handle, indent=1, sort_keys=True)
+        handle.write('\n')
+    os.replace(tmp, args.out)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--collection', required=True, help='the built copy: .../ansible_collections/openbsd/vmm')
@@ -492,13 +539,14 @@ def main():
     parser.add_argument('--seed', default='openbsd.vmm')
     parser.add_argument('--timeout', type=float, default=30, help='seconds per mutant (at least 3x the clean run)')
     parser.add_argument('--list', action='store_true', help='print the test map and mutant counts, run nothing')
+    parser.add_argument('--wide', action='store_true', help='run every test file that imports the source, not only its own')
     parser.add_argument('-v', '--verbose', action='store_true')
     args = parser.parse_args()
 
     source_root = os.path.abspath(args.collection)
     sources = args.only or sorted(os.path.relpath(p, source_root) for pattern in SOURCES
                                   for p in glob.glob(os.path.join(source_root, pattern)) if not p.endswith('__init__.py'))
-    mapping = test_map(source_root, sources)
+    mapping = test_map(source_root, sources, args.wide)
     if args.list:
         for source in sources:
             with open(os.path.join(source_root, source), encoding='utf-8') as handle:
@@ -525,24 +573,14 @@ def main():
             results[source]['seconds'] = round(time.monotonic() - file_started, 1)
             entry = results[source]
             print(ROW % (source, entry['sampled'], entry['killed'], entry['survived'], entry['score'], entry['seconds']), flush=True)
+            if args.out:        # after every file: a run cut short still leaves its results
+                write_results(args, results, time.monotonic() - started)
     elapsed = time.monotonic() - started
     total_killed = sum(e['killed'] for e in results.values())
     total = sum(e['sampled'] for e in results.values())
     print(ROW % ('total', total, total_killed, total - total_killed, 100.0 * total_killed / total if total else 100.0, elapsed))
     if args.out:
-        document = dict(tool='scripts/mutate.py', seconds=round(elapsed), max_per_file=args.max_per_file, seed=args.seed,
-                        files=results)
-        if args.only and os.path.exists(args.out):
-            # A partial run updates those files' entries and keeps the others.
-            with open(args.out, encoding='utf-8') as handle:
-                previous = json.load(handle)
-            previous['files'].update(results)
-            document = dict(previous, files=previous['files'])
-        tmp = args.out + '.tmp'
-        with open(tmp, 'w', encoding='utf-8') as handle:
-            json.dump(document, handle, indent=1, sort_keys=True)
-            handle.write('\n')
-        os.replace(tmp, args.out)
+        write_results(args, results, elapsed)
     return 0
 
 

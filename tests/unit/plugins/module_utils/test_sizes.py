@@ -63,6 +63,12 @@ def test_scan_scaled_decimals_and_limits(text, number):
     assert scan_scaled(text) == number
 
 
+@pytest.mark.parametrize('text', ['1GB', 'x1G', '1G1', '1..5M', '1.5.5'])
+def test_scan_scaled_reads_the_whole_string(text):
+    with pytest.raises(SizeError, match="invalid size '%s': expected a number with an optional unit" % text):
+        scan_scaled(text)
+
+
 @pytest.mark.parametrize('text', ['9223372036854775808', '8E', '8192P'])
 def test_scan_scaled_one_past_llong_max_is_too_large(text):
     with pytest.raises(SizeError, match="invalid size '%s': Result too large" % text):
@@ -72,6 +78,8 @@ def test_scan_scaled_one_past_llong_max_is_too_large(text):
 @pytest.mark.parametrize('number, text', [
     (1023, '1023B'), (99 * MIB, '99.0M'), (100 * MIB + 400 * 1024, '100M'), (100 * MIB + 512 * 1024, '101M'),
     (-1536 * 1024, '-1.5M'), (-5, '-5B'), (2 ** 63 - 1, '8.0E'), (2 ** 70 - 1, '1024E'), (1126 * 1024, '1.1M'),
+    # tenths right at fmt_scaled's rounding steps: 52/1024 rounds up to .1, 256/1024 to .3
+    (1076, '1.1K'), (1075, '1.0K'), (MIB + 52 * 1024, '1.1M'), (1280, '1.3K'),
 ])
 def test_fmt_scaled_edges(number, text):
     assert fmt_scaled(number) == text
