@@ -49,5 +49,10 @@ assert app1['lladdr'] == 'fe:e1:ba:d0:00:07' and app1['address'] == '198.51.100.
 guests = hostvars['labhost']['vmm_guests']
 assert [(g['name'], g['lladdr']) for g in guests] == [('web1', mac('web1')), ('db1', mac('db1')), ('ci1', mac('ci1'))], guests
 assert 'ssh_target' not in hostvars['labhost']
+# DHCP host entries of the switch guests (web1 is on vmd's local interface: vmd answers it)
+assert hostvars['labhost']['vmm_guest_leases'] == [
+    {'name': 'db1', 'mac': mac('db1'), 'address': '192.0.2.11'},
+    {'name': 'ci1', 'mac': mac('ci1'), 'address': '192.0.2.2'}], hostvars['labhost']['vmm_guest_leases']
+assert hostvars['othervmm']['vmm_guest_leases'] == [], hostvars['othervmm']
 assert hostvars['labhost']['vmm_fleet_state_file'] == hostvars['othervmm']['vmm_fleet_state_file'] == state_file, hostvars
 print('inventory ok')
