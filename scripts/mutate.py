@@ -530,7 +530,7 @@ def write_results(args, results, elapsed):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--collection', required=True, help='the built copy: .../ansible_collections/openbsd/vmm')
     parser.add_argument('--python', default=sys.executable)
     parser.add_argument('--out', help='JSON results file')
