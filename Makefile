@@ -15,7 +15,7 @@ PYVER       = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 LAB_BIN     := $(ROOT)/tests/lab/bin
 ANSIBLE_TEST = cd $(COLL_DIR) && PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-test
 
-.PHONY: help venv collection test-tools sanity units lab-tests integration test demo bench clean
+.PHONY: help venv collection test-tools sanity units matrix lab-tests integration test demo bench clean release-check
 
 help:
 	@echo "make demo   - set up and run the demo against the lab"
@@ -79,6 +79,39 @@ mutate: collection
 	@mkdir -p benchmarks/results
 	nice -n 10 $(PY) scripts/mutate.py --collection $(COLL_DIR) --max-per-file $(MUTATE_MAX) --out benchmarks/results/mutation.json $(MUTATE)
 
+# The ansible-core releases meta/runtime.yml claims, each with the oldest Python it allows
+# (core:python). `make matrix` runs the unit tests on each in its own venv under $(BUILD)/matrix;
+# sanity and integration run on the newest (the .venv of requirements.txt).
+MATRIX      ?= 2.19.14:3.11 2.20.10:3.12 2.21.5:3.12
+
+matrix: collection
+	@for entry in $(MATRIX); do \
+	  core=$${entry%%:*}; want=$${entry##*:}; venv=$(BUILD)/matrix/$$core; \
+	  if [ ! -f $$venv/.installed ]; then \
+	    py=$$(scripts/find-python $$want) && rm -rf $$venv && $$py -m venv $$venv && \
+	    grep -vE '^ansible(-core)?==' requirements.txt > $$venv.req && \
+	    $$venv/bin/python -m pip install --quiet --disable-pip-version-check "ansible-core==$$core" -r $$venv.req && \
+	    touch $$venv/.installed; \
+	  fi; \
+	  pyver=$$($$venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  pipver=$$($$venv/bin/python -c 'from ansible_test._internal.python_requirements import get_venv_packages as g; print(g(type("P",(),{"version":"x"})())["pip"])') && \
+	  cp scripts/get_pip_offline.py $$HOME/.ansible/test/cache/get_pip_$${pipver//./_}.py; \
+	  echo "== ansible-core $$core on Python $$pyver: units"; \
+	  (cd $(COLL_DIR) && PATH=$$venv/bin:$$PATH $$venv/bin/ansible-test units --venv --python $$pyver --color no $(UNITS)); \
+	done
+
+# Release tools (ansible-builder, ansible-lint, antsibull-*) in their own venv: not needed by `make test`'s steps.
+RELEASE_VENV := $(BUILD)/release-venv
+$(RELEASE_VENV)/.installed: requirements.txt requirements-release.txt
+	@py=$$(scripts/find-python) && { [ -x $(RELEASE_VENV)/bin/python ] || $$py -m venv $(RELEASE_VENV); }
+	$(RELEASE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-release.txt
+	touch $@
+
+# The artifact as a Galaxy user gets it: built, installed outside the repository, documented, run (scripts/release-check).
+release-check: collection test-tools $(RELEASE_VENV)/.installed
+	cd $(BUILD) && PATH=$(RELEASE_VENV)/bin:$$PATH $(RELEASE_VENV)/bin/python $(ROOT)/scripts/release-check \
+	  --collection $(COLL_DIR) --work $(BUILD)/release --lab-bin $(COLL_DIR)/tests/lab/bin --requirements $(ROOT)/requirements.txt
+
 lab-tests: venv test-tools
 	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q $(or $(LABTESTS),tests/lab/tests)
 
@@ -88,14 +121,20 @@ integration: collection test-tools
 test: venv test-tools collection
 	$(MAKE) --no-print-directory sanity
 	$(MAKE) --no-print-directory units
+	@# the older ansible-core releases (the newest is the .venv's, just run): about a minute each
+	$(MAKE) --no-print-directory matrix MATRIX="$(filter-out $(lastword $(MATRIX)),$(MATRIX))"
 	$(MAKE) --no-print-directory lab-tests
 	$(MAKE) --no-print-directory integration
 
 demo: collection
 	PATH=$(VENV)/bin:$$PATH BUILD=$(BUILD) scripts/demo
 
+# Every benchmark, each printing what it measured; fleet_scale.py (about 20 minutes) also writes
+# benchmarks/results/fleet_scale.json and .png (matplotlib, installed here: not needed by the tests).
 bench: collection test-tools
-	@for script in benchmarks/*.py; do echo "== $$script"; PATH=$(VENV)/bin:$$PATH $(PY) $$script; done
+	$(PY) -m pip install --quiet --disable-pip-version-check 'matplotlib>=3.7'
+	@for script in benchmarks/*.py; do echo "== $$script"; \
+	  PATH=$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(BUILD) $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf .build tests/output
