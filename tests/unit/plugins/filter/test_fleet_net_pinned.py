@@ -103,6 +103,7 @@ def test_ipv4_pool_positions(network, index, kwargs, address):
     ('192.0.2.0/24', 254, {}, r'exhausted at index 254: it has 254 addresses \(192.0.2.1 - 192.0.2.254\) after 0 reserved'),
     ('192.0.2.0/24', 253, dict(reserved=1), r'exhausted at index 253: it has 253 addresses \(192.0.2.2 - 192.0.2.254\) after 1 reserved'),
     ('192.0.2.0/24', 0, dict(reserved=254), 'exhausted at index 0: all 254 usable addresses are reserved'),
+    ('192.0.2.0/24', 1, dict(reserved=253), r'exhausted at index 1: it has 1 addresses \(192.0.2.254 - 192.0.2.254\) after 253 reserved'),
     ('198.51.100.0/31', 2, {}, r'it has 2 addresses \(198.51.100.0 - 198.51.100.1\) after 0 reserved'),
     ('192.0.2.0/24', -1, {}, 'the index must not be negative, got -1'),
     ('192.0.2.0/24', 0, dict(reserved=-1), 'reserved must not be negative, got -1'),
@@ -139,3 +140,9 @@ def test_ipv6_subnet_positions(prefix, index, kwargs, subnet):
 def test_ipv6_subnet_refusals(prefix, index, kwargs, message):
     with pytest.raises(AnsibleFilterError, match='vmm_ipv6_subnet: ' + message):
         vmm_ipv6_subnet(prefix, index, **kwargs)
+
+
+@pytest.mark.parametrize('name', ['', None, 5])
+def test_a_mac_needs_a_vm_name(name):
+    with pytest.raises(AnsibleFilterError, match=r'vmm_lladdr: a VM name \(non-empty string\) is needed to derive a lladdr, got %r' % (name,)):
+        vmm_lladdr(name)

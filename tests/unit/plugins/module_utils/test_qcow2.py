@@ -145,6 +145,10 @@ def test_qemu_version_2_is_refused_like_vmd(tmp_path):
     assert header.version == 2 and header.size == 10 * MIB
     problems = qcow2.vmd_problems(header)
     assert problems and problems[0].startswith('unsupported refcount size')
+    # Version 2 has no feature fields: whatever the bytes after offset 72 hold, they count as none.
+    assert (header.incompatible_features, header.compatible_features, header.autoclear_features) == (0, 0, 0)
+    assert (header.refcount_order, header.header_length) == (4, 72)
+    assert problems == ['unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)']
 
 
 @needs_qemu_img

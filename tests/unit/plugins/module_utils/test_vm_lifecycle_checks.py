@@ -188,3 +188,24 @@ def test_a_hand_written_vm_in_state_absent_is_refused_but_present_is_run_state_o
     assert problems_of(dict(name='hand', state='absent'))[0].startswith("vm 'hand': state: the VM is defined by hand")
     request, = lc.build_requests([dict(name='hand', state='running')], conf(), path_exists=lambda path: True)
     assert request.definition is None and request.hand_written.name == 'hand'
+
+
+def test_an_unknown_state_is_refused():
+    assert problems_of(entry(state='started')) == [
+        "vm 'web1': state: must be one of present, running, stopped, restarted, paused, absent"]
+
+
+def test_a_disk_path_of_path_max_bytes_is_refused_and_one_less_accepted():
+    ok = '/' + 'd' * 1022
+    request, = lc.build_requests([entry(disks=[ok])], conf(), path_exists=lambda path: True)
+    assert request.definition.disks == [c.Disk(ok)]
+    too_long = '/' + 'd' * 1023
+    with pytest.raises(lc.ValidationError) as info:
+        lc.build_requests([entry(disks=[too_long])], conf(), path_exists=lambda path: True)
+    assert info.value.problems == ["vm 'web1': disks: %r is longer than PATH_MAX" % ('/' + 'd' * 39 + '...')]
+
+
+def test_a_disk_that_is_neither_path_nor_dict_is_refused_alone():
+    assert problems_of(entry(disks=[5, '/var/vmm/missing.qcow2'])) == [
+        "vm 'web1': disks: 5 must be a path or a dict with path and format",
+        "vm 'web1': disks: /var/vmm/missing.qcow2 does not exist (create it with openbsd.vmm.vmm_disk first)"]

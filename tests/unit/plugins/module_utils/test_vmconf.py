@@ -329,3 +329,19 @@ def test_vms_on_the_lines_next_to_the_markers_stay_hand_written():
                                      '# BEGIN openbsd.vmm managed VMs (edits between these markers are overwritten)\n'
                                      '# END openbsd.vmm managed VMs\n'
                                      'vm "below" { disk "/var/vmm/below.img" }\n')
+
+
+@pytest.mark.parametrize('interface, text', [
+    (c.Interface(switch='uplink', lladdr='fe:e1:ba:d0:00:01'), 'interface { switch "uplink" lladdr "fe:e1:ba:d0:00:01" }'),
+    (c.Interface(locked=True), 'interface { locked lladdr }'),
+    (c.Interface(switch='uplink'), 'interface { switch "uplink" }'),
+])
+def test_interface_renders_lladdr_when_given_or_locked(interface, text):
+    assert interface.render() == text
+
+
+def test_reader_lists_every_file_it_read(tmp_path):
+    included = tmp_path / 'more.conf'
+    included.write_text('vm "inc1" { disk "/x.img" }\n')
+    summary = c.parse_config(str(tmp_path / 'vm.conf'), 'include "%s"\nvm "top" { disk "/y.img" }\n' % included)
+    assert summary.files == [str(tmp_path / 'vm.conf'), str(included)]
