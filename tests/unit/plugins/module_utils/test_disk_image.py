@@ -617,3 +617,16 @@ def test_absent_refuses_the_deepest_base_of_a_chain_vmd_can_open(lab_dir):
     chain(lab_dir, 4)     # b4 -> b3 -> b2 -> b1: removing b1 would break b4
     with pytest.raises(DiskError, match=r'state=absent: %s is the base of .*b4\.qcow2' % (lab_dir / 'b1.qcow2')):
         plan_for(path=lab_dir / 'b1.qcow2', state='absent')
+
+
+def test_a_forced_replacement_never_shrinks(lab_dir):
+    before = snapshot(lab_dir)
+    with pytest.raises(DiskError, match=r'size: shrinking is refused: %s is 8.0M, requested 4.0M' % (lab_dir / 'plain.raw')):
+        plan_for(path=lab_dir / 'plain.raw', size='4M', format='qcow2', force=True)
+    assert snapshot(lab_dir) == before
+
+
+@pytest.mark.parametrize('option, kind', [('owner', 'user'), ('group', 'group')])
+def test_an_unknown_owner_or_group_is_named(option, kind):
+    with pytest.raises(DiskError, match=r"%s: 'no-such-%s-here' is not a %s on this host \(nor a numeric id\)" % (option, kind, kind)):
+        disk_image.validate_file_attributes({option: 'no-such-%s-here' % kind})
