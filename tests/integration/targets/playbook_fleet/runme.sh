@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# A fleet that answers: two lab hosts x 40 guests on a switch, provisioned from one golden image by
+# playbooks/provision.yml with the openbsd.vmm.vmm inventory plugin. Every guest gets its inventory
+# address from dhcpd (static leases the run wrote), answers SSH with the image's key at that address
+# and has its first-boot configuration; `ansible -m ping` reaches all 80. A second run changes nothing
+# and asks vmctl once per host. Then: a guest removed (definition, lease gone, disk archived), a
+# capacity error and an address collision refused before any change, placements kept when a host is
+# added to the fleet.
+set -eux
+here=$(dirname "$(readlink -f "$0")")
+# ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
+COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
+export PATH="$COLL/tests/lab/bin:$PATH"
+per_host=${VMM_FLEET_PER_HOST:-40}
+hosts="vmm1 vmm2"
+if ! reason=$(lab net-check 2>&1); then
+    echo "SKIPPED playbook_fleet: the lab cannot make network namespaces here ($reason); no guest can answer SSH" >&2
+    exit 0
+fi
+VMM_LAB_BASE=$(mktemp -d /tmp/vmm-lab-playbook_fleet.XXXXXX)
+chmod 755 "$VMM_LAB_BASE"  # as a root made by lab init
+export VMM_LAB_BASE
+root() { echo "$VMM_LAB_BASE/$1"; }
+on() { VMM_LAB_ROOT=$(root "$1") "${@:2}"; }
+stop_labs() { for h in $hosts; do on "$h" lab vmd stop >/dev/null 2>&1 || true; done; }
+trap 'stop_labs; rm -rf "$VMM_LAB_BASE"' EXIT
+for h in $hosts; do
+    on "$h" lab init
+    on "$h" lab vmd start
+    on "$h" lab mirror "$(root "$h")/mirror" 7.8 amd64 >/dev/null
+    cp "$COLL/tests/lab/bin/MAKEDEV" "$(root "$h")/dev/"
+done
+# the provisioning key: the golden image carries its public half (build_image_root_ssh_key)
+ssh-keygen -q -t ed25519 -N '' -C fleet@controller -f "$VMM_LAB_BASE/id_ed25519"
+export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"  # the vmm hosts take OpenBSD's code paths
+export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_FORKS=20
+export ANSIBLE_INVENTORY_ENABLED=openbsd.vmm.vmm,yaml
+inv=$VMM_LAB_BASE/inventory
+fleet=$inv/fleet.vmm.yml
+state_file=$inv/fleet.vmm.state.json
+python3 "$here/make_fleet.py" "$inv" "$per_host"
+log=$VMM_LAB_BASE/play.log
+play() { ansible-playbook -i "$fleet" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
+recap() { grep -E "^$1 +:" "$log"; }
+calls() { wc -l < "$(root "$1")/lab/vmctl.calls"; }
+confs() { cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" "$(root vmm1)/etc/dhcpd.conf" "$(root vmm2)/etc/dhcpd.conf" | sha256sum; }
+
+# hosts ready: switch veb0 with the host's address on vport0, dhcpd on vport0, httpd, pf
+play "$COLL/playbooks/host.yml"
+for h in $hosts; do recap "$h" | grep -q ' failed=0 '; done
+on vmm1 ifconfig vport0 | grep -qx '.inet 198.51.100.1/24'
+# one golden image, built on vmm1 and copied to vmm2 with its manifest
+play "$COLL/playbooks/build_image.yml" --limit vmm1
+mkdir -p "$(root vmm2)/var/vmm"
+cp "$(root vmm1)/var/vmm/golden.qcow2" "$(root vmm1)/var/vmm/golden.qcow2.manifest.json" "$(root vmm2)/var/vmm/"
+
+# 1. the fleet: 2 x $per_host guests
+play "$COLL/playbooks/provision.yml"
+for h in $hosts; do recap "$h" | grep -q ' failed=0 '; done
+for h in $hosts; do
+    [ "$(on "$h" vmctl status | grep -c ' running ')" = "$per_host" ]
+    # a static lease per guest, accepted by ISC dhcpd's own parser as well
+    [ "$(grep -c '^host ' "$(root "$h")/etc/dhcpd.conf")" = "$per_host" ]
+    /usr/sbin/dhcpd -t -cf "$(root "$h")/etc/dhcpd.conf" >/dev/null 2>&1
+done
+grep -A2 '^host vmm1g01 ' "$(root vmm1)/etc/dhcpd.conf" | grep -q 'fixed-address 198.51.100.10;'
+# every guest answers ansible.builtin.ping over SSH at its inventory address
+ansible -i "$fleet" vmm_guests -m ansible.builtin.ping > "$VMM_LAB_BASE/ping.log" 2>&1 || { cat "$VMM_LAB_BASE/ping.log"; exit 1; }
+[ "$(grep -c 'SUCCESS' "$VMM_LAB_BASE/ping.log")" = $((2 * per_host)) ]
+[ "$(ansible-inventory -i "$fleet" --host vmm2g03 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ansible_host"])')" = 203.0.113.12 ]
+[ "$(on vmm2 lab guest-address vmm2g03)" = 203.0.113.12 ]
+# first boot ran on the guest itself: its host name, in the guest's own files
+ansible -i "$fleet" vmm1g02 -m ansible.builtin.command -a hostname | grep -qx 'vmm1g02.lab.example'
+grep -qx 'vmm1g02.lab.example' "$(root vmm1)/guests/vmm1g02/etc/myname"
+# its IPv6 address (198.51.100.11 -> the same offset in the host's /64), for the next boot's netstart
+grep -qx 'inet6 fd00:198:51:100::b 64' "$(root vmm1)/guests/vmm1g02/etc/hostname.vio0"
+# ... and its user: created with the key and a random password, delivered once, never printed
+ansible -i "$fleet" vmm1g02 -m ansible.builtin.command -a 'id alice' | grep -q 'groups=.*(staff)'
+keys=$(ansible -i "$fleet" vmm1g02 -m ansible.builtin.command -a 'cat /home/alice/.ssh/authorized_keys')
+echo "$keys" | grep -q '^# password of alice (random, set when the user was created): [A-Za-z0-9]\{24\}$'
+echo "$keys" | grep -qF "$(cut -d' ' -f1-2 "$VMM_LAB_BASE/id_ed25519.pub")"
+password=$(echo "$keys" | sed -n 's/^# password of alice .*: //p')
+! grep -qF "$password" "$log" || { echo "the random password was printed" >&2; exit 1; }
+# the state file records every placement
+python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guests"]; assert len(g) == 2 * int(sys.argv[2]), len(g); assert g["vmm2g01"]["host"] == "vmm2"' "$state_file" "$per_host"
+
+# 2. again: nothing changes, one vmctl call per host
+before1=$(calls vmm1); before2=$(calls vmm2)
+play "$COLL/playbooks/provision.yml"
+for h in $hosts; do recap "$h" | grep -q ' changed=0 .* failed=0 '; done
+[ $(($(calls vmm1) - before1)) = 1 ] && [ $(($(calls vmm2) - before2)) = 1 ]
+
+# 3. one guest removed: stopped, out of vm.conf and dhcpd.conf, its disk archived with a timestamp
+python3 - "$fleet" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+open(sys.argv[1], 'w').write(text.replace('{name: vmm2g02, memory: 128M, switch: uplink}',
+                                          '{name: vmm2g02, memory: 128M, switch: uplink, state: absent}'))
+PY
+play "$COLL/playbooks/provision.yml" --limit vmm2
+recap vmm2 | grep -q ' failed=0 '
+[ -z "$(on vmm2 vmctl status | awk '$NF == "vmm2g02"')" ]
+! grep -q '"vmm2g02"' "$(root vmm2)/etc/vm.conf" || exit 1
+! grep -q '^host vmm2g02 ' "$(root vmm2)/etc/dhcpd.conf" || exit 1
+[ ! -e "$(root vmm2)/var/vmm/vmm2g02.qcow2" ]
+archived=$(ls "$(root vmm2)"/var/vmm/archive/vmm2g02-*.qcow2)
+qemu-img check -q "$archived"
+
+# 4. refused before any change: a guest no host has room for, and an address already taken
+conf_before=$(confs)
+cp "$fleet" "$VMM_LAB_BASE/fleet.saved"
+printf 'guests:\n  - {name: huge1, memory: 64G, switch: uplink}\n' >> "$fleet"
+if play "$COLL/playbooks/provision.yml"; then echo "a guest without room was accepted" >&2; exit 1; fi
+grep -q 'no vmm host has room for guest huge1' "$log"
+grep -q 'did the fleet file fail to parse' "$log"
+grep -q 'vmm1 has' "$log" && grep -q 'vmm2 has' "$log"
+cp "$VMM_LAB_BASE/fleet.saved" "$fleet"
+python3 - "$fleet" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+open(sys.argv[1], 'w').write(text.replace('{name: vmm1g02, memory: 128M, switch: uplink}',
+                                          '{name: vmm1g02, memory: 128M, switch: uplink}\n      - {name: dup1, switch: uplink, address: 198.51.100.10}'))
+PY
+if play "$COLL/playbooks/provision.yml"; then echo "an address collision was accepted" >&2; exit 1; fi
+grep -q '198.51.100.10' "$log" && grep -q 'dup1' "$log" && grep -q 'vmm1g01' "$log"
+[ "$(confs)" = "$conf_before" ]
+cp "$VMM_LAB_BASE/fleet.saved" "$fleet"
+
+# 5. placement: guests without a host are placed once and stay when a host is added to the fleet
+python3 "$here/make_fleet.py" "$VMM_LAB_BASE/placement" 2 --unplaced 3
+pfleet=$VMM_LAB_BASE/placement/fleet.vmm.yml
+host_of() { ansible-inventory -i "$pfleet" --host "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["vmm_host"])'; }
+placed_before=$(for g in free01 free02 free03; do host_of $g; done | tr '\n' ' ')
+# provision.yml's last play records placements; here the same filter writes the state file (no lab needed)
+ansible -i "$pfleet" localhost -m ansible.builtin.copy -a "dest=$VMM_LAB_BASE/placement/fleet.vmm.state.json content={{ groups['vmm_hosts'] | map('extract', hostvars, 'vmm_guests') | flatten(levels=1) | openbsd.vmm.vmm_fleet_state | to_json }}" >/dev/null
+python3 "$here/make_fleet.py" "$VMM_LAB_BASE/placement" 2 --unplaced 4 --hosts vmm1,vmm2,vmm3
+placed_after=$(for g in free01 free02 free03; do host_of $g; done | tr '\n' ' ')
+[ "$placed_after" = "$placed_before" ]
+# the new guest goes to the new host, the one with the most room
+[ "$(host_of free04)" = vmm3 ]
