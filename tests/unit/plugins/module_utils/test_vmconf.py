@@ -345,3 +345,9 @@ def test_reader_lists_every_file_it_read(tmp_path):
     included.write_text('vm "inc1" { disk "/x.img" }\n')
     summary = c.parse_config(str(tmp_path / 'vm.conf'), 'include "%s"\nvm "top" { disk "/y.img" }\n' % included)
     assert summary.files == [str(tmp_path / 'vm.conf'), str(included)]
+
+
+def test_reader_joins_adjacent_strings_of_an_owner_like_parse_y():
+    # parse.y: string : string STRING (the two are concatenated)
+    summary = c.parse_config('/etc/vm.conf', 'vm "a" {\n\tdisk "/a.img"\n\towner "joe" ":staff"\n}\n')
+    assert summary.vms[0].owner == 'joe:staff'
