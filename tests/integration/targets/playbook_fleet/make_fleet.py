@@ -56,9 +56,12 @@ GUEST_VARS = '''\
 ansible_user: root
 ansible_python_interpreter: /usr/bin/python3
 ansible_ssh_private_key_file: "{{ lookup('ansible.builtin.env', 'VMM_LAB_BASE') }}/id_ed25519"
+# SSH's control sockets in this run's own directory: another lab on this machine may give its guests
+# the same addresses, and a shared ~/.ansible/cp would send this run's commands to them.
 ansible_ssh_common_args: >-
   -o ProxyCommand="lab guest-connect --root {{ lookup('ansible.builtin.env', 'VMM_LAB_BASE') }}/{{ vmm_host }} %h %p"
   -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+  -o ControlMaster=auto -o ControlPersist=60s -o ControlPath={{ lookup('ansible.builtin.env', 'VMM_LAB_BASE') }}/ssh-%C
 guest_firstboot_domain: lab.example
 # a user with the controller's key and a random password (delivered once in their authorized_keys)
 guest_firstboot_users:
@@ -73,6 +76,9 @@ def host_block(host, per_host, memory, tap_count):
     net = NETWORKS[host]
     lines = ['  %s:' % host, '    <<: *lab_host',
              '    vmm_host_memory: 16G',
+             # vmd starts the guests the reload queued, 10 at a time, a second apart (vm.conf staggered start)
+             '    vmm_host_staggered_parallel: 10',
+             '    vmm_host_staggered_delay: 1',
              '    vmm_host_tap_count: %d' % tap_count,
              '    vmm_host_switches: [{name: uplink, interface: veb0, address: %s.1, address_interface: vport0}]' % net,
              '    install_server_dhcp_subnets: [{network: %s.0/24, routers: %s.1}]' % (net, net),
