@@ -20,6 +20,7 @@ description:
   - Every bad parameter is refused with a message naming the parameter and the rule before anything on disk changes.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
 attributes:
   check_mode:
     support: full
@@ -29,7 +30,10 @@ attributes:
       - Shows format, size and base before and after, the archive name, and mode, owner and group changes (also in check mode).
       - With O(disks), the diff is a list, one entry per image that changes.
   platform:
-    platforms: posix
+    platforms: openbsd
+  action_group:
+    support: full
+    membership: [openbsd.vmm.vmm]
 options:
   path:
     description:
