@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: vmm_fleet_state
 short_description: The fleet's state file content, from the planned guests and the addresses vmd gave
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Returns what the state file of the inventory plugin P(openbsd.vmm.vmm#inventory) (its O(openbsd.vmm.vmm#inventory:state_file),
     the vmm hosts' C(vmm_fleet_state_file)) should hold after a run, so the next inventory keeps every guest on the

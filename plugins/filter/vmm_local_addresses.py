@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: vmm_local_addresses
 short_description: VM name to the address vmd gave its local interface
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Maps each VM record of M(openbsd.vmm.vmm_vm_info) (its RV(openbsd.vmm.vmm_vm_info#module:vms)) that has a
     C(local interface) with an address to that address (the first such interface's), for

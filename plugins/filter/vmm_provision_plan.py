@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: vmm_provision_plan
 short_description: The VMs, overlays and DHCP leases of one vmm host's guests
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Turns a vmm host's C(vmm_guests), as the inventory plugin P(openbsd.vmm.vmm#inventory) writes them (each with its
     C(lladdr) and, when known, C(address)), into the items of M(openbsd.vmm.vmm_vm) O(openbsd.vmm.vmm_vm#module:vms),

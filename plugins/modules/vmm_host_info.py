@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: vmm_host_info
 short_description: Check an OpenBSD host for everything the openbsd.vmm collection relies on
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the host in one run and reports one check per fact the collection relies on, each with its status
     (C(pass), C(fail), C(skip)), what was found, and for a failed check how to fix it (a command or a role variable).
