@@ -36,8 +36,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+
+from labsim.basetools.common import atomic_write
 
 IP = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin") or "/usr/sbin/ip"
 UNSHARE = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin") or "/usr/bin/unshare"
@@ -135,13 +136,7 @@ def _allowed(address):
 
 
 def _write_atomic(target, text, mode=0o644):
-    directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, target)
+    atomic_write(target, text, mode)
 
 
 def load_state(root, name):

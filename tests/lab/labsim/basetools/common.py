@@ -35,12 +35,14 @@ def save_state(name, value):
     atomic_write(state_path(name), json.dumps(value, indent=1, sort_keys=True) + "\n")
 
 
-def atomic_write(path, text):
+def atomic_write(path, text, mode=None):
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    if mode is not None:
+        os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
