@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -215,14 +216,15 @@ def _dhcp_lease(root, interface, mac):
 
 
 def _checked_lease(lease):
-    """The lease's (address, prefixlen, gateway) if it stays inside the lab's ranges, else None."""
+    """The lease's (address, prefixlen, gateway, nameservers) if it stays inside the lab's ranges, else None."""
     if not isinstance(lease, dict):
         return None
     address, prefixlen = lease.get("address"), lease.get("prefixlen")
     if not isinstance(address, str) or not _allowed(address) or not isinstance(prefixlen, int) or not 1 <= prefixlen <= 32:
         return None
     routers = [r for r in lease.get("routers") or [] if isinstance(r, str) and _allowed(r)]
-    return address, prefixlen, routers[0] if routers else None
+    nameservers = [n for n in lease.get("domain_name_servers") or [] if isinstance(n, str) and _allowed(n)]
+    return address, prefixlen, routers[0] if routers else None, nameservers
 
 
 def plan(root, vm_id, interfaces, local_prefix):
@@ -238,14 +240,15 @@ def plan(root, vm_id, interfaces, local_prefix):
             host = vm_priv_addr(local_prefix or DEFAULT_LOCAL_PREFIX, vm_id, index, False)
             if guest is None or host is None or not _allowed(guest) or not _allowed(host):
                 continue
-            entries.append(dict(base, address=guest, prefixlen=31, gateway=host, host_address=host))
+            # ... and offers the host side as the nameserver too
+            entries.append(dict(base, address=guest, prefixlen=31, gateway=host, host_address=host, nameservers=[host]))
         elif iface.get("switch_interface"):
             checked = _checked_lease(_dhcp_lease(root, iface["switch_interface"], iface["mac"]))
             if checked is None:
                 continue
-            address, prefixlen, gateway = checked
+            address, prefixlen, gateway, nameservers = checked
             entries.append(dict(base, address=address, prefixlen=prefixlen, gateway=gateway,
-                                bridge=iface["switch_interface"]))
+                                bridge=iface["switch_interface"], nameservers=nameservers))
     return entries
 
 
@@ -357,7 +360,8 @@ def guest_up(root, name, vm_id, interfaces, local_prefix, record, owner_pid):
                "sshd_pid": None}
     _save_state(root, name, current)
     if record and record.get("sshd"):
-        current["sshd_pid"] = start_sshd(root, name, netns, current["addresses"], record)
+        learned = [(server, e["dev"]) for e in entries for server in e["nameservers"]]
+        current["sshd_pid"] = start_sshd(root, name, netns, current["addresses"], record, learned)
     current["setup_seconds"] = round(time.monotonic() - began, 3)
     _save_state(root, name, current)
     return current
@@ -471,6 +475,30 @@ def _seed(root, name, record):
     _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
 
 
+def _boot_resolver(top, record, learned):
+    """/etc/resolv.conf at this boot, never the controller's (a nameserver the guest cannot reach).
+
+    Nameservers typed at install.sub donetconfig stay as written. Those the installer took from its
+    DHCP lease were resolvd(8)'s: at every boot resolvd replaces them with the ones of this boot's
+    leases (`learned`: (address, interface) pairs: vmd's dhcp.c offers the host side of a local
+    interface, a switch's dhcpd its domain-name-servers), tagged `# resolvd: <if>`. With no
+    nameserver there is no file and the resolver asks the local host (resolv.conf(5)); an absent
+    file in an overlay is a whiteout (a 0/0 character device).
+    """
+    typed = [] if record.get("nameservers_from_dhcp") else list(record.get("nameservers") or [])
+    lines = ["nameserver %s" % server for server in typed]
+    lines += ["nameserver %s # resolvd: %s" % pair for pair in learned]
+    path = os.path.join(top, "etc", "resolv.conf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if lines:
+        _write_atomic(path, "\n".join(lines + ["lookup file bind"]) + "\n")
+        return
+    if os.path.lexists(path) and not stat.S_ISCHR(os.lstat(path).st_mode):
+        os.unlink(path)
+    if not os.path.lexists(path):
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
 def _hostname(root, name, record):
     try:
         with open(os.path.join(guest_dir(root, name), "etc", "myname"), encoding="utf-8") as handle:
@@ -501,7 +529,7 @@ def _listening(pid, port=22):
     return False
 
 
-def start_sshd(root, name, netns, listen, record):
+def start_sshd(root, name, netns, listen, record, learned=()):
     """Start the guest's sshd in its namespace; return its pid once it accepts connections."""
     real = os.path.realpath(root)
     for sub in OVERLAID:
@@ -511,6 +539,7 @@ def start_sshd(root, name, netns, listen, record):
                                 % (real, sub))
     _seed(root, name, record)
     top = guest_dir(root, name)
+    _boot_resolver(top, record, list(learned))
     argv = [IP, "netns", "exec", netns, UNSHARE, "--mount", "--uts", "--propagation", "private",
             "/bin/sh", "-c", GUEST_INIT, "guest-init", top, _hostname(root, name, record),
             SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config", "-o", "UsePAM=no", "-o", "PasswordAuthentication=no",

@@ -677,6 +677,7 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
             # resolvd(8) already wrote the lease's nameservers.
             self.line('Using DNS nameservers at %s' % ' '.join(dhcp_ns))
             self.state['nameservers'] = dhcp_ns
+            self.state['nameservers_from_dhcp'] = True
             return
         resp = self.ask("DNS nameservers? (IP address list or 'none')", 'none')
         self.state['nameservers'] = [] if resp == 'none' else resp.split()
@@ -1429,6 +1430,7 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
             'sshd': self.state['sshd'], 'permit_root_login': self.state['permit_root_login'],
             'console': {'com0': self.state['console_com0'], 'speed': self.state['console_speed']},
             'domain': self.state.get('domain'), 'nameservers': self.state.get('nameservers'),
+            'nameservers_from_dhcp': bool(self.state.get('nameservers_from_dhcp')),
             'network': {'hostname_if': self.net['hostname_if'], 'mygate': self.net['mygate'],
                         'hosts': self.net['hosts']},
             'root_disk': self.state['root_disk'], 'encrypted': self.state.get('encrypted'),

@@ -173,8 +173,9 @@ def test_killed_vmd_takes_the_guest_networks_with_it(fresh_lab, key):
     os.kill(daemon.read_pid(lab.root), signal.SIGKILL)
     # the VM process does not outlive its vmd (guest.die_with_vmd), nor does its network
     lab.wait_for(lambda: not state.process_alive(vm_pid))
-    assert not state.process_alive(current["sshd_pid"])
-    assert current["netns"] not in guestnet.namespaces(lab.root)
+    # the guest's sshd goes with its namespace, torn down by the dying VM process: wait, bounded
+    lab.wait_for(lambda: not state.process_alive(current["sshd_pid"]))
+    lab.wait_for(lambda: current["netns"] not in guestnet.namespaces(lab.root))
     assert guestnet.load_state(lab.root, "orphan1") is None
 
 
@@ -309,6 +310,41 @@ def test_vm_on_a_switch_gets_the_address_dhcpd_offers_its_mac(lab, key):
     finally:
         lab.run("rcctl", "-f", "stop", "dhcpd")
         os.unlink(interfaces)
+
+
+def _resolv_conf(lab, name):
+    with open(lab.path("guests", name, "etc", "resolv.conf"), encoding="ascii") as handle:
+        return handle.read()
+
+
+def test_guest_resolver_is_never_the_controllers(lab, key):
+    # install.sub donetconfig: typed nameservers stay; vmd's dhcp.c offers the host side of a local
+    # interface as nameserver, which resolvd(8) adds, tagged, at every boot.
+    boot(lab, "dns1", "dns1.my.domain", key, nameservers=["192.0.2.53"])
+    result = ssh(lab, address_of(lab, "dns1")[0], key, "cat /etc/resolv.conf")
+    assert result.rc == 0, result
+    assert result.out == "nameserver 192.0.2.53\nnameserver 100.64.1.2 # resolvd: vio0\nlookup file bind\n"
+
+
+def test_guest_on_a_switch_drops_the_install_leases_nameserver(switch_host, key):
+    # A golden image installed on a local interface learned vmd's 100.64.x.2 from DHCP; cloned onto a
+    # switch whose dhcpd offers no nameserver, resolvd drops it: no resolv.conf, lookups go to the
+    # local host and fail at once (the controller's unreachable nameserver made each one time out).
+    lab, dhcp, started = switch_host
+    dhcp.leases[("veb0", "fe:e1:bb:d1:00:12")] = {"address": "192.0.2.12", "prefixlen": 24, "routers": ["192.0.2.1"]}
+    disk = installed_disk(lab, "sw3", "sw3.my.domain", key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True)
+    started.append("sw3")
+    nics = [{"mac": "fe:e1:bb:d1:00:12", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
+    assert guestnet.guest_up(lab.root, "sw3", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    result = ssh(lab, "192.0.2.12", key, "test -e /etc/resolv.conf || echo absent")
+    assert result.rc == 0, result
+    assert result.out == "absent\n"
+    # next boot, dhcpd offers one: resolvd writes it
+    dhcp.leases[("veb0", "fe:e1:bb:d1:00:12")]["domain_name_servers"] = ["192.0.2.1"]
+    assert guestnet.guest_up(lab.root, "sw3", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert _resolv_conf(lab, "sw3") == "nameserver 192.0.2.1 # resolvd: vio0\nlookup file bind\n"
+    result = ssh(lab, "192.0.2.12", key, "cat /etc/resolv.conf")
+    assert result.out == "nameserver 192.0.2.1 # resolvd: vio0\nlookup file bind\n", result
 
 
 def test_guest_address_and_connect_errors(lab):
