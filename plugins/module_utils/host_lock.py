@@ -39,7 +39,7 @@ class HostLock:
 
     def acquire(self):
         # O_NOFOLLOW: never write through a link someone put in the lock's place.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         began = time.monotonic()
         try:
             while True:
@@ -53,8 +53,10 @@ class HostLock:
                                               % (self.path, _holder(fd), self.timeout))
                     time.sleep(self.poll_interval)
             self.waited = time.monotonic() - began
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, ('pid %d: %s\n' % (os.getpid(), ' '.join(sys.argv)[:400])).encode('utf-8', 'replace'), 0)
+            # Over whatever a holder killed before release() left, then cut to this holder's length.
+            holder = ('pid %d: %s\n' % (os.getpid(), ' '.join(sys.argv)[:400])).encode('utf-8', 'replace')
+            os.pwrite(fd, holder, 0)
+            os.ftruncate(fd, len(holder))
         except BaseException:
             os.close(fd)
             raise
