@@ -53,6 +53,12 @@ HARMLESS = {
         'bit 0 (multicast) was refused just above, so & 3 and & 2 agree',
     ('plugins/module_utils/vm_lifecycle.py', "outdated: bool = False              # runs with an older definition than vm.conf's",
      'False -> True'): 'plan_vm, the only maker of a VmPlan, always sets outdated',
+    ('plugins/module_utils/site_set.py', 'return found', 'delete early return'):
+        'a missing file reads as None: BytesIO(None) is empty, tarfile raises ReadError (a TarError), caught, and the same dict returns',
+    ('plugins/module_utils/console_follow.py', 'data = os.read(self.master, 65536)', '65536 -> 65537'):
+        'a read size: a pty hands over at most its buffer (far below 64 KiB) per read, one byte more changes nothing',
+    ('plugins/module_utils/console_follow.py', 'if remaining <= 0:', '<= -> <'):
+        'remaining is a float difference of clock readings: at exactly 0.0 select(timeout=0) polls once more and the next turn breaks',
     ('plugins/module_utils/vm_lifecycle.py', 'if not os.path.exists(self.path):', 'negate condition'):
         "AnsibleModule.atomic_move gives a new vm.conf 0666 & ~umask and keeps an existing file's mode, whatever the temp file's",
 }
