@@ -220,7 +220,7 @@ def test_enoent_at_start_names_both_causes():
 @pytest.mark.parametrize('configured, shown', [
     # x86_vm.c create_memory_map: RAM + 384K reserved below 1M + a 4M BIOS copy below 4G, all counted by vmm(4)
     ('64M', '68.0M'), ('100M', '104M'), ('512M', '516M'), ('1000M', '1004M'), ('1020M', '1.0G'), ('1G', '1.0G'),
-    ('3840M', '3.8G'), ('4G', '4.0G'), ('16G', '16.0G'),
+    ('3840M', '3.8G'), ('4G', '4.0G'), ('16G', '16.0G'), ('6M', '10.0M'),
 ])
 def test_running_vm_maxmem_is_the_configured_memory_plus_4m(configured, shown):
     from ansible_collections.openbsd.vmm.plugins.module_utils.sizes import fmt_scaled, scan_scaled
@@ -247,3 +247,97 @@ def test_shows_memory_compares_as_vmctl_prints():
     assert row('running', maxmem='1.0G').shows_memory(1020 * mib), 'fmt_scaled hides the difference from 1G on'
     stopped = v.parse_status_row('    1     -     1    512M       -       -         root  stopped web1')
     assert stopped.shows_memory(512 * mib) and not stopped.shows_memory(256 * mib)
+
+
+@pytest.mark.parametrize('configured', [1, 4 * 1024 * 1024, 5 * 1024 * 1024])
+def test_a_running_vm_of_5m_or_less_shows_5m(configured):
+    assert v.vmm_memory_size(configured) == 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize('fields', [
+    ('x', '72014', '1', '512M'), ('1', '72014', 'two', '512M'), ('1', '7201x', '1', '512M'),
+    ('1', '72014', '1', '512Mx'), ('1', '72014', '1', 'x512M'), ('1', '72014', '1', '1.25G'),
+])
+def test_a_row_with_a_malformed_number_is_an_output_error(fields):
+    line = '%5s %5s %5s %7s    100M   ttyp0         root  running web1' % fields
+    with pytest.raises(v.VmctlOutputError) as caught:
+        v.parse_status_row(line)
+    assert repr(line) in str(caught.value)
+
+
+def test_error_text_names_the_command_exit_status_and_what_vmctl_said():
+    error = v.VmNotFound('vm not found', argv=['vmctl', 'stop', 'web1'], rc=1,
+                         stderr='stopping vm web1: vm not found\nsecond line\n')
+    assert str(error) == 'vm not found (command: vmctl stop web1, exit 1, vmctl said: stopping vm web1: vm not found | second line)'
+    timeout = v.VmctlTimeout('vmctl did not finish within 5 seconds', argv=['vmctl', 'wait', 'web1'], stderr=None)
+    assert str(timeout) == 'vmctl did not finish within 5 seconds (command: vmctl wait web1)'
+    assert str(v.VmctlError('a disk is created either way', rc=1)) == 'a disk is created either way'
+
+
+def test_find_returns_the_record_of_that_name(fake_vmctl):
+    client = fake_vmctl(stdout=REFERENCE_STATUS)
+    assert client.find('db1') == v.VmStatus(id=2, pid=None, vcpus=1, maxmem=512 * MIB, curmem=None, tty=None,
+                                            owner='root', owner_group=None, state='stopped', name='db1')
+    assert client.find('db') is None
+
+
+@pytest.mark.parametrize('call, argv', [
+    (lambda client: client.reset(), ['reset', 'all']),
+    (lambda client: client.reset('vms'), ['reset', 'vms']),
+    (lambda client: client.pause('web1'), ['pause', 'web1']),
+    (lambda client: client.unpause('web1'), ['unpause', 'web1']),
+    (lambda client: client.reload(), ['reload']),
+    (lambda client: client.load('/etc/vm.conf.new'), ['load', '/etc/vm.conf.new']),
+    (lambda client: client.stop_all(), ['stop', '-a']),
+    (lambda client: client.stop_all(wait=True), ['stop', '-wa']),
+    (lambda client: client.wait('web1'), ['wait', 'web1']),
+])
+def test_commands_return_what_vmctl_said_on_stderr(fake_vmctl, call, argv):
+    client = fake_vmctl(stdout='ignored\n', stderr='vmctl: done\n')
+    assert call(client) == 'vmctl: done'
+    assert fake_vmctl.argv()[:-1] == argv
+
+
+@pytest.mark.parametrize('stderr, message', [
+    ('', 'vmctl failed without a message'), (None, 'vmctl failed without a message'), ('\n  \n', 'vmctl failed without a message'),
+    ('vmctl: first\nvmctl: something odd\n', 'something odd'),
+])
+def test_an_unknown_error_is_a_plain_vmctl_error_with_the_last_line(stderr, message):
+    assert v.classify_error(stderr) == (v.VmctlError, message)
+
+
+def test_output_without_a_header_quotes_at_most_400_characters():
+    with pytest.raises(v.VmctlOutputError) as caught:
+        v.parse_status(None)
+    assert str(caught.value) == "vmctl status output has no header line; got: ''"
+    with pytest.raises(v.VmctlOutputError) as caught:
+        v.parse_status('x' * 500)
+    assert str(caught.value) == "vmctl status output has no header line; got: '%s'" % ('x' * 400)
+
+
+def test_the_name_is_the_rest_of_the_row():
+    record = v.parse_status_row('    2     -     1    512M       -       -         root  stopped odd name ')
+    assert record.name == 'odd name '
+
+
+@pytest.mark.parametrize('data, text', [(None, ''), (b'caf\xc3\xa9\n', 'caf\u00e9\n'), ('as is', 'as is')])
+def test_output_is_text(data, text):
+    assert v._text(data) == text
+
+
+def test_start_with_a_cdrom_and_a_template(fake_vmctl):
+    client = fake_vmctl(stderr='vmctl: started vm 4 successfully, tty /dev/ttyp3\n')
+    client.start('web2', cdrom='/v/install78.iso', instance_of='base', memory='512M')
+    assert fake_vmctl.argv()[:-1] == ['start', '-m', '512M', '-r', '/v/install78.iso', '-t', 'base', 'web2']
+
+
+def test_a_vmctl_that_cannot_be_executed_is_a_vmctl_error(tmp_path):
+    binary = tmp_path / 'vmctl'
+    binary.write_text('not a program')
+    binary.chmod(0o644)
+    client = v.Vmctl(str(binary))
+    with pytest.raises(v.VmctlError) as caught:
+        client.status()
+    assert type(caught.value) is v.VmctlError
+    assert caught.value.argv == ['vmctl', 'status']
+    assert str(caught.value).startswith("cannot run vmctl: [Errno 13] Permission denied: '%s' (command: vmctl status)" % binary)
