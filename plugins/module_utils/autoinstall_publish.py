@@ -56,11 +56,11 @@ def records_dir(docroot):
 
 def _process_alive(pid):
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)     # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass                # it exists, as another user's process
     return True
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import stat
+import subprocess
 import tarfile
 
 import pytest
@@ -54,7 +56,9 @@ def test_publish_puts_the_site_set_in_the_set_directory_and_lists_it(docroot, si
     changed, paths, dummy = publication.publish(payload)
     setdir = docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
     site_path = setdir / site_set
-    assert str(site_path) in changed and str(site_path) in paths
+    response_path = str(docroot / 'fe:e1:bb:d1:00:01-install.conf')
+    assert changed == [response_path, str(site_path), str(setdir / 'index.txt')]
+    assert paths == [response_path, str(site_path)]
     assert stat.S_IMODE(site_path.stat().st_mode) == 0o640
     assert './install.site' in members(site_path.read_bytes())
     index = (setdir / 'index.txt').read_text()
@@ -187,6 +191,12 @@ def test_a_killed_runs_files_are_removed_by_the_next_run(docroot, monkeypatch):
     assert os.path.exists(publication.response_path) and 'site78-web1.tgz' in open(os.path.join(setdir, 'index.txt')).read()
     record_dir = autoinstall_publish.records_dir(str(docroot))
     assert stat.S_IMODE(os.stat(record_dir).st_mode) == 0o700
+    record = os.path.join(record_dir, 'fe:e1:bb:d1:00:01.json')
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
+    assert open(record).read() == (
+        '{"client": null, "paths": ["%s/fe:e1:bb:d1:00:01-install.conf", "%s/fe:e1:bb:d1:00:01-disklabel", '
+        '"%s/site78-web1.tgz"], "pid": %d, "setdir": "%s", "site_set": "site78-web1.tgz"}\n'
+        % (docroot, docroot, setdir, pid, setdir))
     # check mode reports, changes nothing
     assert autoinstall_publish.remove_stale(str(docroot), check_mode=True) == [publication.response_path, publication.site_path]
     assert os.path.exists(publication.site_path)
@@ -218,3 +228,107 @@ def test_a_record_never_removes_files_outside_the_docroot(docroot, tmp_path_fact
         handle.write('{"pid": %d, "paths": ["%s", "%s/../x"]}' % (dead_pid(), outside, docroot))
     assert autoinstall_publish.remove_stale(str(docroot)) == []
     assert outside.read_text() == 'keep'
+
+
+# -- what a publication leaves, and when a record is stale -------------------
+
+def test_mask_answers_without_keys_returns_the_text_as_it_is():
+    text = 'Terminal type = vt100\n# a comment = x\n'
+    assert autoinstall_publish.mask_answers(text, None) == text
+    assert autoinstall_publish.mask_answers(text, []) == text
+    assert autoinstall_publish.mask_answers(text, [' TERMINAL TYPE ']) == 'Terminal type = ********\n# a comment = x\n'
+
+
+@pytest.fixture
+def sleeper():
+    process = subprocess.Popen(['sleep', '60'])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_process_alive_probes_with_signal_0_only(sleeper):
+    assert autoinstall_publish._process_alive(sleeper.pid) is True
+    with pytest.raises(subprocess.TimeoutExpired):   # a real signal (SIGHUP) would end sleep(1)
+        sleeper.wait(timeout=0.5)
+    assert autoinstall_publish._process_alive(dead_pid()) is False
+
+
+def test_a_process_of_another_user_counts_as_alive(monkeypatch):
+    def refused(pid, sig):
+        raise PermissionError(1, 'Operation not permitted')
+    monkeypatch.setattr(os, 'kill', refused)
+    assert autoinstall_publish._process_alive(4242) is True
+
+
+def write_record(docroot, name, **record):
+    directory = autoinstall_publish.records_dir(str(docroot))
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), 'w') as handle:
+        json.dump(record, handle)
+    return os.path.join(directory, name)
+
+
+def test_no_records_directory_means_nothing_stale(docroot):
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+    assert not os.path.exists(autoinstall_publish.records_dir(str(docroot)))
+
+
+def test_a_live_process_of_another_run_keeps_its_files(docroot, sleeper):
+    published = docroot / 'fe:e1:bb:d1:00:02-install.conf'
+    published.write_text('System hostname = web2\n')
+    record = write_record(docroot, 'fe:e1:bb:d1:00:02.json', pid=sleeper.pid, paths=[str(published)])
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+    assert published.exists() and os.path.exists(record)
+
+
+def test_other_files_in_the_records_directory_are_left_alone(docroot):
+    notes = write_record(docroot, 'notes.txt', pid=dead_pid(), paths=[])
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+    assert os.path.exists(notes)
+
+
+def test_the_pf_client_of_a_stale_record_is_deleted_before_the_record(docroot):
+    calls = []
+    with_client = write_record(docroot, 'a.json', pid=dead_pid(), paths=[], client=['vmm', 'installing', '10.0.0.5'])
+    without = write_record(docroot, 'b.json', pid=dead_pid(), paths=[])
+    assert autoinstall_publish.remove_stale(str(docroot), delete_client=calls.append) == []
+    assert calls == [['vmm', 'installing', '10.0.0.5']]
+    assert not os.path.exists(with_client) and not os.path.exists(without)
+
+
+def test_a_record_whose_client_cannot_be_deleted_stays_for_the_next_run(docroot):
+    def fails(client):
+        raise OSError('pfctl: Operation not permitted')
+    record = write_record(docroot, 'a.json', pid=dead_pid(), paths=[], client=['vmm', 'installing', '10.0.0.5'])
+    assert autoinstall_publish.remove_stale(str(docroot), delete_client=fails) == []
+    assert os.path.exists(record)
+    # without a way to delete the client, the record goes
+    assert autoinstall_publish.remove_stale(str(docroot)) == []
+    assert not os.path.exists(record)
+
+
+def test_existing_reads_the_site_set_only_when_there_is_one(docroot):
+    publication, payload = publication_for(docroot, None)
+    assert publication.existing() == {'response_file': None}
+    publication.publish(payload)
+    assert publication.existing() == {'response_file': 'System hostname = web1\n'}
+    hashed = '$2b$10$' + 'A' * 53
+    publication, payload = publication_for(docroot, 'site78-web1.tgz')
+    payload['site_files'] = [site_file('install.site', "useradd -m -p '%s' joe\n" % hashed, '0755')]
+    publication.publish(payload)
+    assert publication.existing() == {'response_file': 'System hostname = web1\n', 'site_root_password': None,
+                                      'site_user_hashes': {'joe': hashed}}
+
+
+def test_publish_refuses_a_missing_set_directory_or_docroot(tmp_path):
+    publication, payload = publication_for(tmp_path, 'site78.tgz')
+    with pytest.raises(PublishError) as caught:
+        publication.publish(payload)
+    assert str(caught.value) == ('set directory %s/pub/OpenBSD/7.8/amd64 does not exist: put the release (bsd.rd, sets, '
+                                 'SHA256.sig, index.txt) there first' % tmp_path)
+    publication, payload = publication_for(tmp_path / 'gone', None)
+    with pytest.raises(PublishError) as caught:
+        publication.publish(payload)
+    assert str(caught.value) == 'docroot %s/gone does not exist' % tmp_path
+    assert os.listdir(str(tmp_path)) == []
