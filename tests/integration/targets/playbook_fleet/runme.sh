@@ -89,6 +89,14 @@ before1=$(calls vmm1); before2=$(calls vmm2)
 play "$COLL/playbooks/provision.yml"
 for h in $hosts; do recap "$h" | grep -q ' changed=0 .* failed=0 '; done
 [ $(($(calls vmm1) - before1)) = 1 ] && [ $(($(calls vmm2) - before2)) = 1 ]
+# first boot again on one guest (provision_reconfigure): it runs and changes nothing; alice's random
+# password is neither replaced nor delivered a second time
+shadow=$(grep '^alice:' "$(root vmm1)/guests/vmm1g02/etc/shadow")
+play "$COLL/playbooks/provision.yml" --limit vmm1,vmm1g02,localhost -e provision_reconfigure=true
+recap vmm1g02 | grep -q ' changed=0 .* failed=0 '
+grep -q 'openbsd.vmm.guest_firstboot : Users' "$log"
+[ "$(grep '^alice:' "$(root vmm1)/guests/vmm1g02/etc/shadow")" = "$shadow" ]
+[ "$(grep -c '^# password of alice ' "$(root vmm1)/guests/vmm1g02/home/alice/.ssh/authorized_keys")" = 1 ]
 
 # 3. one guest removed: stopped, out of vm.conf and dhcpd.conf, its disk archived with a timestamp
 python3 - "$fleet" <<'PY'
