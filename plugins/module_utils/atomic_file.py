@@ -15,7 +15,8 @@ def read_file(path, binary=False):
         with open(path, 'rb' if binary else 'r') as handle:
             return handle.read()
     except FileNotFoundError:
-        return None
+        pass
+    return None
 
 
 def write_atomic(path, data, mode, gid=None):

@@ -15,8 +15,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.openbsd.vmm.plugins.module_utils import atomic_file, autoinstall_publish
-from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import write_atomic
+from ansible_collections.openbsd.vmm.plugins.module_utils import autoinstall_publish
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, PublishError, update_index
 
 MAC = 'fe:e1:bb:d1:00:01'
@@ -102,28 +101,6 @@ def test_update_index_creates_a_missing_index(tmp_path):
     (tmp_path / 'site78.tgz').write_bytes(b'data')
     assert update_index(str(tmp_path), 'site78.tgz', True) is True
     assert (tmp_path / 'index.txt').read_text().split()[-1] == 'site78.tgz'
-
-
-# -- the manifest beside the disk -------------------------------------------
-def test_write_atomic_sets_the_mode_and_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / 'disk.qcow2.autoinstall.json'
-    write_atomic(str(path), '{"a": 1}\n', 0o600)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert os.listdir(tmp_path) == [path.name]
-
-
-def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
-    path = tmp_path / 'manifest.json'
-    path.write_text('old\n')
-
-    def failing_rename(source, destination):
-        raise OSError(28, 'No space left on device')
-
-    monkeypatch.setattr(atomic_file.os, 'rename', failing_rename)
-    with pytest.raises(OSError):
-        write_atomic(str(path), 'new\n', 0o600)
-    assert path.read_text() == 'old\n'
-    assert os.listdir(tmp_path) == [path.name]
 
 
 # -- who may read what is published -----------------------------------------
