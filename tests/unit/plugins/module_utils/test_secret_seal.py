@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 
@@ -32,3 +33,27 @@ def test_a_changed_or_garbled_value_is_refused():
         unseal(KEY, 'not base64!')
     with pytest.raises(SealError, match='too short'):
         seal('ab', 'x')
+
+
+# Worked out with openssl (HMAC-SHA256 of b'stream' + nonce + 8-byte big-endian counter, XOR, then the tag
+# over b'tag' + nonce + ciphertext), not with secret_seal: a 16-byte key, a fixed nonce, 40 bytes of text
+# so the key stream takes counters 0 and 1.
+KEY_16 = '00112233445566778899aabbccddeeff'
+NONCE = bytes(range(16))
+TEXT_40 = 'sealed: 40 bytes, two blocks of stream!!'
+SEALED_40 = ('AAECAwQFBgcICQoLDA0OD2_jQFMIn1ag9YJ8qEwX55WT0xyTOZgUm9ALyGBWnUAr'
+             '8RMrd8wbu4Qj2inpoThR3-Byi7Fgl5Ml0WX0A7z1gPkz1cI040bN4w==')
+
+
+def test_the_sealed_bytes_match_the_documented_construction(monkeypatch):
+    monkeypatch.setattr(os, 'urandom', lambda size: NONCE[:size])
+    assert seal(KEY_16, TEXT_40) == SEALED_40
+    assert unseal(KEY_16, SEALED_40) == TEXT_40
+
+
+def test_the_key_needs_16_bytes():
+    assert unseal(KEY_16, seal(KEY_16, 'x')) == 'x'
+    with pytest.raises(SealError, match='the seal key is too short'):
+        seal(KEY_16[:30], 'x')
+    with pytest.raises(SealError, match='the seal key is too short'):
+        unseal(KEY_16[:30], SEALED_40)
