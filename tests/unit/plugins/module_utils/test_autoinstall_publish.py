@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, openbsd.vmm contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Publishing in the docroot: the site set in the set directory, index.txt, atomic writes."""
+"""Publishing in the docroot: the site set in the set directory and index.txt."""
 
 from __future__ import annotations
 
