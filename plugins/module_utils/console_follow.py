@@ -85,7 +85,7 @@ class ConsoleFollower:
         vmctl.calls.append(['vmctl', 'console', name])
         # run_command() waits for the process to end; the console must be streamed while the VM runs.
         self.process = subprocess.Popen(  # pylint: disable=ansible-bad-function
-            argv, stdin=slave, stdout=slave, stderr=slave, env=vmctl.environ, close_fds=True, start_new_session=True)
+            argv, stdin=slave, stdout=slave, stderr=slave, env=vmctl.environ, start_new_session=True)
         os.close(slave)
         self.open = True
 
@@ -126,7 +126,7 @@ class ConsoleFollower:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        if self.log_handle and self.pending:
+        if self.log_handle:
             self.log_handle.write(redact(self.pending, self.secrets))
             self.pending = ''
             self.log_handle.flush()
