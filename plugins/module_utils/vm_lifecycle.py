@@ -128,7 +128,9 @@ def build_requests(entries, vmconf, path_exists=os.path.exists):
             problems.append('%s: name: listed more than once in vms' % label)
             continue
         seen.add(name)
-        request = VmRequest(name=name, state=entry.get('state') or 'present', stop_timeout=entry.get('stop_timeout') or 60,
+        stop_timeout = entry.get('stop_timeout')
+        # Only a missing value takes the default: 0 goes to the check (not `or 60`, which read 0 as 60).
+        request = VmRequest(name=name, state=entry.get('state') or 'present', stop_timeout=60 if stop_timeout is None else stop_timeout,
                             force=bool(entry.get('force')), restart_on_change=bool(entry.get('restart_on_change')),
                             options={option: entry.get(option) for option in CONFIG_OPTIONS})
         before = len(problems)

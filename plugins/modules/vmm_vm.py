@@ -250,7 +250,9 @@ options:
     type: bool
     default: false
   stop_timeout:
-    description: Seconds to wait for a graceful C(vmctl stop -w) before giving up (or forcing, see O(force)).
+    description:
+      - Seconds to wait for a graceful C(vmctl stop -w) before giving up (or forcing, see O(force)).
+      - At least 1; C(0) and negative values are refused (to stop at once, use a short timeout and O(force=true)).
     type: int
     default: 60
   force:

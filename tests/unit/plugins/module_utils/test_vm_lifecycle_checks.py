@@ -116,7 +116,7 @@ def test_interface_group_is_at_most_15_characters_and_starts_with_a_letter(group
             "not ending in a digit)" % group]
 
 
-@pytest.mark.parametrize('timeout', [-1, '5'])
+@pytest.mark.parametrize('timeout', [0, -1, '5'])
 def test_stop_timeout_must_be_a_positive_int(timeout):
     assert problems_of(entry(stop_timeout=timeout)) == ["vm 'web1': stop_timeout: must be a positive number of seconds"]
 
@@ -132,6 +132,11 @@ def test_defaults_of_a_bare_entry():
 def test_stop_timeout_of_one_second_is_accepted():
     request, = requests(entry(stop_timeout=1))
     assert request.stop_timeout == 1
+
+
+def test_a_top_level_stop_timeout_of_0_is_refused_not_read_as_the_default():
+    entries = lc.merge_entries(dict(name=None, stop_timeout=0, vms=[dict(entry(), stop_timeout=None)]))
+    assert problems_of(entries[0]) == ["vm 'web1': stop_timeout: must be a positive number of seconds"]
 
 
 def test_memory_left_out_means_512m():

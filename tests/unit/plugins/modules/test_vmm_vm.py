@@ -296,6 +296,14 @@ def tap_dir(host, count):
     return dev
 
 
+def test_stop_timeout_0_is_refused_naming_the_option_not_read_as_60(host):
+    conf = managed_conf(host)
+    before = digest(conf)
+    result = run(vmm_vm, dict(name='web1', state='stopped', stop_timeout=0, disks=[str(host / 'disk.qcow2')], vm_conf=str(conf)))
+    assert result['failed'] and calls(host) == [] and digest(conf) == before
+    assert result['problems'] == ["vm 'web1': stop_timeout: must be a positive number of seconds"]
+
+
 def test_too_few_taps_is_refused_before_any_change(host):
     conf = managed_conf(host)
     before = digest(conf)
