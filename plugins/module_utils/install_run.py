@@ -51,7 +51,7 @@ def disk_in_use(disk):
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    # Closing the file dropped the lock taken here.
     return False
 
 
@@ -136,7 +136,7 @@ def run_install(module, vmctl, definition, timeout, console_log, secrets):
         vmctl.calls.append(['vmctl', 'wait', name])
         waiter = subprocess.Popen(  # pylint: disable=ansible-bad-function
             [vmctl.binary, 'wait', name], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=vmctl.environ, close_fds=True)
+            env=vmctl.environ)
         deadline = started + timeout
         ended, reason = False, None
         wait_fd = waiter.stderr.fileno()
