@@ -8,31 +8,14 @@
 # added to the fleet.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-# ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
-COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-export PATH="$COLL/tests/lab/bin:$PATH"
 per_host=${VMM_FLEET_PER_HOST:-40}
-hosts="vmm1 vmm2"
+. "$here/../setup_lab/files/lab_hosts.sh" playbook_fleet vmm1 vmm2
 if ! reason=$(lab net-check 2>&1); then
     echo "SKIPPED playbook_fleet: the lab cannot make network namespaces here ($reason); no guest can answer SSH" >&2
     exit 0
 fi
-VMM_LAB_BASE=$(mktemp -d /tmp/vmm-lab-playbook_fleet.XXXXXX)
-chmod 755 "$VMM_LAB_BASE"  # as a root made by lab init
-export VMM_LAB_BASE
-root() { echo "$VMM_LAB_BASE/$1"; }
-on() { VMM_LAB_ROOT=$(root "$1") "${@:2}"; }
-stop_labs() { for h in $hosts; do on "$h" lab vmd stop >/dev/null 2>&1 || true; done; }
-trap 'stop_labs; rm -rf "$VMM_LAB_BASE"' EXIT
-for h in $hosts; do
-    on "$h" lab init
-    on "$h" lab vmd start
-    on "$h" lab mirror "$(root "$h")/mirror" 7.8 amd64 >/dev/null
-    cp "$COLL/tests/lab/bin/MAKEDEV" "$(root "$h")/dev/"
-done
 # the provisioning key: the golden image carries its public half (build_image_root_ssh_key)
 ssh-keygen -q -t ed25519 -N '' -C fleet@controller -f "$VMM_LAB_BASE/id_ed25519"
-export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"  # the vmm hosts take OpenBSD's code paths
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_FORKS=20
 export ANSIBLE_INVENTORY_ENABLED=openbsd.vmm.vmm,yaml
 inv=$VMM_LAB_BASE/inventory

@@ -7,27 +7,9 @@
 # (Guests on switches, SSH and first boot: playbook_fleet.)
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-# ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
-COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-export PATH="$COLL/tests/lab/bin:$PATH"
-hosts="vmm1 vmm2"
-# this run's own lab roots, one per host under one base (inventory.yml reads it), removed at the end
-VMM_LAB_BASE=$(mktemp -d /tmp/vmm-lab-playbook_provision.XXXXXX)
-chmod 755 "$VMM_LAB_BASE"  # as a root made by lab init
-export VMM_LAB_BASE
-root() { echo "$VMM_LAB_BASE/$1"; }
-on() { VMM_LAB_ROOT=$(root "$1") "${@:2}"; }
-stop_labs() { for h in $hosts; do on "$h" lab vmd stop >/dev/null 2>&1 || true; done; }
-trap 'stop_labs; rm -rf "$VMM_LAB_BASE"' EXIT
-for h in $hosts; do
-    on "$h" lab init
-    on "$h" lab vmd start
-    # a stand-in OpenBSD mirror; playbooks/host.yml makes the host ready from it (verified sets in
-    # the docroot, httpd on 127.0.0.1, pf's rdr-to for the installers), as a real host
-    on "$h" lab mirror "$(root "$h")/mirror" 7.8 amd64 >/dev/null
-    cp "$COLL/tests/lab/bin/MAKEDEV" "$(root "$h")/dev/"
-done
-export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"  # the roles take OpenBSD's code paths
+# two lab hosts; playbooks/host.yml makes each ready from its stand-in mirror (verified sets in the
+# docroot, httpd on 127.0.0.1, pf's rdr-to for the installers), as a real host
+. "$here/../setup_lab/files/lab_hosts.sh" playbook_provision vmm1 vmm2
 log=$VMM_LAB_BASE/play.log
 play() { ansible-playbook -i "$here/inventory.yml" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
 recap() { grep -E "^$1 +:" "$log"; }
