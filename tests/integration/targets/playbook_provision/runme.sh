@@ -48,6 +48,19 @@ grep -q "lladdr \"$(mac db1)\"" "$(root vmm1)/etc/vm.conf"
 grep -q "lladdr \"$(mac app1)\"" "$(root vmm2)/etc/vm.conf"
 grep -q 'lladdr "fe:e1:ba:d0:99:01"' "$(root vmm2)/etc/vm.conf"
 on vmm1 vmd -n -f "$(root vmm1)/etc/vm.conf"
+# vmm_image_info reads the golden image as other playbooks would choose it: its manifest, still the
+# sha256 the manifest records (sha256sum agrees), the overlays built on it (every guest's disk)
+ansible -i "$here/inventory.yml" vmm1 -o -m openbsd.vmm.vmm_image_info -a "path=$(root vmm1)/var/vmm checksum=true" \
+    | sed -n 's/^vmm1 | SUCCESS => //p' > "$VMM_LAB_BASE/images.json"
+python3 - "$VMM_LAB_BASE/images.json" "$(root vmm1)/var/vmm" "$(sha256sum "$(root vmm1)/var/vmm/golden.qcow2" | cut -d' ' -f1)" <<'PY'
+import json, sys
+images = json.load(open(sys.argv[1]))['images']
+assert [i['path'] for i in images] == [sys.argv[2] + '/golden.qcow2'], images
+(golden,) = images
+assert golden['manifest']['release'] == '7.8' and golden['manifest']['sha256'] == sys.argv[3], golden
+assert golden['intact'] is True and golden['problems'] == [], golden
+assert golden['overlays'] == [sys.argv[2] + '/%s.qcow2' % vm for vm in ('db1', 'web1', 'web2')], golden['overlays']
+PY
 on vmm2 vmd -n -f "$(root vmm2)/etc/vm.conf"
 # memory per guest and per host default; the owner
 on vmm1 vmctl status web1 | grep -q ' 256M '
