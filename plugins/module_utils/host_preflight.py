@@ -98,7 +98,7 @@ def check_become(probe, params, euid=None):
     if euid != 0:
         user = _user_name(euid)
         return record('become', FAIL, 'the checks ran as %s (uid %d), not root: vmctl, pfctl and rcctl need root' % (user, euid),
-                      'set become: true and become_method: doas for the host, with a doas.conf rule such as '
+                      'set become: true and become_method: community.general.doas for the host, with a doas.conf rule such as '
                       '"permit nopass %s as root" (check it with doas -C /etc/doas.conf)' % user, uid=euid)
     return record('become', PASS, 'running as root', uid=euid)
 

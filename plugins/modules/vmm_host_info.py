@@ -155,7 +155,7 @@ options:
     default: 4G
 notes:
   - Only Python's standard library is used on the target.
-  - Run it with C(become) (C(become_method=doas)); C(vmctl), C(pfctl) and C(rcctl) need root.
+  - Run it with C(become) (C(become_method=community.general.doas)); C(vmctl), C(pfctl) and C(rcctl) need root.
 seealso:
   - module: openbsd.vmm.vmm_vm_info
 '''
@@ -167,7 +167,7 @@ EXAMPLES = r'''
     sysctls:
       - {name: net.inet.ip.forwarding, value: "1", variable: vmm_host_forwarding}
   become: true
-  become_method: doas
+  become_method: community.general.doas
   register: preflight
 
 - name: The checks that failed, with their fixes

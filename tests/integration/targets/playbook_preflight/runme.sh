@@ -154,6 +154,6 @@ if ansible-playbook -i "$L/no-python.yml" "$COLL/playbooks/preflight.yml" -e "pr
 [ "$(statuses fail)" = "python" ]
 expect python fail 'pkg_add python3' 'ansible_python_interpreter: /usr/local/bin/python3'
 if play "$COLL/playbooks/preflight.yml" -e "preflight_report=$report" -e preflight_become=true \
-        -e ansible_become_method=doas -e "ansible_become_exe=$L/no-doas"; then exit 1; fi
+        -e ansible_become_method=community.general.doas -e "ansible_become_exe=$L/no-doas"; then exit 1; fi
 [ "$(statuses fail)" = "become" ]
-expect become fail 'become_method: doas' 'permit nopass'
+expect become fail 'become_method: community.general.doas' 'permit nopass'

@@ -51,7 +51,7 @@ def test_become_needs_root():
     assert p.check_become(FakeProbe(), params(), euid=0)['status'] == 'pass'
     result = p.check_become(FakeProbe(), params(), euid=65534)
     assert result['status'] == 'fail'
-    assert 'become: true' in result['fix'] and 'become_method: doas' in result['fix'] and 'doas -C' in result['fix']
+    assert 'become: true' in result['fix'] and 'become_method: community.general.doas' in result['fix'] and 'doas -C' in result['fix']
 
 
 def test_vmd_enabled_reads_the_configured_vm_conf():
