@@ -271,8 +271,8 @@ def fleet_plan(vmm_hosts, guests=None, state=None, lladdr_prefix=DEFAULT_LLADDR_
             host.guests.append(guest)
     unplaced = _guest_list(guests, 'guests')
     for guest in unplaced:
+        # A 'host' key here is overwritten where the guest is placed: a host is given by listing the guest under it.
         _claim(seen, hosts, guest['name'], None)
-        guest.pop('host', None)  # a host is given by listing the guest under it
     for name in seen:
         if name in hosts:
             raise FleetPlanError('guest %s has the name of a vmm host' % name)
@@ -353,7 +353,6 @@ class _Pool:
             reserved = host.vars.get('vmm_guest_network_reserved', 0)
             self.reserved = _count(reserved if reserved is not None else 0, '%s: vmm_guest_network_reserved' % host.name)
             self.first = self.cidr.first + (0 if self.cidr.prefixlen >= 31 else 1)
-            self.last = self.cidr.last - (0 if self.cidr.prefixlen >= 31 else 1)
         self.net6 = None
         prefix6 = host.vars.get('vmm_guest_network6')
         if prefix6:
@@ -366,12 +365,8 @@ class _Pool:
         return ipv4_address(self.cidr, index, reserved=self.reserved)
 
     def index_of(self, address):
-        """The pool index of an address of the pool, else None."""
-        if self.cidr is None:
-            return None
-        value = int(netaddr.IPAddress(address))
-        index = value - self.first - self.reserved
-        return index if 0 <= index and value <= self.last else None
+        """The pool index of an address the pool hands out (one problem() accepts)."""
+        return int(netaddr.IPAddress(address)) - self.first - self.reserved
 
     def problem(self, address):
         """Why an address given to a guest of this host is not one of its pool, or None."""
@@ -442,8 +437,7 @@ def _addresses(hosts, recorded):
                     guest['address'] = pool.address(index)
                     guest['_index'] = pool.index_of(guest['address'])
                 else:
-                    pending.append((pool, guest))
-                    continue
+                    pending.append((pool, guest))   # no address yet: claimed when it gets one, below
             if guest.get('address'):
                 claim(guest['address'], guest, guest['address'])
     # Placed guests: the recorded address while it is free in the pool, else the first free one.
@@ -451,7 +445,7 @@ def _addresses(hosts, recorded):
     for pool, guest in pending:
         entry = recorded.get(guest['name'], {})
         address = entry.get('address') if entry.get('host') == pool.host.name else None
-        if address and pool.index_of(address) is not None and not pool.problem(address) and address not in taken:
+        if address and not pool.problem(address) and address not in taken:
             guest['address'] = address
             guest['_index'] = pool.index_of(address)
             claim(address, guest, address)

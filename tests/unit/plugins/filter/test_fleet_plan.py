@@ -14,8 +14,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_fleet_state import FilterModule as StateFilters
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_provision_plan import FilterModule as PlanFilters
 from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_net import FleetNetError, derive_lladdr
+from ansible_collections.openbsd.vmm.plugins.plugin_utils import fleet_plan as fleet_plan_module
 from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_plan import (
-    FleetPlanError, default_state_path, fleet_plan, read_state,
+    FleetPlanError, default_state_path, fleet_plan, fleet_state, read_state,
 )
 
 vmm_provision_plan = PlanFilters().filters()['vmm_provision_plan']
@@ -119,6 +120,124 @@ def test_default_tap_count_is_the_roles_50_and_absent_guests_do_not_count():
         fleet_plan({'vmm1': {'vmm_guests': guests}}, [{'name': 'one_more'}])
 
 
+def test_a_placed_guest_may_take_the_last_free_tap():
+    hosts = {'vmm1': {'vmm_host_tap_count': 2, 'vmm_guests': [{'name': 'a'}]}}
+    assert hosts_of(fleet_plan(hosts, [{'name': 'b'}], now=NOW)) == {'vmm1': ['a', 'b']}
+    with pytest.raises(FleetPlanError, match=r'vmm1 has 0 taps free \(2 in use\)'):
+        fleet_plan(hosts, [{'name': 'b'}, {'name': 'c'}], now=NOW)
+
+
+def test_a_placed_guest_may_fill_the_memory_and_the_vm_count_exactly():
+    hosts = {'vmm1': {'vmm_host_memory': '2G', 'vmm_host_max_vms': 2, 'vmm_guests': [{'name': 'a', 'memory': '1G'}]}}
+    assert hosts_of(fleet_plan(hosts, [{'name': 'b', 'memory': '1G'}], now=NOW)) == {'vmm1': ['a', 'b']}
+
+
+def test_a_host_given_in_the_guests_list_is_not_where_it_goes():
+    plan = fleet_plan({'a': None, 'b': {}}, [{'name': 'x', 'host': 'b'}], now=NOW)
+    assert hosts_of(plan) == {'a': ['x'], 'b': []}
+    assert plan['guests']['x']['host'] == 'a'
+
+
+def test_too_many_explicit_guests_for_the_taps():
+    with pytest.raises(FleetPlanError) as error:
+        fleet_plan({'vmm1': {'vmm_host_tap_count': 1, 'vmm_guests': [{'name': 'a'}, {'name': 'b'}]}})
+    assert str(error.value) == 'vmm host vmm1 cannot hold its guests (a, b): they need 2 taps, it has 1 (vmm_host_tap_count)'
+
+
+@pytest.mark.parametrize('hosts, message', [
+    ({'a': ['x']}, 'the variables of vmm host a must be a mapping'),
+    ({'a': {'vmm_guests': [{'name': 5}]}}, 'vmm_guests of a: name 5 must be a string'),
+    ({'a': {'vmm_guests': [{'name': 'x', 'switch': 5}]}}, 'guest x: switch must be a string'),
+    ({'a': {'vmm_guests': [{'name': 'x', 'switch': 's', 'address': 5}]}}, 'guest x: address: 5 is not an IPv4 address'),
+    ({'a': {'vmm_guests': [{'name': 'x', 'switch': 's', 'address': '2001:db8::5'}]}},
+     "guest x: address: '2001:db8::5' is not an IPv4 address"),
+    ({'a': {'vmm_guest_network': 'nonsense'}}, "'nonsense' is not an IPv4 network (address/prefix length)"),
+    ({'a': {'vmm_guest_network': '2001:db8::/64'}}, '2001:db8::/64 is not an IPv4 network'),
+    ({'a': {'vmm_guest_network6': '2001:db8:1::/64', 'vmm_guests': [{'name': 'x', 'switch': 's', 'address6': '2001:db8:2::5'}]}},
+     "guest x: address6 2001:db8:2::5 is outside a's IPv6 network 2001:db8:1::/64"),
+])
+def test_bad_host_variables_and_guest_fields_exact(hosts, message):
+    with pytest.raises(FleetNetError) as error:   # FleetPlanError, or fleet_net's own
+        fleet_plan(hosts, now=NOW)
+    assert str(error.value) == message
+
+
+def test_netaddr_missing_is_named(monkeypatch):
+    monkeypatch.setattr(fleet_plan_module, 'netaddr', None)
+    with pytest.raises(FleetPlanError, match=r'^the Python library netaddr is required on the controller \(pip install netaddr\)$'):
+        fleet_plan_module._address('192.0.2.5', 4, 'guest x: address')
+
+
+def test_ipv6_only_hosts_count_from_the_first_address_after_the_subnet_router():
+    hosts = {'a': {'vmm_guest_network6': '2001:db8:1::/48', 'vmm_guests': [{'name': 'x', 'switch': 's'}, {'name': 'y', 'switch': 's', 'index': 7}]}}
+    guests = fleet_plan(hosts, [{'name': 'p', 'switch': 's'}], now=NOW)['guests']
+    assert [guests[name]['address6'] for name in ('x', 'y', 'p')] == ['2001:db8:1::1', '2001:db8:1::8', '2001:db8:1::3']
+    assert 'address' not in guests['x'] and 'address' not in guests['p']
+
+
+def test_the_last_address_of_the_ipv6_network_is_inside_it():
+    last = '2001:db8:1:0:ffff:ffff:ffff:ffff'
+    hosts = {'a': {'vmm_guest_network6': '2001:db8:1::/64', 'vmm_guests': [{'name': 'x', 'switch': 's', 'address6': last}]}}
+    assert fleet_plan(hosts, now=NOW)['guests']['x']['address6'] == last
+
+
+def test_two_local_guests_of_a_host_cannot_share_an_address():
+    hosts = {'a': {'vmm_guests': [{'name': 'x', 'address': '100.64.1.3'}, {'name': 'y', 'address': '100.64.1.3'}]}}
+    with pytest.raises(FleetPlanError, match=r'^address collision in the fleet: x and y both have 100.64.1.3$'):
+        fleet_plan(hosts, now=NOW)
+
+
+def test_a_local_guest_with_an_empty_address_has_none():
+    guest = fleet_plan({'a': {'vmm_guests': [{'name': 'x', 'address': ''}]}}, now=NOW)['guests']['x']
+    assert 'address' not in guest
+
+
+def test_a_kept_recorded_address_gives_the_ipv6_address_at_the_same_offset():
+    state = {'version': 1, 'guests': {'p1': {'host': 'vmm1', 'address': '192.0.2.7', 'placed': NOW}}}
+    hosts = {'vmm1': dict(POOL, vmm_guest_network6='2001:db8:1::/64')}
+    guest = fleet_plan(hosts, [{'name': 'p1', 'switch': 's'}], state=state, now=NOW)['guests']['p1']
+    assert (guest['address'], guest['address6']) == ('192.0.2.7', '2001:db8:1::7')
+
+
+@pytest.mark.parametrize('reserved', [{}, {'vmm_guest_network_reserved': None}])
+def test_no_reserved_addresses_by_default(reserved):
+    hosts = {'a': dict(reserved, vmm_guest_network='192.0.2.0/24', vmm_guests=[{'name': 'x', 'switch': 's'}])}
+    assert fleet_plan(hosts, now=NOW)['guests']['x']['address'] == '192.0.2.1'
+
+
+@pytest.mark.parametrize('hosts, message', [
+    ({'a': {'vmm_guest_network': '192.0.2.0/24', 'vmm_guests': [{'name': 'x', 'switch': 's', 'address': '192.0.3.0'}]}},
+     "guest x: address 192.0.3.0 is outside a's pool 192.0.2.0/24"),
+    ({'a': {'vmm_guest_network6': '2001:db8:1::/64', 'vmm_guests': [{'name': 'x', 'switch': 's', 'address6': '2001:db8:1:1::'}]}},
+     "guest x: address6 2001:db8:1:1:: is outside a's IPv6 network 2001:db8:1::/64"),
+])
+def test_one_past_the_last_address_is_outside(hosts, message):
+    with pytest.raises(FleetPlanError) as error:
+        fleet_plan(hosts, now=NOW)
+    assert str(error.value) == message
+
+
+def test_leases_are_for_switch_guests_with_an_address_not_absent():
+    guests = [{'name': 'a', 'switch': 's', 'address': '192.0.2.2', 'lladdr': 'fe:e1:ba:d0:00:01'},
+              {'name': 'b', 'switch': 's', 'address': '192.0.2.3', 'lladdr': 'fe:e1:ba:d0:00:02', 'state': 'absent'},
+              {'name': 'c', 'switch': 's', 'address': '192.0.2.4', 'lladdr': 'fe:e1:ba:d0:00:03', 'state': 'stopped'},
+              {'name': 'd', 'address': '100.64.1.3', 'lladdr': 'fe:e1:ba:d0:00:04'}]
+    assert fleet_plan_module.guest_leases(guests) == [
+        {'name': 'a', 'mac': 'fe:e1:ba:d0:00:01', 'address': '192.0.2.2'},
+        {'name': 'c', 'mac': 'fe:e1:ba:d0:00:03', 'address': '192.0.2.4'}]
+
+
+def test_a_kept_recorded_address_is_not_handed_out_again():
+    state = {'version': 1, 'guests': {'p1': {'host': 'vmm1', 'address': '192.0.2.2', 'placed': NOW}}}
+    plan = fleet_plan({'vmm1': dict(POOL)}, [{'name': 'p1', 'switch': 's'}, {'name': 'p2', 'switch': 's'}], state=state, now=NOW)
+    assert (plan['guests']['p1']['address'], plan['guests']['p2']['address']) == ('192.0.2.2', '192.0.2.3')
+
+
+def test_vmm_hosts_must_be_a_mapping():
+    with pytest.raises(FleetPlanError, match=r'^vmm_hosts must be a mapping of vmm host names to their variables$'):
+        fleet_plan(['vmm1'])
+
+
 def test_an_overfull_host_with_only_explicit_guests_is_refused():
     hosts = {'vmm1': {'vmm_host_memory': '1G', 'vmm_host_max_vms': 1,
                       'vmm_guests': [{'name': 'a', 'memory': '1G'}, {'name': 'b', 'memory': '512M', 'state': 'stopped'}]}}
@@ -189,6 +308,43 @@ def test_placed_guest_keeps_its_recorded_address_while_it_is_free():
         ('web1', '192.0.2.2'), ('web2', '192.0.2.7'), ('p1', '192.0.2.3'), ('p2', '192.0.2.4')]
 
 
+def test_a_placed_guest_without_a_recorded_address_gets_the_first_of_the_pool():
+    plan = fleet_plan({'vmm1': dict(POOL)}, [{'name': 'p1', 'switch': 's'}], now=NOW)
+    assert plan['guests']['p1']['address'] == '192.0.2.2'
+
+
+@pytest.mark.parametrize('recorded', ['192.0.2.255', '192.0.2.1', '192.0.2.0', '198.51.100.7'])
+def test_a_recorded_address_the_pool_does_not_hand_out_is_replaced(recorded):
+    state = {'version': 1, 'guests': {'p1': {'host': 'vmm1', 'address': recorded, 'placed': NOW}}}
+    plan = fleet_plan({'vmm1': dict(POOL)}, [{'name': 'p1', 'switch': 's'}], state=state)
+    assert plan['guests']['p1']['address'] == '192.0.2.2'
+
+
+def test_a_planned_guest_is_its_entry_plus_host_lladdr_placed_and_address_only():
+    hosts = {'vmm1': dict(POOL, vmm_guests=[{'name': 'web1', 'switch': 's', 'lladdr': 'fe:e1:ba:d0:00:01'}])}
+    plan = fleet_plan(hosts, [{'name': 'p1', 'switch': 's', 'lladdr': 'fe:e1:ba:d0:00:02', 'memory': '1G'}], now=NOW)
+    assert plan['guests'] == {
+        'web1': {'name': 'web1', 'switch': 's', 'lladdr': 'fe:e1:ba:d0:00:01', 'host': 'vmm1', 'placed': NOW,
+                 'address': '192.0.2.2'},
+        'p1': {'name': 'p1', 'switch': 's', 'lladdr': 'fe:e1:ba:d0:00:02', 'memory': '1G', 'host': 'vmm1', 'placed': NOW,
+               'address': '192.0.2.3'},
+    }
+
+
+def test_a_32_pool_hands_out_its_one_address():
+    hosts = {'a': {'vmm_guest_network': '192.0.2.7/32', 'vmm_guests': [{'name': 'x', 'switch': 's'}]}}
+    assert fleet_plan(hosts, now=NOW)['guests']['x']['address'] == '192.0.2.7'
+
+
+def test_a_31_pool_has_no_network_or_broadcast_address():
+    # RFC 3021: both addresses of a /31 are hosts
+    hosts = {'a': {'vmm_guest_network': '192.0.2.0/31', 'vmm_guest_network6': '2001:db8::/64', 'vmm_guests': [
+        {'name': 'x', 'switch': 's', 'address': '192.0.2.0'}, {'name': 'y', 'switch': 's', 'address': '192.0.2.1'}]}}
+    guests = fleet_plan(hosts, now=NOW)['guests']
+    assert [(guests[n]['address'], guests[n]['address6']) for n in ('x', 'y')] == [
+        ('192.0.2.0', '2001:db8::1'), ('192.0.2.1', '2001:db8::2')]
+
+
 @pytest.mark.parametrize('hosts, message', [
     ({'a': dict(POOL, vmm_guests=[{'name': 'x', 'switch': 's'}, {'name': 'y', 'switch': 's', 'address': '192.0.2.2'}])},
      'address collision in the fleet: x and y both have 192.0.2.2'),
@@ -245,6 +401,20 @@ def test_state_path_default():
     assert default_state_path('/srv/lab-fleet.vmm.yaml') == '/srv/lab-fleet.vmm.state.json'
     with pytest.raises(FleetPlanError, match='does not end in vmm.yml'):
         default_state_path('/srv/fleet.yml')
+    with pytest.raises(FleetPlanError, match=r'^/srv/fleet.vmm.yml.bak does not end in vmm.yml or vmm.yaml; set state_file$'):
+        default_state_path('/srv/fleet.vmm.yml.bak')
+
+
+def test_a_state_file_that_cannot_be_read_is_named(tmp_path):
+    with pytest.raises(FleetPlanError, match=r'^state file %s cannot be read: \[Errno 21\] Is a directory' % tmp_path):
+        read_state(str(tmp_path))
+
+
+def test_fleet_state_takes_a_plan_or_its_guests_by_name():
+    guest = {'name': 'x', 'host': 'a', 'placed': NOW}
+    expected = {'version': 1, 'guests': {'x': {'host': 'a', 'placed': NOW}}}
+    assert fleet_state({'guests': {'x': guest}}) == expected
+    assert fleet_state({'x': guest}) == expected
 
 
 def test_missing_state_file_is_empty(tmp_path):
@@ -256,6 +426,9 @@ def test_missing_state_file_is_empty(tmp_path):
     ('{"version": 2, "guests": {}}', 'must be {"version": 1'),
     ('{"version": 1, "guests": {"x": {"address": "1.2.3.4"}}}', 'guests.x needs a host'),
     ('{"version": 1, "guests": {"x": {"host": "a", "placed": "yesterday"}}}', 'guests.x.placed must be a UTC time'),
+    ('{"version": 1, "guests": {"x": {"host": "a", "address": 5}}}', ': guests.x.address must be a string'),
+    ('{"version": 1, "guests": {"x": {"host": "a", "placed": "2026-11-30T12:00:00Z+"}}}', 'guests.x.placed must be a UTC time'),
+    ('{"version": 1, "guests": {"x": {"host": "a", "placed": "+2026-11-30T12:00:00Z"}}}', 'guests.x.placed must be a UTC time'),
 ])
 def test_bad_state_file_names_the_file(tmp_path, text, message):
     path = tmp_path / 'fleet.vmm.state.json'
@@ -333,11 +506,18 @@ def test_provision_plan_defaults_and_the_inventorys_guests():
     assert vmm_provision_plan([]) == {'vms': [], 'disks': [], 'leases': []}
 
 
+def test_provision_plan_defaults_archive_and_lladdrs_by_name():
+    plan = fleet_plan_module.provision_plan([{'name': 'old', 'state': 'absent'}, {'name': 'web1'}],
+                                            lladdrs={'web1': 'fe:e1:ba:d0:00:09'})
+    assert plan['disks'][0] == {'path': '/var/vmm/old.qcow2', 'state': 'absent', 'archive_dir': '/var/vmm/archive'}
+    assert plan['vms'][1]['interfaces'] == [{'local': True, 'lladdr': 'fe:e1:ba:d0:00:09'}]
+
+
 @pytest.mark.parametrize('guests, kwargs, message', [
     ([{'name': 'web1'}], {}, 'guest web1 has no lladdr'),
     ([{'name': 'a', 'lladdr': 'fe:e1:ba:d0:00:01'}, {'name': 'a', 'lladdr': 'fe:e1:ba:d0:00:01'}], {}, 'guest a is listed twice'),
     ([], {'disk_dir': 'var/vmm'}, 'disk_dir must be an absolute path'),
-    ({'name': 'x'}, {}, 'must be a list'),
+    ({'name': 'x'}, {}, r"^vmm_provision_plan: the guests must be a list \(a vmm host's vmm_guests\)$"),
 ])
 def test_provision_plan_refuses(guests, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
