@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # playbooks/build_image.yml against the lab: the image is installed with the sealing install.site,
 # read-only, described by a manifest that agrees with qemu-img and sha256sum; a second run changes
-# nothing (manifest included); other inputs for a sealed image are refused without touching it.
+# nothing (manifest included); other inputs for a sealed image are refused without touching it, and
+# rebuilt with build_image_force_rebuild only when no overlay is built on it (the old one archived).
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 # ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
@@ -88,3 +89,28 @@ if play -e '{"build_image_sets": ["-game*"]}'; then
 fi
 grep -q 'is a sealed image' "$L/play.log"
 [ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+
+# 4. a forced rebuild is refused while an overlay is built on the image (naming it); once the overlay
+# is gone, the image is installed anew with the new inputs and the old one archived with its manifest
+vmctl create -b "$image" "$L/var/vmm/web1.qcow2"
+if play -e '{"build_image_timezone": "Europe/Amsterdam", "build_image_force_rebuild": true}'; then
+    echo "build_image.yml rebuilt an image an overlay uses" >&2
+    exit 1
+fi
+grep -q "build_image_force_rebuild: $image is not rebuilt: these overlays are built on it and would be corrupted: $L/var/vmm/web1.qcow2" "$L/play.log"
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+rm "$L/var/vmm/web1.qcow2"
+play -e '{"build_image_timezone": "Europe/Amsterdam", "build_image_force_rebuild": true}'
+recap | grep -q ' failed=0 '
+old=$(ls "$L"/var/vmm/archive/golden-*.qcow2)
+# the archived image and manifest are the ones built in step 1, byte for byte
+[ "$(sha256sum "$old" | cut -d' ' -f1)" = "$(echo "$sum_before" | sed -n '1s/ .*//p')" ]
+[ "$(sha256sum "$old.manifest.json" | cut -d' ' -f1)" = "$(echo "$sum_before" | sed -n '2s/ .*//p')" ]
+qemu-img check -q "$image"
+[ "$(field sha256)" = "$(sha256sum "$image" | cut -d' ' -f1)" ]
+[ "$(field sha256)" != "$(sha256sum "$old" | cut -d' ' -f1)" ]
+[ "$(field autoinstall_inputs_sha256)" != "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["autoinstall_inputs_sha256"])' "$old.manifest.json")" ]
+grep -q 'Europe/Amsterdam' "$(field console_log)"
+# the next run with the same inputs changes nothing
+play -e '{"build_image_timezone": "Europe/Amsterdam", "build_image_force_rebuild": true}'
+recap | grep -q ' changed=0 .* failed=0 '
