@@ -63,6 +63,12 @@ HARMLESS = {
         'the same float deadline as console_follow.drain: at exactly 0.0 select(timeout=0) polls once more, the next turn gives up',
     ('plugins/module_utils/secret_seal.py', 'while sum(len(block) for block in blocks) < length:', '< -> <='):
         'at a length that is a multiple of 32 it makes one block more, which [:length] cuts off: the same key stream',
+    ('plugins/module_utils/install_run.py', 'super().__init__(message)', 'delete call statement'):
+        "BaseException.__new__ already keeps the arguments: str(exc) is the message without __init__",
+    ('plugins/module_utils/install_run.py', 'fd = os.open(console_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)', '384 -> 385'):
+        'the fchmod(fd, 0o600) on the next line sets the mode before anything is written (0o601 adds only execute for others)',
+    ('plugins/module_utils/install_run.py', 'data = os.read(wait_fd, 4096)', '4096 -> 4097'):
+        'a read size on a pipe read until end of file: the same bytes arrive in one more or one fewer read',
     ('plugins/module_utils/vm_lifecycle.py', 'if not os.path.exists(self.path):', 'negate condition'):
         "AnsibleModule.atomic_move gives a new vm.conf 0666 & ~umask and keeps an existing file's mode, whatever the temp file's",
 }
