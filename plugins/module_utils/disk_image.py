@@ -219,11 +219,7 @@ def images_based_on(path, node=None, directories=None):
             candidate = os.path.join(directory, entry)
             if node in resolution(candidate) or not os.path.isfile(candidate):
                 continue
-            try:
-                if not qcow2.is_qcow2(candidate):
-                    continue
-            except OSError:
-                continue  # unreadable files cannot depend on anything usable
+            # A raw, unreadable or broken file has no bases: its chain is itself alone.
             if any(node in resolution(base) for base in _backing_chain(candidate)[1:]):
                 dependents.append(candidate)
     return dependents
@@ -834,9 +830,8 @@ def apply_plan(plan, vmctl):
         return _create_into_place(plan, vmctl)
     if plan.action == 'grow':
         return _copy_into_place(plan, vmctl, source=request.path)
-    if plan.action == 'replace':
-        return _copy_into_place(plan, vmctl, source=request.source)
-    raise DiskError('unknown plan action %r' % plan.action)
+    # 'replace', the last of the actions plan() makes (see Plan)
+    return _copy_into_place(plan, vmctl, source=request.source)
 
 
 def _size_argument(plan):

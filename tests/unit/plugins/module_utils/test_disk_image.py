@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import subprocess
 
@@ -630,3 +631,100 @@ def test_a_forced_replacement_never_shrinks(lab_dir):
 def test_an_unknown_owner_or_group_is_named(option, kind):
     with pytest.raises(DiskError, match=r"%s: 'no-such-%s-here' is not a %s on this host \(nor a numeric id\)" % (option, kind, kind)):
         disk_image.validate_file_attributes({option: 'no-such-%s-here' % kind})
+
+
+def test_a_missing_base_ends_the_backing_chain(tmp_path):
+    overlay = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), GIB, base='gone.qcow2')
+    assert disk_image._backing_chain(overlay) == [overlay, str(tmp_path / 'gone.qcow2')]
+    assert disk_image._backing_chain(str(tmp_path / 'gone.qcow2')) == [str(tmp_path / 'gone.qcow2')]
+
+
+def test_copy_sparse_reads_only_the_size_asked_and_pads_a_short_source(tmp_path):
+    source = io.BytesIO(b'a' * 300 + bytes(300) + b'b' * 400)
+    target_path = tmp_path / 'copy'
+    with open(target_path, 'wb') as target:
+        disk_image._copy_sparse(source, target, 700, chunk=256)
+    assert source.tell() == 700
+    assert target_path.read_bytes() == b'a' * 300 + bytes(300) + b'b' * 100
+    short = io.BytesIO(b'c' * 100)
+    with open(target_path, 'wb') as target:
+        disk_image._copy_sparse(short, target, 600, chunk=256)
+    assert target_path.read_bytes() == b'c' * 100 + bytes(500)
+
+
+def test_a_path_that_cannot_be_examined_is_an_error_naming_it(tmp_path):
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(DiskError) as caught:
+        disk_image.inspect_image(str(tmp_path / 'file' / 'd.img'), name='base')
+    assert str(caught.value) == 'base %s cannot be examined: Not a directory' % (tmp_path / 'file' / 'd.img')
+
+
+def test_raw_unreadable_and_broken_files_beside_an_image_do_not_depend_on_it(lab_dir):
+    base = str(lab_dir / 'base.qcow2')
+    write_vmctl_qcow2(str(lab_dir / 'web1.qcow2'), GIB, base='base.qcow2')
+    (lab_dir / 'broken.qcow2').write_bytes(b'QFI\xfb\0\0\0\x03')
+    unreadable = lab_dir / 'locked.qcow2'
+    write_vmctl_qcow2(str(unreadable), GIB, base='base.qcow2')
+    unreadable.chmod(0)
+    try:
+        found = disk_image.images_based_on(base)
+    finally:
+        unreadable.chmod(0o600)
+    expected = [str(lab_dir / 'web1.qcow2')] if os.geteuid() != 0 else [str(unreadable), str(lab_dir / 'web1.qcow2')]
+    assert found == expected
+
+
+def test_a_relative_source_is_refused_before_it_is_looked_up(lab_dir, monkeypatch):
+    monkeypatch.chdir(lab_dir)   # plain.raw exists relative to the working directory: still refused
+    with pytest.raises(DiskError) as caught:
+        plan_for(path=lab_dir / 'd.img', source='plain.raw')
+    assert str(caught.value) == "source: 'plain.raw' is not an absolute path"
+
+
+def test_a_copy_may_have_exactly_its_sources_size(lab_dir):
+    plan = plan_for(path=lab_dir / 'd.img', source=str(lab_dir / 'plain.raw'), size='8M')
+    assert (plan.action, plan.size) == ('create', 8 * MIB)
+
+
+def test_sync_directory_closes_what_it_opens(tmp_path):
+    before = sorted(os.listdir('/proc/self/fd'))
+    disk_image._sync_directory(str(tmp_path))
+    assert sorted(os.listdir('/proc/self/fd')) == before
+
+
+def test_an_image_in_a_loop_is_not_its_own_dependent(tmp_path):
+    first = write_vmctl_qcow2(str(tmp_path / 'a.qcow2'), GIB, base='b.qcow2')
+    second = write_vmctl_qcow2(str(tmp_path / 'b.qcow2'), GIB, base='a.qcow2')
+    assert disk_image.images_based_on(first) == [second]
+
+
+def test_a_lock_timeout_of_0_gives_up_at_the_first_busy_try(lab_dir, monkeypatch):
+    path = str(lab_dir / 'plain.raw')
+    with disk_image.run_lock(path):
+        monkeypatch.setattr(disk_image.time, 'monotonic', lambda: 1000.0)   # no time passes: the deadline is now
+        with pytest.raises(disk_image.DiskBusy):
+            with disk_image.run_lock(path, timeout=0):
+                pass
+
+
+def test_a_lock_file_replaced_while_it_was_opened_is_opened_again(lab_dir, monkeypatch):
+    path = str(lab_dir / 'plain.raw')
+    name = disk_image.lock_path(path)
+    real_fstat, real_open, opened = os.fstat, os.open, []
+
+    def fstat(descriptor):
+        result = real_fstat(descriptor)
+        if len(opened) == 1:   # the first open saw a file the holder removed just after
+            return os.stat_result((result.st_mode, -1) + tuple(result)[2:])
+        return result
+
+    def counting_open(file, *args, **kwargs):
+        if file == name:
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(disk_image.os, 'fstat', fstat)
+    monkeypatch.setattr(disk_image.os, 'open', counting_open)
+    with disk_image.run_lock(path):
+        assert len(opened) == 2
+    monkeypatch.undo()
