@@ -338,6 +338,6 @@ def test_a_vmctl_that_cannot_be_executed_is_a_vmctl_error(tmp_path):
     client = v.Vmctl(str(binary))
     with pytest.raises(v.VmctlError) as caught:
         client.status()
-    assert type(caught.value) is v.VmctlError
+    assert caught.type is v.VmctlError, "not a subclass: vmctl never ran, so it said nothing"
     assert caught.value.argv == ['vmctl', 'status']
     assert str(caught.value).startswith("cannot run vmctl: [Errno 13] Permission denied: '%s' (command: vmctl status)" % binary)
