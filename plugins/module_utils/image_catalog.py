@@ -65,7 +65,8 @@ def images_in(paths):
     for path in paths:
         if os.path.isdir(path):
             for entry in sorted(os.listdir(path)):
-                if entry.endswith(MANIFEST_SUFFIX) and len(entry) > len(MANIFEST_SUFFIX):
+                if entry.endswith(MANIFEST_SUFFIX):
+                    # a bare ".manifest.json" names the directory itself, which is no file
                     image = os.path.join(path, entry[:-len(MANIFEST_SUFFIX)])
                     if os.path.isfile(image) and image not in images:
                         images.append(image)

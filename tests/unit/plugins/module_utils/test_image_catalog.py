@@ -92,6 +92,14 @@ def test_an_unreadable_manifest_is_a_problem_not_a_failure(tmp_path, text, probl
     assert found['problems'][0].startswith('manifest %s.manifest.json %s' % (image, problem))
 
 
+def test_a_manifest_that_cannot_be_read(tmp_path):
+    image = golden(tmp_path)
+    os.mkdir(image + '.manifest.json')
+    found = image_catalog.describe(image)
+    assert found['manifest'] is None
+    assert found['problems'] == ['manifest %s.manifest.json cannot be read: Is a directory' % image]
+
+
 def test_a_manifest_too_large_to_be_one(tmp_path):
     image = golden(tmp_path)
     with open(image + '.manifest.json', 'wb') as handle:
