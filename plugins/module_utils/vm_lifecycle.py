@@ -569,9 +569,17 @@ class Converger:
                 _unlink(os.path.join(directory, name))
                 self.warnings.append('removed %s, left behind by an interrupted earlier run' % os.path.join(directory, name))
 
+    def _path_exists(self, path):
+        """A disk or boot image to use must exist; in check mode the task before (vmm_disk) did not make it."""
+        if os.path.exists(path) or not self.module.check_mode:
+            return os.path.exists(path)
+        self.warnings.append('check mode: %s does not exist yet; taken as made by an earlier task (a real run fails '
+                             'while it is missing)' % path)
+        return True
+
     def _run(self, entries):
         vmconf = VmConf.load(self.path)
-        requests = build_requests(entries, vmconf)
+        requests = build_requests(entries, vmconf, self._path_exists)
         for request in requests:
             if request.hand_written is not None and request.state == 'stopped' and request.hand_written.enabled:
                 self.warnings.append('vm %r is enabled in the hand-written part of %s (%s:%s): vmd starts it again at the next '
@@ -909,8 +917,7 @@ class Converger:
             curmem=status.curmem if status else None,
             managed=definition is not None and request.hand_written is None,
             config=definition.as_dict() if definition is not None else None,
-            steps=plan.steps + (['define'] if plan.config_changed and request.state != 'absent' else [])
-            + (['undefine'] if request.state == 'absent' and plan.config_changed else []),
+            steps=_in_execution_order(plan, request),
             restart_required=bool(plan.restart_required and live),
         )
 
@@ -967,3 +974,13 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def _in_execution_order(plan, request):
+    """The plan's steps as _apply takes them: stops (after an unpause they need) before vm.conf is
+    written, starts, unpauses and pauses after vmd's reload."""
+    config = []
+    if plan.config_changed:
+        config = ['undefine'] if request.state == 'absent' else ['define']
+    cut = max((index + 1 for index, step in enumerate(plan.steps) if step == 'stop'), default=0)
+    return plan.steps[:cut] + config + plan.steps[cut:]

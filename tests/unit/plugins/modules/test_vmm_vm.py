@@ -240,6 +240,34 @@ def test_a_real_memory_change_of_a_running_vm_still_needs_the_restart(host):
     assert (again['changed'], again['restart_required'], calls(host)) == (False, True, ['status'])
 
 
+def test_check_mode_takes_a_missing_disk_as_made_by_an_earlier_task(host, monkeypatch):
+    # --check after a vmm_disk task that would create the disk: vmm_vm says what it would do, with a warning
+    warned = []
+    monkeypatch.setattr(vmm_vm.AnsibleModule, 'warn', lambda self, text: warned.append(text))
+    args = web1(host, disks=[str(host / 'new.qcow2')])
+    checked = run(vmm_vm, dict(args, _ansible_check_mode=True))
+    assert checked.get('failed') is not True and checked['changed'] is True, checked
+    assert checked['vm']['steps'] == ['define', 'start']
+    assert ('check mode: %s does not exist yet; taken as made by an earlier task (a real run fails while it is missing)'
+            % (host / 'new.qcow2')) in warned
+    assert not (host / 'vm.conf').exists() or 'new.qcow2' not in (host / 'vm.conf').read_text()
+    # for real, the missing disk is refused before vmctl is asked anything
+    (host / 'calls').write_text('')
+    result = run(vmm_vm, args)
+    assert result['failed'] is True
+    assert '%s does not exist (create it with openbsd.vmm.vmm_disk first)' % (host / 'new.qcow2') in result['msg']
+    assert calls(host) == []
+
+
+def test_steps_are_reported_in_the_order_they_run(host):
+    managed_conf(host)
+    (host / 'status').write_text(RUNNING_516M)
+    result = run(vmm_vm, web1(host, memory='1G', restart_on_change=True))
+    assert result['changed'] and result['vm']['steps'] == ['stop', 'define', 'start'], result['vm']['steps']
+    # stop, then the new vm.conf (checked with vmd -n before) and vmd's reload, which starts it (the fake's status says running)
+    assert [call.split()[0] for call in calls(host)] == ['status', 'vmd', 'stop', 'reload', 'status', 'status']
+
+
 def test_waiting_with_a_pid_is_running(host):
     managed_conf(host)
     (host / 'status').write_text(HEADER + '\n    1 72014     1    516M    100M   ttyp0         root  waiting web1\n')

@@ -26,7 +26,7 @@ def test_a_new_vm_is_started_by_the_reload_not_by_vmctl_start(host):
     assert result['changed']
     assert [call for call in calls(host) if not call.startswith('vmd ')] == ['status', 'reload', 'status']
     assert 'vm "web1" {\n\tenable\n' in (host / 'vm.conf').read_text(), 'written enabled: the reload starts it'
-    assert result['vm']['steps'] == ['start (staggered)', 'define']
+    assert result['vm']['steps'] == ['define', 'start (staggered)']
 
 
 def test_a_stopped_vm_is_queued_by_a_reload(host):
