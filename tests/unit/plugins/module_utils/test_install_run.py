@@ -354,6 +354,10 @@ def test_install_fails_for_a_missing_disk_or_ramdisk_and_check_mode_runs_nothing
     with pytest.raises(install_run.InstallFailure) as caught:
         install_run.install(FakeModule(), params, payload, Publication(params, payload))
     assert str(caught.value) == 'installer ramdisk %s/no-bsd.rd does not exist' % tmp_path
+    params = dict(install_env.params, name='-web1')
+    with pytest.raises(install_run.InstallFailure) as caught:
+        install_run.install(FakeModule(), params, payload, Publication(params, payload))
+    assert str(caught.value) == 'name \'-web1\': a VM name must not start with ".", "-" or "_"'
     with open(install_env.disk, 'rb') as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(install_run.InstallFailure) as caught:
@@ -456,7 +460,14 @@ def test_a_failure_on_the_console_stops_the_vm_at_once(vmctl_script):
 
 def test_install_timeout_stops_the_vm_and_names_the_limit(vmctl_script):
     vmctl = vmctl_script(console=dict(output=[[0, 'Installing bsd\n']], sleep=30), wait=dict(sleep=10))
-    (succeeded, reason, duration, transcript), elapsed = run(vmctl, timeout=1)
+    before = open_fds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        (succeeded, reason, duration, transcript), elapsed = run(vmctl, timeout=1)
+        gc.collect()
+    # the console and vmctl wait, still running at the timeout, are killed and reaped; nothing left open
+    assert open_fds() == before
+    assert [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)] == []
     assert (succeeded, reason, transcript) == (False, 'the install did not finish within install_timeout (1 s)', 'Installing bsd\n')
     assert 1 <= duration < elapsed < 5
     assert vmctl.calls == [['vmctl', 'start', NAME], ['vmctl', 'console', NAME], ['vmctl', 'wait', NAME],
@@ -489,3 +500,44 @@ def test_a_vm_that_does_not_start_raises_the_vmctl_error(vmctl_script, tmp_path)
         run(vmctl, console_log=str(tmp_path / 'console.log'))
     assert vmctl.calls == [['vmctl', 'start', NAME]]
     assert (tmp_path / 'console.log').read_text() == ''
+
+
+def test_a_vmctl_error_before_the_run_fails_the_install_with_the_commands(install_env, monkeypatch):
+    def refused(vmctl, definition):
+        vmctl.calls.append(['vmctl', 'load', '/tmp/vmm-autoinstall-x.conf'])
+        raise VmctlError('load failed: Permission denied')
+
+    monkeypatch.setattr(install_run, 'prepare_vm', refused)
+    payload = dict(response_file='System hostname = web1\n', inputs_sha256='a' * 64, password_hashes={})
+    with pytest.raises(install_run.InstallFailure) as caught:
+        install_run.install(FakeModule(), install_env.params, payload, Publication(install_env.params, payload))
+    assert str(caught.value) == 'load failed: Permission denied'
+    assert caught.value.details == dict(commands=[['vmctl', 'load', '/tmp/vmm-autoinstall-x.conf']])
+
+
+def test_the_manifest_names_the_hostname_or_else_the_vm_name_and_the_duration_in_milliseconds(install_env, monkeypatch):
+    monkeypatch.setattr(install_run, 'run_install', lambda *args: (True, None, 1.23456, 'CONGRATULATIONS!\n'))
+    payload = dict(response_file='System hostname = www\n', inputs_sha256='a' * 64, password_hashes={})
+    params = dict(install_env.params, hostname='www')
+    result = install_run.install(FakeModule(), params, payload, Publication(params, payload))
+    assert result['install']['duration'] == 1.235
+    assert read_manifest(str(install_env.disk))['hostname'] == 'www'
+    params = dict(install_env.params, hostname=None)
+    payload = dict(payload, inputs_sha256='b' * 64)
+    install_run.install(FakeModule(), params, payload, Publication(params, payload))
+    assert read_manifest(str(install_env.disk))['hostname'] == 'web1'
+
+
+def test_an_unreadable_vm_conf_names_the_parameter(tmp_path):
+    (tmp_path / 'vm.conf').write_text('vm "x" {\n')
+    with pytest.raises(install_run.InstallFailure) as caught:
+        install_run.install_server_address(str(tmp_path / 'vm.conf'), 3)
+    assert str(caught.value) == "vm_conf: %s/vm.conf:1: syntax error: vm 'x' has no closing brace" % tmp_path
+
+
+def test_console_output_after_the_vms_end_is_still_read(vmctl_script):
+    """The VM's last lines can reach the console after vmctl wait returned: drain collects them."""
+    vmctl = vmctl_script(console=dict(output=[[0, 'Installing bsd\n'], [0.5, DONE]]), wait=dict(sleep=0.2))
+    (succeeded, reason, _duration, transcript), _elapsed = run(vmctl)
+    assert (succeeded, reason) == (True, None)
+    assert transcript == 'Installing bsd\n' + DONE
