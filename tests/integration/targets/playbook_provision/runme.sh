@@ -23,8 +23,10 @@ play "$COLL/playbooks/build_image.yml"
 # 0. check mode: reports the overlays it would make, changes nothing
 conf_before=$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)
 play "$COLL/playbooks/provision.yml" --check
-for h in $hosts; do recap "$h" | grep -q ' changed=1 .* failed=0 '; done
+# the overlays and the definitions (vmm_vm takes the overlays a real run makes first as made)
+for h in $hosts; do recap "$h" | grep -q ' changed=2 .* failed=0 '; done
 grep -q 'check mode: overlays web1, web2, db1 would be created' "$log"
+grep -q "check mode: $(root vmm1)/var/vmm/web1.qcow2 does not exist yet; taken as made by an earlier task" "$log"
 [ ! -e "$(root vmm1)/var/vmm/web1.qcow2" ] && [ ! -e "$(root vmm2)/var/vmm/app1.qcow2" ]
 [ "$(cat "$(root vmm1)/etc/vm.conf" "$(root vmm2)/etc/vm.conf" | sha256sum)" = "$conf_before" ]
 
