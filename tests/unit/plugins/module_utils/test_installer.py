@@ -101,9 +101,15 @@ def test_unknown_key_error_lists_the_nearest_questions():
     assert nearest_questions('Timezone')[0].startswith('What timezone')
 
 
-def test_interactive_only_questions_cannot_be_answered():
-    with pytest.raises(ResponseFileError, match='before it reads a response file'):
-        check_answer_key('Response file location')
+@pytest.mark.parametrize('key, question', [
+    ('Response file location', 'Response file location?'),
+    ('initial DHCP request', 'Which network interface should be used for the initial DHCP request?'),
+])
+def test_interactive_only_questions_cannot_be_answered(key, question):
+    with pytest.raises(ResponseFileError) as caught:
+        check_answer_key(key)
+    assert str(caught.value) == ('answer %r matches only %r, which the installer asks before it reads a response file'
+                                 % (key, question))
 
 
 def test_expected_questions_follow_the_plan():

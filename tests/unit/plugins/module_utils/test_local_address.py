@@ -53,6 +53,22 @@ def test_a_bad_prefix_is_refused(text):
         parse_local_prefix(text)
 
 
+def test_the_prefix_length_is_1_to_16():
+    assert str(parse_local_prefix('10.0.0.0/16')) == '10.0.0.0/16'
+    assert str(parse_local_prefix('0.0.0.0/1')) == '0.0.0.0/1'
+    for text in ('10.0.0.0/17', '10.0.0.0/0'):
+        with pytest.raises(LocalAddressError) as caught:
+            parse_local_prefix(text)
+        assert str(caught.value) == 'local prefix %r: the length must be 1 to 16 (vmd refuses others)' % text
+
+
+def test_a_prefix_that_is_no_network_is_refused_with_the_reason():
+    with pytest.raises(LocalAddressError) as caught:
+        parse_local_prefix('300.1.1.1/8')
+    assert str(caught.value).startswith("local prefix '300.1.1.1/8': ")
+    assert 'does not appear to be an IPv4' in str(caught.value) or 'Octet 300' in str(caught.value)
+
+
 def test_vm_conf_local_prefix_is_read_and_the_last_one_wins(tmp_path):
     conf = tmp_path / 'vm.conf'
     conf.write_text('pfx = "10.9.0.0/16"\nlocal prefix "10.0.0.0/16"\nlocal inet6 prefix fd00:1::/64\n'
