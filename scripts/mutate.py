@@ -75,6 +75,12 @@ HARMLESS = {
         "BaseException.__new__ already keeps the arguments: str(exc) is the message without __init__",
     ('plugins/module_utils/installer.py', 'width = max(1, len(key_words))', '1 -> 2'):
         'the 1 only counts for a key without words, whose empty text matches no window (ratio 0) either way',
+    ('plugins/module_utils/vm_lifecycle.py', 'restart_required: bool = False', 'False -> True'):
+        'plan_vm, the one maker of a VmPlan, always assigns restart_required before it returns the plan',
+    ('plugins/module_utils/vm_lifecycle.py',
+     "def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2, dev_dir='/dev', lock_timeout=60,",
+     '60 -> 61'):
+        "vmm_vm, the one maker of a Converger, always passes its lock_timeout option (whose own default is 60)",
     ('plugins/module_utils/image_catalog.py', 'CHUNK = 1024 * 1024', '* -> //'):
         'the read size of the sha256 loop: any positive size gives the same digest (1024 // 1024 is 1 byte per read)',
     ('plugins/module_utils/image_catalog.py', 'CHUNK = 1024 * 1024', '1024 -> 1025'):

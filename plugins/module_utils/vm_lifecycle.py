@@ -234,12 +234,11 @@ def _check_request(request, vmconf, path_exists, report):
         if value is None:
             continue
         value = str(value)
-        if value == '':
-            setattr(definition, option, None)
-        elif _owner_problem(value, problem, option):
-            continue
+        issue = _owner_problem(value) if value else None
+        if issue:
+            problem(option, issue)
         else:
-            setattr(definition, option, value)
+            setattr(definition, option, value or None)
 
     if options.get('allow_instance') is not None:
         flags = []
@@ -369,27 +368,25 @@ def _check_interfaces(interfaces, vmconf, problem):
     return result
 
 
-def _owner_problem(value, problem, option):
+def _owner_problem(value):
+    """Why ``value`` cannot be a VM's owner (parse.y: names must resolve on the host), or None."""
     match = _OWNER.fullmatch(value)
-    if not match or value in ('', ':'):
-        problem(option, "%r is not an owner: use 'user', 'user:group', ':group' or a numeric uid" % value)
-        return True
+    if not match or value == ':':
+        return "%r is not an owner: use 'user', 'user:group', ':group' or a numeric uid" % value
     if value.isdigit():
-        return False
+        return None
     user, group = match.group('user'), match.group('group')
     try:
         if user:
             pwd.getpwnam(user)
     except KeyError:
-        problem(option, 'user %r does not exist on this host' % user)
-        return True
+        return 'user %r does not exist on this host' % user
     try:
         if group:
             grp.getgrnam(group)
     except KeyError:
-        problem(option, 'group %r does not exist on this host' % group)
-        return True
-    return False
+        return 'group %r does not exist on this host' % group
+    return None
 
 
 def _check_across(requests, vmconf, report):

@@ -43,6 +43,12 @@ def test_vmds_or_folds_ids_onto_bits_the_prefix_has_set():
     assert vm_priv_addr('100.64.0.0/10', 16384, 0) == '100.64.0.2'
 
 
+def test_the_first_interface_and_the_host_side_are_the_defaults():
+    # priv.c vm_priv_addr: VM id 1, interface 0, host side
+    assert vm_priv_addr('100.64.0.0/10', 1) == '100.64.1.2'
+    assert vm_priv_addr('100.64.0.0/10', 1, isvm=True) == '100.64.1.3'
+
+
 def test_a_prefix_without_length_is_a_slash_16():
     assert str(parse_local_prefix('10.20.0.0')) == '10.20.0.0/16'
 

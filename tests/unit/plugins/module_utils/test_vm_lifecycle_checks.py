@@ -214,3 +214,42 @@ def test_a_disk_that_is_neither_path_nor_dict_is_refused_alone():
     assert problems_of(entry(disks=[5, '/var/vmm/missing.qcow2'])) == [
         "vm 'web1': disks: 5 must be a path or a dict with path and format",
         "vm 'web1': disks: /var/vmm/missing.qcow2 does not exist (create it with openbsd.vmm.vmm_disk first)"]
+
+
+# -- names and instance_of -------------------------------------------------------------------
+
+def test_a_bad_name_is_one_problem_and_the_entry_goes_no_further():
+    assert problems_of(entry(name='web 1', memory='1T')) == [
+        'vm \'web 1\': name: a VM name may contain only letters, digits, ".", "_" and "-"']
+
+
+@pytest.mark.parametrize('parent, problem', [
+    ('web1', 'a VM cannot be an instance of itself'),
+    ('bad parent', 'a VM name may contain only letters, digits, ".", "_" and "-"'),
+])
+def test_instance_of_is_checked(parent, problem):
+    assert problems_of(entry(instance_of=parent)) == ["vm 'web1': instance_of: %s" % problem]
+
+
+def test_an_empty_instance_of_is_none():
+    request, = requests(entry(instance_of=''))
+    assert request.definition.instance_of is None
+
+
+def test_a_relative_disk_is_one_problem():
+    # not also "does not exist": a refused path is not looked up
+    assert problems_of(entry(disks=['a.qcow2'])) == ["vm 'web1': disks: 'a.qcow2' must be an absolute path"]
+
+
+def test_an_interface_that_is_not_a_dict_is_one_problem():
+    assert problems_of(entry(interfaces=['uplink'])) == ["vm 'web1': interfaces[0]: 'uplink' must be a dict"]
+
+
+def test_a_parent_kept_with_its_new_instance_is_no_removal():
+    parent, child = requests(entry(name='base', allow_instance=['disk']), entry(name='child', instance_of='base'))
+    assert (parent.name, child.definition.instance_of) == ('base', 'base')
+
+
+def test_a_disk_path_vm_conf_cannot_hold_is_one_problem():
+    assert problems_of(entry(disks=['/var/vmm/a\nb.qcow2'])) == [
+        "vm 'web1': disks: '/var/vmm/a\\nb.qcow2' cannot be written to vm.conf: it contains a line break"]

@@ -259,6 +259,13 @@ def test_check_mode_takes_a_missing_disk_as_made_by_an_earlier_task(host, monkey
     assert calls(host) == []
 
 
+def test_the_record_has_the_definition_of_a_defined_vm_only(host):
+    absent = run(vmm_vm, web1(host, state='absent'))
+    assert (absent['changed'], absent['vm']['config']) == (False, None)
+    present = run(vmm_vm, web1(host, state='stopped'))
+    assert present['vm']['config']['disks'] == [{'path': str(host / 'disk.qcow2'), 'format': None}]
+
+
 def test_steps_are_reported_in_the_order_they_run(host):
     managed_conf(host)
     (host / 'status').write_text(RUNNING_516M)
