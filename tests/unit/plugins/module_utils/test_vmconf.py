@@ -351,3 +351,18 @@ def test_reader_joins_adjacent_strings_of_an_owner_like_parse_y():
     # parse.y: string : string STRING (the two are concatenated)
     summary = c.parse_config('/etc/vm.conf', 'vm "a" {\n\tdisk "/a.img"\n\towner "joe" ":staff"\n}\n')
     assert summary.vms[0].owner == 'joe:staff'
+
+
+def test_what_follows_an_option_on_its_line_is_skipped_up_to_the_newline_or_the_closing_brace():
+    # parse.y reads these; the reader skips them with their nested braces and keeps reading after them
+    text = ('vm "a" {\n\tsomething { x { y } "z" } 5\n\tdisk "/a.img"\n\tmemory 1G\n\tdisk "/b.img"\n}\n'
+            'vm "b" { memory 2G }\nvm "c" {\n\tdisk "/c.img" }\n')
+    summary = c.parse_config('/etc/vm.conf', text)
+    assert [(vm.name, [d.path for d in vm.disks], vm.memory) for vm in summary.vms] == [
+        ('a', ['/a.img', '/b.img'], 1024 * MIB), ('b', [], 2048 * MIB), ('c', ['/c.img'], None)]
+    assert summary.vms[0].unsupported == [('something', 2)]
+
+
+def test_an_unfinished_vm_block_ends_at_the_end_of_the_file():
+    with pytest.raises(c.VmConfError):
+        c.parse_config('/etc/vm.conf', 'vm "a" {\n\tsomething { x\n')

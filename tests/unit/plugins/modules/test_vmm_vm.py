@@ -266,6 +266,17 @@ def test_the_record_has_the_definition_of_a_defined_vm_only(host):
     assert present['vm']['config']['disks'] == [{'path': str(host / 'disk.qcow2'), 'format': None}]
 
 
+def test_stopping_a_hand_written_enabled_vm_warns_that_vmd_starts_it_again(host, monkeypatch):
+    warned = []
+    monkeypatch.setattr(vmm_vm.AnsibleModule, 'warn', lambda self, text: warned.append(text))
+    conf = host / 'vm.conf'
+    conf.write_text('vm "web1" {\n\tdisk "%s"\n}\n' % (host / 'disk.qcow2'))
+    result = run(vmm_vm, dict(name='web1', state='stopped', vm_conf=str(conf)))
+    assert not result.get('failed'), result
+    assert warned == ['vm \'web1\' is enabled in the hand-written part of %s (%s:1): vmd starts it again at the next '
+                      'vmctl reload or boot; write "disable" there to keep it stopped' % (conf, conf)]
+
+
 def test_steps_are_reported_in_the_order_they_run(host):
     managed_conf(host)
     (host / 'status').write_text(RUNNING_516M)
