@@ -277,6 +277,14 @@ def test_stopping_a_hand_written_enabled_vm_warns_that_vmd_starts_it_again(host,
                       'vmctl reload or boot; write "disable" there to keep it stopped' % (conf, conf)]
 
 
+def test_removing_a_managed_vm_rewrites_vm_conf_without_it(host):
+    conf = managed_conf(host)
+    result = run(vmm_vm, web1(host, state='absent'))
+    assert not result.get('failed'), result
+    assert (result['changed'], result['vm']['steps'], result['vm']['config']) == (True, ['undefine'], None)
+    assert 'web1' not in conf.read_text() and 'reload' in calls(host)
+
+
 def test_steps_are_reported_in_the_order_they_run(host):
     managed_conf(host)
     (host / 'status').write_text(RUNNING_516M)
