@@ -1,5 +1,6 @@
 """vmctl stop/wait/pause/unpause/console (vmctl-facts.md §4, §6)."""
 
+import select
 import subprocess
 import threading
 import time
@@ -142,6 +143,11 @@ def test_graceful_stop_of_paused_vm_waits_for_unpause(lab):
     lab.wait_for(lambda: lab.row("web1") is None)
 
 
+def _first_line(stream, timeout=10):
+    assert select.select([stream], [], [], timeout)[0], "nothing written within %d s" % timeout
+    return stream.readline()
+
+
 def test_console(lab):
     assert lab.vmctl("console", "nosuch") == (1, "", "vmctl: console not found\n")
     disk = lab.disk("db1.img")
@@ -152,23 +158,27 @@ def test_console(lab):
     lab.wait_for(lambda: lab.console("web1"))
     reader = subprocess.Popen(["vmctl", "console", "web1"], env=lab.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    time.sleep(0.5)
+    assert _first_line(reader.stderr) == "Connected to /dev/ttyp0 (speed 115200)\n"
+    time.sleep(0.2)
     assert reader.poll() is None, "cu follows the console while the VM runs"
     assert lab.vmctl("stop", "web1").rc == 0
     out, err = reader.communicate(timeout=10)
     assert reader.returncode == 0
     assert out == lab.console("web1")
     assert "syncing disks" in out
-    assert err.startswith("Connected to /dev/ttyp0 (speed 115200)\n")
+    assert err == "\n[EOT]\n"
 
 
 def test_start_with_console(lab):
     disk = lab.disk("c.img")
     reader = subprocess.Popen(["vmctl", "start", "-c", "-L", "-d", disk, "c"], env=lab.env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    lab.wait_for(lambda: lab.row("c") is not None and lab.row("c").state == "running")
+    # cu says it is connected before anything else: halting before that is a race with the exec.
+    connected = _first_line(reader.stderr)
+    assert connected == "Connected to /dev/ttyp0 (speed 115200)\n"
+    assert lab.row("c").state == "running"
     assert lab.lab("guest", "halt", "c").rc == 0
     out, err = reader.communicate(timeout=10)
     assert reader.returncode == 0
-    assert "started vm" not in err, "with -c nothing is printed, cu is exec'ed"
+    assert "started vm" not in connected + err, "with -c nothing is printed, cu is exec'ed"
     assert out == lab.console("c")
