@@ -475,27 +475,45 @@ def _seed(root, name, record):
     _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
 
 
+def _installed_resolv_conf(record):
+    """/etc/resolv.conf as the install left it, or None (no nameserver: install.sub writes no file).
+
+    install.sub donetconfig writes typed nameservers and `lookup file bind`; ones the installer took
+    from its DHCP lease were written by the ramdisk's resolvd, tagged (resolvd.c regen_resolvconf).
+    """
+    servers = list(record.get("nameservers") or [])
+    if not servers:
+        return None
+    if record.get("nameservers_from_dhcp"):
+        return "".join("nameserver %s # resolvd: vio0\n" % server for server in servers)
+    return "".join("nameserver %s\n" % server for server in servers) + "lookup file bind\n"
+
+
 def _boot_resolver(top, record, learned):
     """/etc/resolv.conf at this boot, never the controller's (a nameserver the guest cannot reach).
 
-    Nameservers typed at install.sub donetconfig stay as written. Those the installer took from its
-    DHCP lease were resolvd(8)'s: at every boot resolvd replaces them with the ones of this boot's
-    leases (`learned`: (address, interface) pairs: vmd's dhcp.c offers the host side of a local
-    interface, a switch's dhcpd its domain-name-servers), tagged `# resolvd: <if>`. With no
-    nameserver there is no file and the resolver asks the local host (resolv.conf(5)); an absent
-    file in an overlay is a whiteout (a 0/0 character device).
+    resolvd.c: handle_route_message regenerates the file only when the learned set changes (it starts
+    empty at boot): with nothing learned, the file stays as it is, stale tagged lines included. Then
+    regen_resolvconf writes the learned nameservers first (`nameserver X # resolvd: <if>`; `learned`
+    are (address, interface) pairs: vmd's dhcp.c dhcp_request offers the host side of a local
+    interface, a switch's dhcpd its domain-name-servers) and replays every untagged line of the old
+    file. An absent file in an overlay is a whiteout (a 0/0 character device).
     """
-    typed = [] if record.get("nameservers_from_dhcp") else list(record.get("nameservers") or [])
-    lines = ["nameserver %s" % server for server in typed]
-    lines += ["nameserver %s # resolvd: %s" % pair for pair in learned]
     path = os.path.join(top, "etc", "resolv.conf")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    if lines:
-        _write_atomic(path, "\n".join(lines + ["lookup file bind"]) + "\n")
-        return
-    if os.path.lexists(path) and not stat.S_ISCHR(os.lstat(path).st_mode):
-        os.unlink(path)
-    if not os.path.lexists(path):
+    if os.path.lexists(path) and stat.S_ISCHR(os.lstat(path).st_mode):
+        current = None                      # whited out: no file
+    elif os.path.lexists(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            current = handle.read()
+    else:                                   # first boot: what the install left
+        current = _installed_resolv_conf(record)
+    if learned:
+        kept = [line for line in (current or "").splitlines() if "# resolvd: " not in line]
+        current = "".join("nameserver %s # resolvd: %s\n" % pair for pair in learned) + "".join(line + "\n" for line in kept)
+    if current is not None:
+        _write_atomic(path, current)
+    elif not os.path.lexists(path):
         os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
 
 

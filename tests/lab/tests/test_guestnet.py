@@ -312,39 +312,45 @@ def test_vm_on_a_switch_gets_the_address_dhcpd_offers_its_mac(lab, key):
         os.unlink(interfaces)
 
 
-def _resolv_conf(lab, name):
-    with open(lab.path("guests", name, "etc", "resolv.conf"), encoding="ascii") as handle:
-        return handle.read()
-
-
 def test_guest_resolver_is_never_the_controllers(lab, key):
-    # install.sub donetconfig: typed nameservers stay; vmd's dhcp.c offers the host side of a local
-    # interface as nameserver, which resolvd(8) adds, tagged, at every boot.
+    # install.sub donetconfig wrote the typed nameserver; vmd's dhcp.c (dhcp_request) offers the host side
+    # of a local interface as nameserver, and resolvd.c regen_resolvconf writes what it learned first,
+    # tagged, then replays every untagged line of the old file.
     boot(lab, "dns1", "dns1.my.domain", key, nameservers=["192.0.2.53"])
     result = ssh(lab, address_of(lab, "dns1")[0], key, "cat /etc/resolv.conf")
     assert result.rc == 0, result
-    assert result.out == "nameserver 192.0.2.53\nnameserver 100.64.1.2 # resolvd: vio0\nlookup file bind\n"
+    assert result.out == "nameserver 100.64.1.2 # resolvd: vio0\nnameserver 192.0.2.53\nlookup file bind\n"
 
 
-def test_guest_on_a_switch_drops_the_install_leases_nameserver(switch_host, key):
-    # A golden image installed on a local interface learned vmd's 100.64.x.2 from DHCP; cloned onto a
-    # switch whose dhcpd offers no nameserver, resolvd drops it: no resolv.conf, lookups go to the
-    # local host and fail at once (the controller's unreachable nameserver made each one time out).
+def test_guest_on_a_switch_keeps_the_install_leases_nameserver_until_a_lease_offers_one(switch_host, key):
+    # A golden image installed on a local interface learned vmd's 100.64.1.2 (tagged by resolvd). Cloned
+    # onto a switch whose dhcpd offers no nameserver, resolvd learns nothing new and rewrites nothing
+    # (resolvd.c handle_route_message regenerates only when the learned set changes): the stale line
+    # stays, as on a real guest. A lease that offers one replaces it.
     lab, dhcp, started = switch_host
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:12")] = {"address": "192.0.2.12", "prefixlen": 24, "routers": ["192.0.2.1"]}
     disk = installed_disk(lab, "sw3", "sw3.my.domain", key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True)
     started.append("sw3")
     nics = [{"mac": "fe:e1:bb:d1:00:12", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
     assert guestnet.guest_up(lab.root, "sw3", 7, nics, None, installer.read_install_record(disk), os.getpid())
-    result = ssh(lab, "192.0.2.12", key, "test -e /etc/resolv.conf || echo absent")
+    result = ssh(lab, "192.0.2.12", key, "cat /etc/resolv.conf")
     assert result.rc == 0, result
-    assert result.out == "absent\n"
-    # next boot, dhcpd offers one: resolvd writes it
+    assert result.out == "nameserver 100.64.1.2 # resolvd: vio0\n"
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:12")]["domain_name_servers"] = ["192.0.2.1"]
     assert guestnet.guest_up(lab.root, "sw3", 7, nics, None, installer.read_install_record(disk), os.getpid())
-    assert _resolv_conf(lab, "sw3") == "nameserver 192.0.2.1 # resolvd: vio0\nlookup file bind\n"
     result = ssh(lab, "192.0.2.12", key, "cat /etc/resolv.conf")
-    assert result.out == "nameserver 192.0.2.1 # resolvd: vio0\nlookup file bind\n", result
+    assert result.out == "nameserver 192.0.2.1 # resolvd: vio0\n", result
+
+
+def test_a_guest_installed_without_nameservers_has_no_resolv_conf(switch_host, key):
+    lab, dhcp, started = switch_host
+    dhcp.leases[("veb0", "fe:e1:bb:d1:00:13")] = {"address": "192.0.2.13", "prefixlen": 24, "routers": ["192.0.2.1"]}
+    disk = installed_disk(lab, "sw4", "sw4.my.domain", key, nameservers=[])
+    started.append("sw4")
+    nics = [{"mac": "fe:e1:bb:d1:00:13", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
+    assert guestnet.guest_up(lab.root, "sw4", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    result = ssh(lab, "192.0.2.13", key, "test -e /etc/resolv.conf || echo absent")
+    assert result.out == "absent\n", result
 
 
 def test_guest_address_and_connect_errors(lab):
