@@ -15,7 +15,7 @@ PYVER       = $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 LAB_BIN     := $(ROOT)/tests/lab/bin
 ANSIBLE_TEST = cd $(COLL_DIR) && PATH=$(VENV)/bin:$$PATH $(VENV)/bin/ansible-test
 
-.PHONY: help venv collection test-tools sanity units matrix lab-tests integration test demo bench clean release-check
+.PHONY: help venv collection test-tools sanity units matrix lab-tests integration test demo bench clean release-check ee-check
 
 help:
 	@echo "make demo   - set up and run the demo against the lab"
@@ -127,6 +127,19 @@ $(RELEASE_VENV)/.installed: requirements.txt requirements-release.txt
 	$(RELEASE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-release.txt
 	touch $@
 
+# ansible-builder alone (requirements-release.txt's pin) for scripts/check-ee, which `make test` runs.
+EE_VENV := $(BUILD)/ee-venv
+$(EE_VENV)/.installed: requirements-release.txt
+	@py=$$(scripts/find-python) && { [ -x $(EE_VENV)/bin/python ] || $$py -m venv $(EE_VENV); }
+	$(EE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$$(grep -E '^ansible-builder==' requirements-release.txt)"
+	touch $@
+
+# The execution environment without a container runtime: ansible-builder create on an image definition that
+# installs the built collection, and the requirements the image gets from meta/execution-environment.yml.
+ee-check: collection $(EE_VENV)/.installed
+	PATH=$(VENV)/bin:$$PATH $(PY) scripts/check-ee --collection $(COLL_DIR) --requirements $(ROOT)/requirements.txt \
+	  --builder $(EE_VENV)/bin/ansible-builder
+
 # The artifact as a Galaxy user gets it: built, installed outside the repository, documented, run (scripts/release-check).
 release-check: collection test-tools $(RELEASE_VENV)/.installed
 	cd $(BUILD) && PATH=$(RELEASE_VENV)/bin:$$PATH $(RELEASE_VENV)/bin/python $(ROOT)/scripts/release-check \
@@ -145,6 +158,7 @@ test: venv test-tools collection
 	$(MAKE) --no-print-directory matrix MATRIX="$(filter-out $(lastword $(MATRIX)),$(MATRIX))"
 	@# every module's EXAMPLES as a playbook, ansible-playbook --syntax-check (release-check adds ansible-lint)
 	PATH=$(VENV)/bin:$$PATH $(PY) scripts/lint-examples --collection $(COLL_DIR) --syntax-only
+	$(MAKE) --no-print-directory ee-check
 	$(MAKE) --no-print-directory lab-tests
 	$(MAKE) --no-print-directory integration
 
