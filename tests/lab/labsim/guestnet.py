@@ -70,6 +70,35 @@ hostname "$name"
 exec "$@"
 """
 
+# install.sub finish_up runs /mnt/install.site chrooted into the new system. Here: the guest's own
+# /etc, /root, /home and /var (overlays as in GUEST_INIT), a private /tmp, every other file of this
+# machine read-only (a write there fails as it would outside the chroot), no lab tool on PATH; the
+# script comes on stdin.
+SITE_INIT = r"""set -e
+dir=$1
+mount --bind "$dir" "$dir"
+mount --rbind / /
+for mnt in $(awk '{print $2}' /proc/self/mounts); do
+    case $mnt in "$dir"|"$dir"/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+    mount -o remount,bind,ro "$mnt" 2>/dev/null || true
+done
+if touch /.lab-install-site 2>/dev/null; then
+    rm -f /.lab-install-site
+    echo "lab: cannot make this machine's files read-only for install.site" >&2
+    exit 97
+fi
+for sub in etc root home var; do
+    [ -d "/$sub" ] || continue
+    mount -t overlay overlay -o "lowerdir=/$sub,upperdir=$dir/$sub,workdir=$dir/lab/work/$sub" "/$sub"
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+cd /
+set +e
+/bin/sh -s
+echo "exit $?"
+"""
+SITE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C"}
+
 
 class GuestNetError(Exception):
     """Setting up a guest's network failed; the message says which step."""
@@ -456,23 +485,46 @@ def _seed(root, name, record):
         return
     ssh = os.path.join(top, "etc", "ssh")
     os.makedirs(ssh, exist_ok=True)
-    key = os.path.join(ssh, "ssh_host_ed25519_key")
-    if not os.path.exists(key):
-        subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "root@%s" % (record.get("hostname") or name),
-                        "-f", key], check=True, capture_output=True)
     permit = record.get("permit_root_login") or "prohibit-password"
     if permit not in ("yes", "no", "prohibit-password", "without-password", "forced-commands-only"):
         permit = "prohibit-password"
     _write_atomic(os.path.join(ssh, "sshd_config"), SSHD_CONFIG % permit)
     # install.sub writes /etc/myname; /etc/netstart reads it at every boot
     _write_atomic(os.path.join(top, "etc", "myname"), (record.get("hostname") or name) + "\n")
+    resolv_conf = _installed_resolv_conf(record)
+    if resolv_conf is not None:
+        _write_atomic(os.path.join(top, "etc", "resolv.conf"), resolv_conf)
     keys = record.get("root_authorized_keys") or ""
     if keys:
         dot_ssh = os.path.join(top, "root", ".ssh")
         os.makedirs(dot_ssh, mode=0o700, exist_ok=True)
         os.chmod(dot_ssh, 0o700)
         _write_atomic(os.path.join(dot_ssh, "authorized_keys"), keys if keys.endswith("\n") else keys + "\n", 0o600)
+    if record.get("install_site_script"):
+        _run_install_site(top, record["install_site_script"])
+    # /etc/rc at boot: ssh-keygen -A makes the host keys the install (or its install.site) left out
+    if not os.path.isfile(os.path.join(ssh, "ssh_host_ed25519_key")):     # absent or whited out
+        _host_key(top, record, name)
     _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+
+
+def _host_key(top, record, name):
+    key = os.path.join(top, "etc", "ssh", "ssh_host_ed25519_key")
+    for path in (key, key + ".pub"):
+        if os.path.lexists(path):       # a whiteout left by install.site's rm
+            os.unlink(path)
+    subprocess.run([SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "root@%s" % (record.get("hostname") or name),
+                    "-f", key], check=True, capture_output=True)
+
+
+def _run_install_site(top, script):
+    """install.site in the new system's files; its output and exit status go to <guest>/lab/install.site.log."""
+    with open(os.path.join(top, "lab", "install.site.log"), "w", encoding="utf-8") as log:
+        proc = subprocess.run([UNSHARE, "--mount", "--propagation", "private", "/bin/sh", "-c", SITE_INIT,
+                               "site-init", top], input=script, text=True, stdout=log, stderr=subprocess.STDOUT,
+                              env=SITE_ENV, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise GuestNetError("install.site of %s could not be run (see %s)" % (top, os.path.join(top, "lab", "install.site.log")))
 
 
 def _installed_resolv_conf(record):
@@ -489,7 +541,7 @@ def _installed_resolv_conf(record):
     return "".join("nameserver %s\n" % server for server in servers) + "lookup file bind\n"
 
 
-def _boot_resolver(top, record, learned):
+def _boot_resolver(top, learned):
     """/etc/resolv.conf at this boot, never the controller's (a nameserver the guest cannot reach).
 
     resolvd.c: handle_route_message regenerates the file only when the learned set changes (it starts
@@ -501,13 +553,10 @@ def _boot_resolver(top, record, learned):
     """
     path = os.path.join(top, "etc", "resolv.conf")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.lexists(path) and stat.S_ISCHR(os.lstat(path).st_mode):
-        current = None                      # whited out: no file
-    elif os.path.lexists(path):
+    current = None                          # no file, or whited out (a 0/0 character device)
+    if os.path.lexists(path) and not stat.S_ISCHR(os.lstat(path).st_mode):
         with open(path, encoding="utf-8", errors="replace") as handle:
             current = handle.read()
-    else:                                   # first boot: what the install left
-        current = _installed_resolv_conf(record)
     if learned:
         kept = [line for line in (current or "").splitlines() if "# resolvd: " not in line]
         current = "".join("nameserver %s # resolvd: %s\n" % pair for pair in learned) + "".join(line + "\n" for line in kept)
@@ -557,7 +606,7 @@ def start_sshd(root, name, netns, listen, record, learned=()):
                                 % (real, sub))
     _seed(root, name, record)
     top = guest_dir(root, name)
-    _boot_resolver(top, record, list(learned))
+    _boot_resolver(top, list(learned))
     argv = [IP, "netns", "exec", netns, UNSHARE, "--mount", "--uts", "--propagation", "private",
             "/bin/sh", "-c", GUEST_INIT, "guest-init", top, _hostname(root, name, record),
             SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config", "-o", "UsePAM=no", "-o", "PasswordAuthentication=no",

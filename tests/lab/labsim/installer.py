@@ -17,8 +17,9 @@ from it, carries the installed system; boot_installed() reads it back.
 Simulation choices (no real commands run): plain-text passwords get a
 bcrypt-shaped stand-in hash (the lab has no bcrypt); disklabel templates are
 parsed and sized like disklabel -A, but only coarsely; install.site is not
-executed: it is recorded as run when present and executable, and it fails
-when it has an `exit N` line with N != 0.
+executed here: it is recorded as run when present and executable, and it fails
+when it has an `exit N` line with N != 0; the guest's first boot runs it for
+real in the new system's files (labsim.guestnet._run_install_site).
 """
 
 import fnmatch
@@ -1396,6 +1397,9 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
             site_state['ran'] = True
             text = (site['content'] or b'').decode('latin-1')
             site_state['failed'] = bool(re.search(r'^\s*exit\s+0*[1-9][0-9]*\s*(#.*)?$', text, re.M))
+            if not site_state['failed']:
+                # run for real in the new system at the guest's first boot (labsim.guestnet._run_install_site)
+                self.state['install_site_script'] = text
         self.state['install_site'] = site_state
         if site_state['failed']:
             self.write_record(completed=False)
@@ -1411,7 +1415,7 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
     def root_authorized_keys(self):
         """/root/.ssh/authorized_keys of the new system: what the sets put there, then the root key the installer
         appends (autoinstall-facts.md section 5, install.sub: 'Public ssh key for root account' is appended to the
-        file). The lab does not run install.site, so a change made by that script is not shown."""
+        file). install.site runs later, at the guest's first boot (labsim.guestnet._run_install_site)."""
         entry = self.files.get('./root/.ssh/authorized_keys')
         text = (entry['content'] or b'').decode('utf-8', 'replace') if entry else ''
         if self.state.get('root_ssh_key'):
@@ -1439,6 +1443,7 @@ class _Installer:  # pylint: disable=too-many-instance-attributes,too-many-publi
                           for disk, parts in self.layouts.items()},
             'disklabel_template': self.state.get('disklabel_template'),
             'site_files': site_files, 'install_site': self.state['install_site'],
+            **({'install_site_script': self.state['install_site_script']} if 'install_site_script' in self.state else {}),
             'root_authorized_keys': self.root_authorized_keys(),
             'installurl': self.state.get('installurl'),
             'response_file': {'url': self.response_url, 'sha256': self.response_sha256},

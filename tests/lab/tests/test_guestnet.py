@@ -353,6 +353,51 @@ def test_a_guest_installed_without_nameservers_has_no_resolv_conf(switch_host, k
     assert result.out == "absent\n", result
 
 
+SEAL = """#!/bin/sh
+set -e
+[ ! -f /etc/resolv.conf ] || sed -i '/# resolvd: /d' /etc/resolv.conf
+rm -f /etc/ssh/ssh_host_* /etc/myname
+echo 'echo first' >>/etc/rc.firsttime
+touch /usr/lab-install-site-escape || echo "outside the new system: refused"
+"""
+
+
+def test_install_site_runs_in_the_new_system(switch_host, key):
+    # install.sub finish_up runs /mnt/install.site chrooted into the new system, after the network files
+    # were written: a seal removes what the build network taught resolvd. Its writes outside the
+    # guest's own files are refused (this machine's /usr stays as it is); rc's ssh-keygen -A gives the
+    # guest new host keys at its first boot.
+    lab, dhcp, started = switch_host
+    dhcp.leases[("veb0", "fe:e1:bb:d1:00:14")] = {"address": "192.0.2.14", "prefixlen": 24, "routers": ["192.0.2.1"]}
+    disk = installed_disk(lab, "sw5", "sw5.my.domain", key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True,
+                          install_site={"present": True, "executable": True, "ran": True, "failed": False},
+                          install_site_script=SEAL)
+    started.append("sw5")
+    nics = [{"mac": "fe:e1:bb:d1:00:14", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
+    assert guestnet.guest_up(lab.root, "sw5", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    result = ssh(lab, "192.0.2.14", key, "cat /etc/resolv.conf /etc/rc.firsttime; ls /etc/ssh | grep ^ssh_host_")
+    assert result.rc == 0, result
+    assert result.out == "echo first\nssh_host_ed25519_key\nssh_host_ed25519_key.pub\n"
+    assert not os.path.exists("/usr/lab-install-site-escape")
+    with open(os.path.join(guestnet.guest_dir(lab.root, "sw5"), "lab", "install.site.log"), encoding="utf-8") as log:
+        text = log.read()
+    assert "Read-only file system" in text and text.endswith("outside the new system: refused\nexit 0\n"), text
+
+
+def test_a_failing_install_site_is_logged_and_the_guest_boots(switch_host, key):
+    # The installer sees a failure only in a literal `exit N` (labsim.installer finish_up); a script that
+    # fails when it really runs leaves what it did before, and the log says how it ended.
+    lab, dhcp, started = switch_host
+    dhcp.leases[("veb0", "fe:e1:bb:d1:00:15")] = {"address": "192.0.2.15", "prefixlen": 24, "routers": ["192.0.2.1"]}
+    disk = installed_disk(lab, "sw6", "sw6.my.domain", key, install_site_script="#!/bin/sh\nset -e\necho half >/etc/half\nfalse\n")
+    started.append("sw6")
+    nics = [{"mac": "fe:e1:bb:d1:00:15", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
+    assert guestnet.guest_up(lab.root, "sw6", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert ssh(lab, "192.0.2.15", key, "cat /etc/half").out == "half\n"
+    with open(os.path.join(guestnet.guest_dir(lab.root, "sw6"), "lab", "install.site.log"), encoding="utf-8") as log:
+        assert log.read() == "exit 1\n"
+
+
 def test_guest_address_and_connect_errors(lab):
     result = lab.lab("guest-address", "nosuchvm")
     assert (result.rc, result.err) == (1, "lab: vm nosuchvm has no address\n")

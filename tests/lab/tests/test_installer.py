@@ -539,6 +539,8 @@ def test_site_set_with_install_site(lab):
     assert record['sets'][-2:] == ['site78.tgz', 'BUILDINFO']
     assert record['site_files'] == ['./etc/rc.local', './install.site', './root/.ssh/authorized_keys']
     assert record['install_site'] == {'present': True, 'executable': True, 'ran': True, 'failed': False}
+    # the script itself, for the guest's first boot to run in the new system (labsim.guestnet._run_install_site)
+    assert record['install_site_script'] == '#!/bin/sh\nuseradd -m bob\n'
     # the site set's file, then the root key the installer appends from the response file
     assert record['root_authorized_keys'] == 'ssh-ed25519 AAAA x\n' + ROOT_KEY + '\n'
 
@@ -594,6 +596,7 @@ def test_failing_install_site(lab):
     record = record_of(ctx)
     assert record['completed'] is False
     assert record['install_site'] == {'present': True, 'executable': True, 'ran': True, 'failed': True}
+    assert 'install_site_script' not in record, 'a failed install leaves no system to run it in'
 
 
 def test_install_site_that_is_not_executable_is_not_run(lab):

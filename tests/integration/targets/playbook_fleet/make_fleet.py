@@ -81,8 +81,7 @@ def host_block(host, per_host, memory, tap_count):
              '    vmm_host_staggered_delay: 1',
              '    vmm_host_tap_count: %d' % tap_count,
              '    vmm_host_switches: [{name: uplink, interface: veb0, address: %s.1, address_interface: vport0}]' % net,
-             # the host's address as the guests' nameserver (on a real host: unbound there)
-             '    install_server_dhcp_subnets: [{network: %s.0/24, routers: %s.1, dns: [%s.1]}]' % (net, net, net),
+             '    install_server_dhcp_subnets: [{network: %s.0/24, routers: %s.1}]' % (net, net),
              '    vmm_guest_network: %s.0/24' % net,
              '    vmm_guest_network_reserved: 9',
              # ULA only (the lab allows fd00::/8): each switch guest gets a static address6 in this /64
