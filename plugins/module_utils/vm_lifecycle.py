@@ -568,8 +568,9 @@ class Converger:
 
     def _path_exists(self, path):
         """A disk or boot image to use must exist; in check mode the task before (vmm_disk) did not make it."""
-        if os.path.exists(path) or not self.module.check_mode:
-            return os.path.exists(path)
+        exists = os.path.exists(path)
+        if exists or not self.module.check_mode:
+            return exists
         self.warnings.append('check mode: %s does not exist yet; taken as made by an earlier task (a real run fails '
                              'while it is missing)' % path)
         return True

@@ -29,15 +29,9 @@ author:
   - openbsd.vmm contributors (@openbsd-vmm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - openbsd.vmm.attributes.info_module
   - ansible.builtin.action_common_attributes.actiongroups
 attributes:
-  check_mode:
-    support: full
-    details: The module only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: openbsd
   action_group:
     support: full
     membership: [openbsd.vmm.vmm]

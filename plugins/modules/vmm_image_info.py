@@ -22,14 +22,7 @@ author:
   - openbsd.vmm contributors (@openbsd-vmm)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: The module only reads.
-  diff_mode:
-    support: none
-  platform:
-    platforms: openbsd
+  - openbsd.vmm.attributes.info_module
 options:
   path:
     description:

@@ -248,9 +248,12 @@ def fixture_switch_host(lab, monkeypatch):
     os.unlink(interfaces)
 
 
-def _up(lab, name, mac, started, key):
-    disk = installed_disk(lab, name, name + ".my.domain", key)
-    started.append(name)
+def _up(lab, name, mac, started, key, **record):
+    """Boot an installed guest (record: install record keys) with one NIC on veb0; again to reboot it."""
+    disk = lab.path(name + ".img")
+    if name not in started:
+        disk = installed_disk(lab, name, name + ".my.domain", key, **record)
+        started.append(name)
     nics = [{"mac": mac, "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
     return guestnet.guest_up(lab.root, name, 7, nics, None, installer.read_install_record(disk), os.getpid())
 
@@ -329,15 +332,12 @@ def test_guest_on_a_switch_keeps_the_install_leases_nameserver_until_a_lease_off
     # stays, as on a real guest. A lease that offers one replaces it.
     lab, dhcp, started = switch_host
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:12")] = {"address": "192.0.2.12", "prefixlen": 24, "routers": ["192.0.2.1"]}
-    disk = installed_disk(lab, "sw3", "sw3.my.domain", key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True)
-    started.append("sw3")
-    nics = [{"mac": "fe:e1:bb:d1:00:12", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
-    assert guestnet.guest_up(lab.root, "sw3", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert _up(lab, "sw3", "fe:e1:bb:d1:00:12", started, key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True)
     result = ssh(lab, "192.0.2.12", key, "cat /etc/resolv.conf")
     assert result.rc == 0, result
     assert result.out == "nameserver 100.64.1.2 # resolvd: vio0\n"
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:12")]["domain_name_servers"] = ["192.0.2.1"]
-    assert guestnet.guest_up(lab.root, "sw3", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert _up(lab, "sw3", "fe:e1:bb:d1:00:12", started, key)
     result = ssh(lab, "192.0.2.12", key, "cat /etc/resolv.conf")
     assert result.out == "nameserver 192.0.2.1 # resolvd: vio0\n", result
 
@@ -345,10 +345,7 @@ def test_guest_on_a_switch_keeps_the_install_leases_nameserver_until_a_lease_off
 def test_a_guest_installed_without_nameservers_has_no_resolv_conf(switch_host, key):
     lab, dhcp, started = switch_host
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:13")] = {"address": "192.0.2.13", "prefixlen": 24, "routers": ["192.0.2.1"]}
-    disk = installed_disk(lab, "sw4", "sw4.my.domain", key, nameservers=[])
-    started.append("sw4")
-    nics = [{"mac": "fe:e1:bb:d1:00:13", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
-    assert guestnet.guest_up(lab.root, "sw4", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert _up(lab, "sw4", "fe:e1:bb:d1:00:13", started, key, nameservers=[])
     result = ssh(lab, "192.0.2.13", key, "test -e /etc/resolv.conf || echo absent")
     assert result.out == "absent\n", result
 
@@ -369,12 +366,8 @@ def test_install_site_runs_in_the_new_system(switch_host, key):
     # guest new host keys at its first boot.
     lab, dhcp, started = switch_host
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:14")] = {"address": "192.0.2.14", "prefixlen": 24, "routers": ["192.0.2.1"]}
-    disk = installed_disk(lab, "sw5", "sw5.my.domain", key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True,
-                          install_site={"present": True, "executable": True, "ran": True, "failed": False},
-                          install_site_script=SEAL)
-    started.append("sw5")
-    nics = [{"mac": "fe:e1:bb:d1:00:14", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
-    assert guestnet.guest_up(lab.root, "sw5", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert _up(lab, "sw5", "fe:e1:bb:d1:00:14", started, key, nameservers=["100.64.1.2"], nameservers_from_dhcp=True,
+               install_site={"present": True, "executable": True, "ran": True, "failed": False}, install_site_script=SEAL)
     result = ssh(lab, "192.0.2.14", key, "cat /etc/resolv.conf /etc/rc.firsttime; ls /etc/ssh | grep ^ssh_host_")
     assert result.rc == 0, result
     assert result.out == "echo first\nssh_host_ed25519_key\nssh_host_ed25519_key.pub\n"
@@ -389,10 +382,7 @@ def test_a_failing_install_site_is_logged_and_the_guest_boots(switch_host, key):
     # fails when it really runs leaves what it did before, and the log says how it ended.
     lab, dhcp, started = switch_host
     dhcp.leases[("veb0", "fe:e1:bb:d1:00:15")] = {"address": "192.0.2.15", "prefixlen": 24, "routers": ["192.0.2.1"]}
-    disk = installed_disk(lab, "sw6", "sw6.my.domain", key, install_site_script="#!/bin/sh\nset -e\necho half >/etc/half\nfalse\n")
-    started.append("sw6")
-    nics = [{"mac": "fe:e1:bb:d1:00:15", "tap": "tap0", "local": False, "switch": "uplink", "switch_interface": "veb0"}]
-    assert guestnet.guest_up(lab.root, "sw6", 7, nics, None, installer.read_install_record(disk), os.getpid())
+    assert _up(lab, "sw6", "fe:e1:bb:d1:00:15", started, key, install_site_script="#!/bin/sh\nset -e\necho half >/etc/half\nfalse\n")
     assert ssh(lab, "192.0.2.15", key, "cat /etc/half").out == "half\n"
     with open(os.path.join(guestnet.guest_dir(lab.root, "sw6"), "lab", "install.site.log"), encoding="utf-8") as log:
         assert log.read() == "exit 1\n"
