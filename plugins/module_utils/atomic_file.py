@@ -19,13 +19,13 @@ def read_file(path, binary=False):
     return None
 
 
-def write_atomic(path, data, mode, gid=None):
+def write_atomic(path, data, mode, gid=None, uid=None):
     """Write ``data`` beside ``path`` and rename it into place (readers never see half a file)."""
     directory = os.path.dirname(path)
     fd, temp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
     try:
-        if gid is not None:
-            os.fchown(fd, -1, gid)
+        if gid is not None or uid is not None:
+            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as handle:
             handle.write(data if isinstance(data, bytes) else data.encode('utf-8'))
