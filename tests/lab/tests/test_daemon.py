@@ -161,7 +161,7 @@ def test_staggered_start(lab_factory):
     began = time.monotonic()
     assert lab.vmctl("reload").rc == 0
     assert [row.state for row in lab.status()] == ["running", "running", "waiting"]
-    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=15)
+    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=30)
     assert time.monotonic() - began >= 1.9, "the next batch comes `delay` seconds later"
 
 
@@ -361,5 +361,5 @@ def test_waiting_vm_started_by_hand_stays_waiting_until_its_batch(lab_factory):
     pid = lab.row("w2").pid
     assert (lab.row("w2").state, pid.isdigit()) == ("waiting", True)
     # the batches come: w1 starts, then w2's turn only clears its waiting flag (config_setvm: EALREADY)
-    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=15)
+    lab.wait_for(lambda: [row.state for row in lab.status()] == ["running"] * 3, timeout=30)
     assert lab.row("w2").pid == pid, "the batch did not start it a second time"

@@ -57,7 +57,7 @@ def boot(lab, name, hostname, key, **record):
     disk = installed_disk(lab, name, hostname, key, **record)
     result = lab.vmctl("start", "-L", "-d", disk, name)
     assert result.rc == 0, result
-    lab.wait_for(lambda: lab.console(name).endswith("login: "), timeout=20)
+    lab.wait_for(lambda: lab.console(name).endswith("login: "), timeout=30)
 
 
 def ssh(lab, address, key, command, root=None):
@@ -305,7 +305,7 @@ def test_vm_on_a_switch_gets_the_address_dhcpd_offers_its_mac(lab, key):
         lab.write_conf('switch "uplink" {\n\tinterface veb0\n}\nvm "dhcp1" {\n\tdisk "%s"\n'
                        '\tinterface { switch "uplink"\n\t\tlladdr fe:e1:bb:d1:00:42 }\n}\n' % disk)
         assert lab.vmctl("reload").rc == 0
-        lab.wait_for(lambda: lab.console("dhcp1").endswith("login: "), timeout=20)
+        lab.wait_for(lambda: lab.console("dhcp1").endswith("login: "), timeout=30)
         assert address_of(lab, "dhcp1") == ["192.0.2.20"]
         result = ssh(lab, "192.0.2.20", key, "hostname; ip route show default")
         assert result.rc == 0, result
