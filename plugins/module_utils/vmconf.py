@@ -274,7 +274,6 @@ class Token:
     kind: str          # 'string', 'number', 'keyword', 'punct', 'newline', 'eof'
     value: str
     line: int
-    quoted: bool = False
 
 
 _NUMBER_END = set(' \t\r\n\f\v),/}=')
@@ -337,7 +336,6 @@ class Lexer:
             self._ungetc(char)
             if name not in self.macros:
                 raise self.error("macro '%s' not defined" % name)
-            self.macros.used.add(name)
             for expanded in reversed(self.macros[name]):
                 self.pushback.append(expanded)
             return self.next()
@@ -395,7 +393,7 @@ class Lexer:
                 else:
                     self._unraw(following)
             elif char == quote_char:
-                return Token('string', ''.join(out), line, quoted=True)
+                return Token('string', ''.join(out), line)
             elif char == '\0':
                 raise self.error('syntax error', line)
             out.append(char)
@@ -414,9 +412,7 @@ class Lexer:
 
 
 class Macros(dict):
-    def __init__(self):
-        super().__init__()
-        self.used = set()
+    """Macro name -> value, shared by a file and the files it includes."""
 
 
 # ---------------------------------------------------------------------------
@@ -430,12 +426,6 @@ class ConfigSummary:
     switches: dict = field(default_factory=dict)     # name -> (path, line)
     files: list = field(default_factory=list)
     local_prefix: str = None                         # `local prefix` (vmd's default 100.64.0.0/10 when None)
-
-    def vm(self, name):
-        for definition in self.vms:
-            if definition.name == name:
-                return definition
-        return None
 
 
 class _Parser:
@@ -702,7 +692,7 @@ class VmConf:
         self.before, self.block, self.after = split_managed(text, path)
         self.summary = parse_config(path, text)
         first = self.before.count('\n') + 1
-        last = first + self.block.count('\n') - 1 if self.block is not None else 0
+        last = first + (self.block or '').count('\n') - 1
         self.managed = []
         self.hand_written = []
         for definition in self.summary.vms:

@@ -47,7 +47,7 @@ def test_quote_reads_back_as_the_same_string(value):
     text = c.quote(value)
     assert text.startswith('"') and text.endswith('"')
     token = read_back(text)
-    assert (token.kind, token.quoted, token.value) == ('string', True, value)
+    assert (token.kind, token.value) == ('string', value)
 
 
 def test_quote_escapes_only_what_needs_it():
@@ -366,3 +366,211 @@ def test_what_follows_an_option_on_its_line_is_skipped_up_to_the_newline_or_the_
 def test_an_unfinished_vm_block_ends_at_the_end_of_the_file():
     with pytest.raises(c.VmConfError):
         c.parse_config('/etc/vm.conf', 'vm "a" {\n\tsomething { x\n')
+
+
+# -- the full mutation run of vmconf.py (MUTATE_MAX=0): edges it showed untested -----------------
+
+def test_only_strings_can_be_quoted():
+    assert c.unquotable(5) == 'not a string'
+    with pytest.raises(c.VmConfError, match=r"^cannot write 5 into vm\.conf: not a string$"):
+        c.quote(5)
+
+
+def test_render_boot_kernel_line():
+    definition = c.VmDefinition(name='inst', boot='/bsd.rd', boot_device='net', disks=[c.Disk('/var/vmm/inst.img')])
+    assert definition.render() == ('vm "inst" {\n'
+                                   '\tenable\n'
+                                   '\tboot "/bsd.rd"\n'
+                                   '\tboot device net\n'
+                                   '\tdisk "/var/vmm/inst.img"\n'
+                                   '}\n')
+
+
+def test_a_definition_without_interfaces_has_no_nic():
+    assert c.VmDefinition(name='a').nic_count == 0
+
+
+def test_interfaces_n_is_a_number_and_counts_as_nics():
+    # parse.y: NIFS NUMBER; the effective count is max(interfaces, interface statements)
+    summary = c.parse_config('/etc/vm.conf', 'vm "a" {\n\tdisk "/a.img"\n\tinterfaces 3\n\tinterface\n\tsomething 7\n}\n')
+    vm = summary.vms[0]
+    assert (vm.nic_count, vm.interfaces_count, vm.unsupported) == (3, 3, [('interfaces', 3), ('something', 5)])
+    lexer = c.Lexer('rdomain 15 -20 12ab 7', 'test', c.Macros())
+    assert [(t.kind, t.value) for t in (lexer.next(), lexer.next(), lexer.next(), lexer.next(), lexer.next(), lexer.next())] == [
+        ('keyword', 'rdomain'), ('number', '15'), ('number', '-20'), ('string', '12ab'), ('number', '7'), ('eof', '')]
+
+
+def test_comments_hide_what_they_contain():
+    text = ('# vm "old" { disk "/old.img" }\n'
+            'vm "a" {\n'
+            '\tdisk "/a.img"   # disk "/b.img"\n'
+            "\t# memory 2G, it's the default\n"
+            '}\n')
+    summary = c.parse_config('/etc/vm.conf', text)
+    assert [(vm.name, [d.path for d in vm.disks], vm.memory, vm.unsupported) for vm in summary.vms] == [('a', ['/a.img'], None, [])]
+
+
+def test_a_line_the_reader_does_not_know_is_skipped_to_its_newline():
+    # parse.y recovers from an error at the next newline (grammar: grammar error '\n'): no VM from that line.
+    text = 'bogus words vm "x" { disk "/x.img" }\nvm "y" { disk "/y.img" }\n'
+    assert [vm.name for vm in c.parse_config('/etc/vm.conf', text).vms] == ['y']
+
+
+def test_a_switch_block_is_skipped_to_its_closing_brace():
+    text = 'switch "sw" {\n\tinterface veb0 { }\n\tvm "x" { disk "/x.img" }\n}\nvm "y" { disk "/y.img" }\n'
+    summary = c.parse_config('/etc/vm.conf', text)
+    assert summary.switches == {'sw': ('/etc/vm.conf', 1)}
+    assert [vm.name for vm in summary.vms] == ['y']
+
+
+def test_two_words_are_not_a_macro_definition():
+    with pytest.raises(c.VmConfError, match=r"^vm\.conf:2: macro 'x' not defined$"):
+        c.parse_config('vm.conf', 'x y\nvm "a" { disk $x }\n')
+
+
+@pytest.mark.parametrize('text, message', [
+    ('vm { disk "/a.img" }\n', "vm.conf:1: expected a VM name, got '{'"),
+    ('vm "a" memory 1G {\n}\n', 'vm.conf:1: syntax error'),
+    ('vm "a" {\n\tinterface em0 { switch "uplink" }\n}\n', "vm.conf:2: syntax error near 'em0'"),
+    ('vm "a" {\n\tinterface tap0x { switch "uplink" }\n}\n', "vm.conf:2: syntax error near 'tap0x'"),
+    ('vm "a" }\n', 'vm.conf:1: syntax error'),
+    ('vm "a" {\n\tinterface { switch "uplink" ( }\n}\n', "vm.conf:2: syntax error near '('"),
+    ('vm "a" {\n\tmemory "lots"\n}\n',
+     "vm.conf:2: failed to parse size: lots (invalid size 'lots': expected a number with an optional unit B, K, M, G, T, P or E "
+     "(a bare number means bytes))"),
+    ('vm "a" {\n\tdisk "/a\0.img"\n}\n', 'vm.conf:2: syntax error'),
+    ('vm "a" {\n\tdisk "/a.img"\n\tinterface', "vm.conf:1: syntax error: vm 'a' has no closing brace"),
+    ('vm "a" {\n\tdisk "/a.img"\n\tallow instance { memory,', "vm.conf:1: syntax error: vm 'a' has no closing brace"),
+])
+def test_reader_refuses_what_parse_y_refuses(text, message):
+    with pytest.raises(c.VmConfError) as caught:
+        c.parse_config('vm.conf', text)
+    assert str(caught.value) == message
+
+
+def test_interface_tap_names_are_read_over_and_a_one_line_block_closes():
+    text = ('vm "a" {\n\tdisk "/a.img"\n\tinterface tap3 { switch "uplink" }\n\tinterface tap lladdr fe:e1:bb:00:00:07\n}\n'
+            'vm "b" { local interface }\n')
+    a, b = c.parse_config('/etc/vm.conf', text).vms
+    assert a.interfaces == [c.Interface(switch='uplink'), c.Interface(lladdr='fe:e1:bb:00:00:07')]
+    assert (b.name, b.interfaces) == ('b', [c.Interface(local=True)])
+
+
+def test_include_nesting_is_limited_to_17_levels(tmp_path):
+    def chain(levels, last):
+        for level in range(1, levels + 1):
+            body = 'include "%s"\n' % (tmp_path / ('f%d.conf' % (level + 1))) if level < levels else last
+            (tmp_path / ('f%d.conf' % level)).write_text(body)
+        return 'include "%s"\n' % (tmp_path / 'f1.conf')
+
+    summary = c.parse_config(str(tmp_path / 'vm.conf'), chain(17, 'vm "deep" { disk "/d.img" }\n'))
+    assert [(vm.name, vm.path) for vm in summary.vms] == [('deep', str(tmp_path / 'f17.conf'))]
+    with pytest.raises(c.VmConfError) as caught:
+        c.parse_config(str(tmp_path / 'vm.conf'), chain(17, 'include "%s"\n' % (tmp_path / 'f18.conf')))
+    assert str(caught.value) == '%s:1: include nesting too deep' % (tmp_path / 'f17.conf')
+
+
+def test_end_marker_on_the_last_line_without_newline():
+    text = c.BEGIN_LINE + '\nvm "a" { disk "/a.img" }\n' + c.END_MARKER
+    conf = c.VmConf('vm.conf', text)
+    assert conf.block == c.BEGIN_LINE + '\nvm "a" { disk "/a.img" }\n' + c.END_MARKER + '\n'
+    assert ([vm.name for vm in conf.managed], conf.after) == (['a'], '')
+
+
+def test_where_a_definition_was_read_and_what_is_not_written_do_not_make_it_differ():
+    read = c.VmDefinition(name='a', path='/etc/vm.conf', line=7, unsupported=[('sev', 9)], interfaces_count=2)
+    assert read == c.VmDefinition(name='a')
+
+
+def test_quoted_strings_may_span_lines_and_lines_keep_counting():
+    assert read_back('"a\nb"').value == 'a\nb'
+    summary = c.parse_config('/etc/vm.conf', 'text = "one\ntwo"\nvm "a" { disk "/a.img" }\n')
+    assert [(vm.name, vm.line) for vm in summary.vms] == [('a', 3)]
+    # a backslash-newline inside quotes is dropped (parse.y yylex), the line still counts
+    summary = c.parse_config('/etc/vm.conf', 'vm "a" { disk "/var/\\\nvmm/a.img" }\nvm "b" { disk "/b.img" }\n')
+    assert [(vm.name, vm.line, vm.disks[0].path) for vm in summary.vms] == [('a', 1, '/var/vmm/a.img'), ('b', 3, '/b.img')]
+
+
+def test_memory_is_rounded_down_to_whole_mib_like_parse_size():
+    summary = c.parse_config('/etc/vm.conf', 'vm "a" {\n\tmemory 1536K\n\tdisk "/a.img"\n}\n')
+    assert summary.vms[0].memory == 1048576
+
+
+def test_a_last_line_without_newline_is_read_to_the_end():
+    text = 'vm "a" { disk "/a.img" }\nstaggered start parallel 2 delay 15'
+    assert [vm.name for vm in c.parse_config('/etc/vm.conf', text).vms] == ['a']
+
+
+def test_an_unknown_option_is_skipped_with_its_braces_across_lines():
+    text = 'vm "a" {\n\tsomething {\n\t\tdisk "/no.img", x\n\t}\n\tdisk "/a.img"\n}\n'
+    vm = c.parse_config('/etc/vm.conf', text).vms[0]
+    assert ([d.path for d in vm.disks], vm.unsupported) == (['/a.img'], [('something', 2)])
+
+
+def test_a_stray_token_inside_a_managed_vm_is_refused_not_dropped():
+    text = c.BEGIN_LINE + '\nvm "a" {\n\tdisk "/a.img"\n\t(\n}\n' + c.END_MARKER + '\n'
+    with pytest.raises(c.VmConfError, match=r"^vm\.conf:4: vm 'a' in the managed part uses '\('"):
+        c.VmConf('vm.conf', text)
+
+
+def test_unreadable_files_are_reported(tmp_path):
+    with pytest.raises(c.VmConfError) as caught:
+        c.VmConf.load(str(tmp_path))
+    assert str(caught.value) == 'cannot read %s: [Errno 21] Is a directory: %r' % (tmp_path, str(tmp_path))
+    with pytest.raises(c.VmConfError) as caught:
+        c.parse_config('vm.conf', 'include "%s"\n' % tmp_path)
+    assert str(caught.value) == 'cannot read %s: [Errno 21] Is a directory: %r' % (tmp_path, str(tmp_path))
+
+
+def test_a_block_is_appended_after_a_last_line_without_newline():
+    conf = c.VmConf('vm.conf', 'vm "mine" { disk "/m.img" }')
+    assert conf.with_managed([c.VmDefinition(name='a', disks=[c.Disk('/a.img')])]) == (
+        'vm "mine" { disk "/m.img" }\n\n'
+        '# BEGIN openbsd.vmm managed VMs (edits between these markers are overwritten)\n'
+        'vm "a" {\n\tenable\n\tdisk "/a.img"\n}\n'
+        '# END openbsd.vmm managed VMs\n')
+
+
+def test_a_backslash_newline_joins_lines_and_lines_keep_counting():
+    text = 'vm "a" { disk "/var/vmm/" \\\n"a.img" }\nvm "b" { disk "/b.img" }\n'
+    a, b = c.parse_config('/etc/vm.conf', text).vms
+    assert [(vm.name, vm.line, [d.path for d in vm.disks]) for vm in (a, b)] == [('a', 1, ['/var/vmm/a.img']), ('b', 3, ['/b.img'])]
+
+
+def test_interface_options_over_several_lines_in_braces_or_comma_separated():
+    text = ('vm "a" {\n\tdisk "/a.img"\n\tinterface {\n\t\tswitch "uplink"\n\t\tgroup "vmnet"\n\t\tdown\n\t}\n'
+            '\tinterface switch "lan", rdomain 2, up\n}\n')
+    vm = c.parse_config('/etc/vm.conf', text).vms[0]
+    assert vm.interfaces == [c.Interface(switch='uplink', group='vmnet'), c.Interface(switch='lan', rdomain=2)]
+
+
+def test_allow_instance_flags_braced_over_lines_or_one_unbraced():
+    text = ('vm "a" {\n\tdisk "/a.img"\n\tallow instance {\n\t\tmemory,\n\t\tdisk\n\t\towner "joe"\n\t}\n}\n'
+            'vm "b" {\n\tdisk "/b.img"\n\tallow instance cdrom\n}\n')
+    a, b = c.parse_config('/etc/vm.conf', text).vms
+    assert (a.allow_instance, a.allow_instance_owner) == (['memory', 'disk'], 'joe')
+    assert (b.allow_instance, b.allow_instance_owner) == (['cdrom'], None)
+
+
+def test_memory_joins_adjacent_strings():
+    vm = c.parse_config('/etc/vm.conf', 'vm "a" {\n\tmemory "1" "536M"\n\tdisk "/a.img"\n}\n').vms[0]
+    assert vm.memory == 1536 * MIB
+
+
+def test_a_one_line_vm_just_above_the_end_marker_is_managed():
+    text = c.BEGIN_LINE + '\nvm "a" { disk "/a.img" }\nvm "b" { disk "/b.img" }\n' + c.END_MARKER + '\nvm "c" { disk "/c.img" }\n'
+    conf = c.VmConf('vm.conf', text)
+    assert ([vm.name for vm in conf.managed], [vm.name for vm in conf.hand_written]) == (['a', 'b'], ['c'])
+
+
+def test_a_misspelt_allow_instance_in_the_managed_part_is_refused_not_read():
+    text = c.BEGIN_LINE + '\nvm "a" {\n\tdisk "/a.img"\n\tallow instanc { memory }\n}\n' + c.END_MARKER + '\n'
+    with pytest.raises(c.VmConfError, match=r"^vm\.conf:4: vm 'a' in the managed part uses 'allow'"):
+        c.VmConf('vm.conf', text)
+
+
+def test_vms_are_found_by_name_in_their_own_part():
+    conf = c.VmConf('vm.conf', BLOCK_EDGES.replace('vm "inside" {', 'vm "first" { disk "/f.img" }\nvm "inside" {'))
+    assert (conf.managed_vm('inside').name, conf.managed_vm('first').name, conf.managed_vm('below')) == ('inside', 'first', None)
+    assert (conf.hand_written_vm('below').name, conf.hand_written_vm('above').name, conf.hand_written_vm('inside')) == (
+        'below', 'above', None)
