@@ -63,7 +63,8 @@ KEYWORDS = frozenset((
 BOOT_DEVICES = ('disk', 'cdrom', 'net')
 DISK_FORMATS = ('raw', 'qcow2')
 ALLOW_INSTANCE_FLAGS = ('boot', 'cdrom', 'disk', 'instance', 'interface', 'memory')
-MAX_TOKEN = 8192
+# parse.y yylex: a quoted string goes into buf[8096] and 'string too long' comes before its 8095th byte
+MAX_QUOTED = 8094
 
 
 class VmConfError(Exception):
@@ -104,7 +105,7 @@ def unquotable(value):
         return 'it contains a line break'
     if value.endswith('\\'):
         return 'a trailing backslash would escape the closing quote'
-    if len(value.encode('utf-8')) >= MAX_TOKEN:
+    if len(value.encode('utf-8')) > MAX_QUOTED:
         return 'it is longer than vmd accepts'
     return None
 

@@ -370,6 +370,14 @@ def test_an_unfinished_vm_block_ends_at_the_end_of_the_file():
 
 # -- the full mutation run of vmconf.py (MUTATE_MAX=0): edges it showed untested -----------------
 
+def test_the_longest_quoted_value_is_parse_ys_8094_bytes():
+    # yylex's buf[8096]: 8094 bytes parse, 8095 are "string too long" (the lab's vmd -n says the same)
+    assert c.unquotable('q' * 8094) is None
+    assert c.quote('q' * 8094) == '"%s"' % ('q' * 8094)
+    assert c.unquotable('q' * 8095) == 'it is longer than vmd accepts'
+    assert c.unquotable('\u00e9' * 4047) is None and c.unquotable('\u00e9' * 4047 + 'q') == 'it is longer than vmd accepts'
+
+
 def test_only_strings_can_be_quoted():
     assert c.unquotable(5) == 'not a string'
     with pytest.raises(c.VmConfError, match=r"^cannot write 5 into vm\.conf: not a string$"):
