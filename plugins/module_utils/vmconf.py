@@ -378,9 +378,8 @@ class Lexer:
             char = self._raw()
             if char is None:
                 raise self.error('reached end of file while parsing quoted string', line)
-            if char == '\n':
+            if char == '\n':               # parse.y yylex counts the line and drops the newline
                 self.line += 1
-                out.append(char)
                 continue
             if char == '\\':
                 following = self._raw()
