@@ -79,7 +79,8 @@ dir=$1
 mount --bind "$dir" "$dir"
 mount --rbind / /
 for mnt in $(awk '{print $2}' /proc/self/mounts); do
-    case $mnt in "$dir"|"$dir"/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+    # (not the kernel's, nor the namespace handles in /run/netns: one per running guest, nothing to write)
+    case $mnt in "$dir"|"$dir"/*|/proc|/proc/*|/sys|/sys/*|/dev|/dev/*|/run/netns|/run/netns/*) continue ;; esac
     mount -o remount,bind,ro "$mnt" 2>/dev/null || true
 done
 if touch /.lab-install-site 2>/dev/null; then
