@@ -14,7 +14,7 @@ description:
   - Runs on a guest cloned from a golden image (over SSH with the image's key) and gives it its own host name
     (C(/etc/myname) and the running system), the static IPv6 line of its C(hostname.if), its users with their
     keys and passwords, and root's extra keys. Everything in one module run, so a fleet's first boot costs one
-    round trip per guest; the role M(openbsd.vmm.guest_firstboot) is the usual way to call it.
+    round trip per guest; the role C(openbsd.vmm.guest_firstboot) is the usual way to call it.
   - Each part compares the guest's files with what is asked and changes only what differs (a file is written
     whole, under a temp name renamed into place). A second run changes nothing.
   - Passwords arrive hashed (bcrypt, hashed on the controller). A random password is delivered once, as a comment
