@@ -112,7 +112,9 @@ EXAMPLES = r'''
       - name: alice
         groups: [staff]
         authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHm1wW5sGHt3dXn2xW6wgh5Dn8CGZ3+V5Go5kYxlS8Vd alice@laptop"]
+        # a new random salt at every run: set it only when the user is created, or a second run would change it
         password_hash: "{{ alice_password | password_hash('bcrypt') }}"
+        update_password: on_create
   no_log: true
 '''
 

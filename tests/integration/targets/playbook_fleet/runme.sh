@@ -136,3 +136,21 @@ placed_after=$(for g in free01 free02 free03; do host_of $g; done | tr '\n' ' ')
 [ "$placed_after" = "$placed_before" ]
 # the new guest goes to the new host, the one with the most room
 [ "$(host_of free04)" = vmm3 ]
+
+# 6. vmm_guest_firstboot's own EXAMPLES, run as written on a guest (they configure the machine they run on,
+# so only a lab guest can run them): the first run changes the guest, the second changes nothing
+python3 - "$COLL/plugins/modules/vmm_guest_firstboot.py" "$VMM_LAB_BASE/examples.yml" <<'PY'
+import ast, sys
+tree = ast.parse(open(sys.argv[1]).read())
+examples = next(node.value.value for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == 'EXAMPLES')
+tasks = ''.join(('    ' + line if line else '') + '\n' for line in examples.strip('\n').splitlines())
+open(sys.argv[2], 'w').write('- hosts: vmm2g01\n  gather_facts: false\n  vars:\n    alice_password: example-only-pw\n'
+                             '  tasks:\n' + tasks)
+PY
+ansible-playbook -i "$fleet" "$VMM_LAB_BASE/examples.yml" > "$VMM_LAB_BASE/examples1.log" 2>&1 || { cat "$VMM_LAB_BASE/examples1.log"; exit 1; }
+grep -qE '^vmm2g01 +: ok=1 +changed=1 .*failed=0' "$VMM_LAB_BASE/examples1.log"
+ansible-playbook -i "$fleet" "$VMM_LAB_BASE/examples.yml" > "$VMM_LAB_BASE/examples2.log" 2>&1 || { cat "$VMM_LAB_BASE/examples2.log"; exit 1; }
+grep -qE '^vmm2g01 +: ok=1 +changed=0 .*failed=0' "$VMM_LAB_BASE/examples2.log"
+grep -qx 'web1.example.org' "$(root vmm2)/guests/vmm2g01/etc/myname"
+grep -qx 'inet6 fd00:198:51:100::b 64' "$(root vmm2)/guests/vmm2g01/etc/hostname.vio0"
+grep -q 'alice@laptop$' "$(root vmm2)/guests/vmm2g01/home/alice/.ssh/authorized_keys"
