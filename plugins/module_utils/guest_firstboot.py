@@ -107,13 +107,12 @@ class Guest:
     def _write(self, path, before, after, mode, uid=None, gid=None, shown=None):
         """Write the file when its content differs; the diff shows ``shown`` (a redacted copy) when given."""
         if before == after:
-            return False
+            return
         self.changes.append('write %s' % path)
         self.diffs.append({'before_header': path, 'after_header': path,
                            'before': before or '', 'after': shown if shown is not None else after})
         if not self.check_mode:
             write_atomic(path, after, mode, gid=gid, uid=uid)
-        return True
 
     def _account(self, name):
         try:

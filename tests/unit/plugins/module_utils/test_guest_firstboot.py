@@ -89,6 +89,7 @@ def test_hostname_written_and_set_then_nothing(guest_env):
     configure(guest, params(hostname='web1.example.org'))
     etc = guest_env[0]
     assert (etc / 'myname').read_text() == 'web1.example.org\n'
+    assert os.stat(str(etc / 'myname')).st_mode & 0o777 == 0o644
     assert run.calls == [['hostname'], ['hostname', 'web1.example.org']]
     assert guest.changes == ['write %s/myname' % etc, 'hostname web1.example.org']
     again, run = make(guest_env, running='web1.example.org')
@@ -145,10 +146,11 @@ def test_a_new_user_with_groups_password_and_keys(guest_env):
 def test_an_existing_user_gets_shell_groups_password_only_where_they_differ(guest_env):
     etc, accounts = guest_env
     accounts.users['alice'] = Account('alice', '/nonexistent', os.getuid(), 1000, '/bin/sh')
+    # root's line first, with the very hash asked for alice: only alice's own line counts
     (etc / 'master.passwd').write_text('root:%s:0:0::0:0:Charlie &:/root:/bin/ksh\nalice:%s:1000:1000::0:0::/home/alice:/bin/sh\n'
-                                       % (OTHER_HASH, OTHER_HASH))
+                                       % (HASH, OTHER_HASH))
     guest, run = make(guest_env)
-    guest.user(user(groups=['staff', 'alice'], password_hash=HASH))
+    assert guest.user(user(groups=['staff', 'alice'], password_hash=HASH)) is False, 'not created now'
     # alice's primary group is alice (gid 1000): only staff is missing; OpenBSD's -G appends
     assert run.calls == [['usermod', '-s', '/bin/ksh', 'alice'], ['usermod', '-G', 'staff', 'alice'],
                          ['usermod', '-p', HASH, 'alice']]
@@ -187,8 +189,37 @@ def test_absent_user_removed_home_kept_and_a_missing_one_is_nothing(guest_env):
     etc, accounts = guest_env
     accounts.users['bob'] = Account('bob', '/home/bob', os.getuid(), 1001, '/bin/ksh')
     guest, run = make(guest_env)
-    configure(guest, params(users=[user('bob', state='absent'), user('carol', state='absent')]))
+    assert configure(guest, params(users=[user('bob', state='absent'), user('carol', state='absent')])) == []
     assert run.calls == [['userdel', 'bob']]
+
+
+def test_a_user_without_keys_gets_ssh_dir_but_no_authorized_keys_file(guest_env):
+    guest, dummy = make(guest_env)
+    configure(guest, params(users=[user()]))
+    home = guest_env[1].users['alice'].pw_dir
+    assert os.listdir(os.path.join(home, '.ssh')) == []
+    assert guest.changes == ['useradd alice', 'mkdir %s/.ssh' % home]
+
+
+def test_a_hash_line_of_two_fields_is_read(guest_env):
+    etc, accounts = guest_env
+    accounts.users['alice'] = Account('alice', '/nonexistent', os.getuid(), 1000, '/bin/ksh')
+    (etc / 'master.passwd').write_text('alice\nalice:%s\n' % HASH)
+    guest, run = make(guest_env)
+    guest.user(user(password_hash=HASH))
+    assert run.calls == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='giving a directory to another uid needs root')
+def test_ssh_dir_and_keys_belong_to_the_user(guest_env):
+    etc, accounts = guest_env
+    home = os.path.join(accounts.home_root, 'alice')
+    os.makedirs(home)
+    accounts.users['alice'] = Account('alice', home, 1234, 1235, '/bin/ksh')
+    guest, dummy = make(guest_env)
+    configure(guest, params(users=[user(authorized_keys=[KEY])]))
+    for path in (os.path.join(home, '.ssh'), os.path.join(home, '.ssh', 'authorized_keys')):
+        assert (os.stat(path).st_uid, os.stat(path).st_gid) == (1234, 1235)
 
 
 def test_random_password_delivered_once_to_a_user_created_now(guest_env):
@@ -225,6 +256,22 @@ def test_a_failing_command_names_it_and_what_it_said(guest_env):
     with pytest.raises(guest_firstboot.FirstbootError) as caught:
         configure(guest, params(users=[user(groups=['nosuch'])]))
     assert str(caught.value) == "useradd alice failed (exit 1): useradd: group `nosuch' not found"
+
+
+def test_a_failing_command_without_a_shown_form_is_named_by_its_program(guest_env):
+    guest_env[1].users['alice'] = Account('alice', '/nonexistent', os.getuid(), 1000, '/bin/sh')
+    guest, dummy = make(guest_env, fail='usermod')
+    with pytest.raises(guest_firstboot.FirstbootError) as caught:
+        guest.user(user())
+    assert str(caught.value) == "usermod failed (exit 1): usermod: group `nosuch' not found"
+
+
+def test_a_group_missing_from_etc_group_is_asked_for(guest_env):
+    # usermod then refuses it, naming the group: the user learns which group the guest lacks
+    guest_env[1].users['alice'] = Account('alice', '/nonexistent', os.getuid(), 1000, '/bin/ksh')
+    guest, run = make(guest_env)
+    guest.user(user(groups=['nosuch']))
+    assert run.calls == [['usermod', '-G', 'nosuch', 'alice']]
 
 
 @pytest.mark.parametrize('changes, message', [
