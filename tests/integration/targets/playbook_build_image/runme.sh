@@ -3,6 +3,8 @@
 # read-only, described by a manifest that agrees with qemu-img and sha256sum; a second run changes
 # nothing (manifest included); other inputs for a sealed image are refused without touching it, and
 # rebuilt with build_image_force_rebuild only when no overlay is built on it (the old one archived).
+# A build killed during the install (or later) leaves nothing at the image's path and the next run
+# starts clean; one killed between the image and its manifest is completed by the next run.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 # ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
@@ -37,9 +39,50 @@ recap | grep -q ' failed=0 '
 grep -q "check mode: $image would be created" "$L/play.log"
 [ ! -e "$image" ] && [ ! -e "$L/var/vmm" ]
 
-# 1. build
+# 1. a build killed during the install (ansible-playbook, the module and the install VM, with -9):
+# nothing at the image's path; the next run removes what it left and builds the image from the start
+build=$L/var/vmm/.golden.qcow2.build
+mkdir -p "$L/killremote"
+ANSIBLE_REMOTE_TMP="$L/killremote" setsid ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/build_image.yml" \
+    >"$L/killed.log" 2>&1 &
+leader=$!
+vm_pid=
+for i in $(seq 600); do
+    vm_pid=$(vmctl status -r | awk '$NF ~ /^golden-ai-/ && $2 ~ /^[0-9]+$/ {print $2}')
+    [ -n "$vm_pid" ] && break
+    sleep 0.1
+done
+[ -n "$vm_pid" ] || { cat "$L/killed.log"; echo "the install VM never ran" >&2; exit 1; }
+# the install is under way, on the install disk in the build directory, not on the image
+[ -f "$build/install.qcow2" ] && [ ! -e "$image" ]
+# Ansible's worker runs in a session of its own: its process group is found by this run's remote tmp path
+module=$(pgrep -f "$L/killremote/.*AnsiballZ_vmm_autoinstall" | head -1)
+[ -n "$module" ]
+group=$(ps -o pgid= -p "$module" | tr -d ' ')
+pids="$(pgrep -g "$group" | tr '\n' ' ') $vm_pid"
+kill -9 -- "-$group" "-$leader" "$vm_pid"
+wait "$leader" || true
+# reaped, not only dead (a zombie still answers kill -0, and vmd frees the disk's lock only then)
+for i in $(seq 300); do
+    alive=0; for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break; sleep 0.1
+done
+[ "$alive" = 0 ] || { echo "the killed run's processes were not reaped in 30 s: $pids" >&2; exit 1; }
+for i in $(seq 300); do vmctl status -r | grep -q ' golden-ai-' || break; sleep 0.1; done
+! vmctl status -r | grep -q ' golden-ai-'
+[ ! -e "$image" ] && [ ! -e "$manifest" ] && [ -f "$build/install.qcow2" ]
+# what a build killed later would leave too: a compacted image, vmctl create -i's half copy, a manifest
+printf 'QFI\373half' >"$build/image.qcow2"
+printf 'QFI\373half' >"$build/.image.qcow2.vmm_disk-0badc0de.tmp"
+echo '{}' >"$build/image.qcow2.manifest.json"
 play
 recap | grep -q ' failed=0 '
+# nothing of the killed build is left: no build directory, no temporary file beside the image, no
+# published response file or site set, no install VM
+[ ! -e "$build" ]
+[ -z "$(find "$L/var/vmm" -maxdepth 1 -name '.golden*')" ]
+[ -z "$(ls "$L"/var/www/htdocs/*-install.conf "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz 2>/dev/null)" ]
+! vmctl status -r | grep -q ' golden-ai-'
 [ "$(stat -c %a "$image")" = 444 ]
 [ "$(stat -c %a "$manifest")" = 444 ]
 # the manifest agrees with qemu-img and sha256sum
@@ -88,6 +131,32 @@ if play -e '{"build_image_sets": ["-game*"]}'; then
     exit 1
 fi
 grep -q 'is a sealed image' "$L/play.log"
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+
+# 3b. a build killed between putting the image in place and its manifest: the next run puts the
+# manifest (still in the build directory) in place, as it describes this very image, and builds nothing
+mkdir -p "$build"
+mv "$manifest" "$build/image.qcow2.manifest.json"
+play
+recap | grep -q ' changed=2 .* failed=0 '
+[ ! -e "$build" ]
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+# an image without a manifest that no build describes is not this playbook's: refused, left as it is
+mv "$manifest" "$L/manifest.json"
+if play; then
+    echo "build_image.yml took over an image it did not build" >&2
+    exit 1
+fi
+grep -q "$image exists without a manifest" "$L/play.log"
+mkdir -p "$build"
+sed 's/"sha256": "[0-9a-f]*"/"sha256": "0000"/' "$L/manifest.json" >"$build/image.qcow2.manifest.json"
+if play; then
+    echo "build_image.yml put a manifest in place that describes another image" >&2
+    exit 1
+fi
+grep -q "$image exists without a manifest" "$L/play.log"
+rm -r "$build"
+mv "$L/manifest.json" "$manifest"
 [ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
 
 # 4. a forced rebuild is refused while an overlay is built on the image (naming it); once the overlay
