@@ -32,6 +32,19 @@ BCRYPT = re.compile(r'\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}')
 RANDOM_PASSWORD = re.compile(r'[!-~]{8,128}')
 STATIC_INET6 = re.compile(r'inet6 (?!autoconf)')
 PASSWORD_COMMENT = '# password of %s (random, set when the user was created): %s'
+# What hostname.if gets: hex digits, ':' and a dotted IPv4 tail; ipaddress alone would pass a '%scope'.
+ADDRESS6_CHARS = re.compile(r'[0-9A-Fa-f:.]+')
+
+
+def address6_ok(value):
+    """An IPv6 address without prefix length or scope, as a static hostname.if line takes it."""
+    if not isinstance(value, str) or not ADDRESS6_CHARS.fullmatch(value):
+        return False
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
 
 
 class FirstbootError(Exception):
@@ -49,12 +62,8 @@ def problems(params):
     if params['hostname'] is not None:
         check('hostname', params['hostname'], HOSTNAME, 'a host name such as web1 or web1.example.org')
     check('interface', params['interface'], INTERFACE, 'an interface name such as vio0')
-    if params['address6']:
-        try:
-            ipaddress.IPv6Address(params['address6'])
-        except ValueError:
-            found.append('address6: %r refused; must be an IPv6 address without prefix length, or empty.'
-                         % params['address6'])
+    if params['address6'] and not address6_ok(params['address6']):
+        found.append('address6: %r refused; must be an IPv6 address without prefix length, or empty.' % params['address6'])
     names = [user['name'] for user in params['users']]
     for user in params['users']:
         where = 'users[%s]' % user['name']

@@ -104,7 +104,7 @@ recap vmm2 | grep -q ' failed=0 '
 archived=$(ls "$(root vmm2)"/var/vmm/archive/vmm2g02-*.qcow2)
 qemu-img check -q "$archived"
 
-# 4. refused before any change: a guest no host has room for, and an address already taken
+# 4. refused before any change: a guest no host has room for, an address already taken, a bad first-boot input
 conf_before=$(confs)
 cp "$fleet" "$VMM_LAB_BASE/fleet.saved"
 printf 'guests:\n  - {name: huge1, memory: 64G, switch: uplink}\n' >> "$fleet"
@@ -123,6 +123,15 @@ if play "$COLL/playbooks/provision.yml"; then echo "an address collision was acc
 grep -q '198.51.100.10' "$log" && grep -q 'dup1' "$log" && grep -q 'vmm1g01' "$log"
 [ "$(confs)" = "$conf_before" ]
 cp "$VMM_LAB_BASE/fleet.saved" "$fleet"
+# a bad first-boot input of one guest (vmm_firstboot_problems, once per host): refused with the guest,
+# the variable and the rule, before vm.conf or dhcpd.conf change and before any guest is touched
+mkdir -p "$inv/host_vars"
+printf 'guest_firstboot_users: [{name: "-evil", shell: /bin/ksh}]\n' > "$inv/host_vars/vmm1g03.yml"
+if play "$COLL/playbooks/provision.yml" -e provision_reconfigure=true; then echo "a bad guest_firstboot input was accepted" >&2; exit 1; fi
+grep -qF 'vmm1g03: guest_firstboot_users[].name: \"-evil\" refused; must be a login name' "$log"
+! grep -q 'Wait (bounded) until the guest answers SSH' "$log" || { echo "a guest was touched after a refused input" >&2; exit 1; }
+[ "$(confs)" = "$conf_before" ]
+rm "$inv/host_vars/vmm1g03.yml"
 
 # 5. placement: guests without a host are placed once and stay when a host is added to the fleet
 python3 "$here/make_fleet.py" "$VMM_LAB_BASE/placement" 2 --unplaced 3

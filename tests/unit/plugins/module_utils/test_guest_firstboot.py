@@ -279,6 +279,8 @@ def test_a_group_missing_from_etc_group_is_asked_for(guest_env):
     (dict(hostname='-web1'), "hostname: '-web1' refused; must be a host name"),
     (dict(interface='vio0;'), "interface: 'vio0;' refused; must be an interface name such as vio0."),
     (dict(address6='fd00::1/64'), "address6: 'fd00::1/64' refused; must be an IPv6 address without prefix length"),
+    # ipaddress takes a scope: hostname.if must not get one
+    (dict(address6='fe80::1%vio0'), "address6: 'fe80::1%vio0' refused; must be an IPv6 address without prefix length"),
     (dict(users=[user('-alice')]), "users[].name: '-alice' refused; must be a login name"),
     (dict(users=[user('root')]), 'users[].name: root is not managed here; its keys are root_keys.'),
     (dict(users=[user(), user()]), 'users[].name: every user needs its own name.'),
