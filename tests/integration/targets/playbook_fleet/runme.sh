@@ -21,7 +21,8 @@ export ANSIBLE_INVENTORY_ENABLED=openbsd.vmm.vmm,yaml
 inv=$VMM_LAB_BASE/inventory
 fleet=$inv/fleet.vmm.yml
 state_file=$inv/fleet.vmm.state.json
-python3 "$here/make_fleet.py" "$inv" "$per_host"
+# ... and one guest on a vmd local interface: no lease, it answers on the address vmd gave it (read after start)
+python3 "$here/make_fleet.py" "$inv" "$per_host" --extra '[{"name": "vmm1loc", "memory": "128M"}]'
 log=$VMM_LAB_BASE/play.log
 play() { ansible-playbook -i "$fleet" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
 recap() { grep -E "^$1 +:" "$log"; }
@@ -41,7 +42,7 @@ cp "$(root vmm1)/var/vmm/golden.qcow2" "$(root vmm1)/var/vmm/golden.qcow2.manife
 play "$COLL/playbooks/provision.yml"
 for h in $hosts; do recap "$h" | grep -q ' failed=0 '; done
 for h in $hosts; do
-    [ "$(on "$h" vmctl status | grep -c ' running ')" = "$per_host" ]
+    [ "$(on "$h" vmctl status | grep -c ' running ')" = "$((per_host + $([ "$h" = vmm1 ] && echo 1 || echo 0)))" ]
     # a static lease per guest, accepted by ISC dhcpd's own parser as well
     [ "$(grep -c '^host ' "$(root "$h")/etc/dhcpd.conf")" = "$per_host" ]
     /usr/sbin/dhcpd -t -cf "$(root "$h")/etc/dhcpd.conf" >/dev/null 2>&1
@@ -49,7 +50,10 @@ done
 grep -A2 '^host vmm1g01 ' "$(root vmm1)/etc/dhcpd.conf" | grep -q 'fixed-address 198.51.100.10;'
 # every guest answers ansible.builtin.ping over SSH at its inventory address
 ansible -i "$fleet" vmm_guests -m ansible.builtin.ping > "$VMM_LAB_BASE/ping.log" 2>&1 || { cat "$VMM_LAB_BASE/ping.log"; exit 1; }
-[ "$(grep -c 'SUCCESS' "$VMM_LAB_BASE/ping.log")" = $((2 * per_host)) ]
+[ "$(grep -c 'SUCCESS' "$VMM_LAB_BASE/ping.log")" = $((2 * per_host + 1)) ]
+# the local-interface guest had its first boot at the address vmd gave it, which the state file keeps
+ansible -i "$fleet" vmm1loc -m ansible.builtin.command -a hostname | grep -qx 'vmm1loc.lab.example'
+[ "$(ansible-inventory -i "$fleet" --host vmm1loc | python3 -c 'import json,sys; print(json.load(sys.stdin)["ansible_host"])')" = "$(on vmm1 lab guest-address vmm1loc)" ]
 [ "$(ansible-inventory -i "$fleet" --host vmm2g03 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ansible_host"])')" = 203.0.113.12 ]
 [ "$(on vmm2 lab guest-address vmm2g03)" = 203.0.113.12 ]
 # first boot ran on the guest itself: its host name, in the guest's own files
@@ -69,7 +73,7 @@ echo "$keys" | grep -qF "$(cut -d' ' -f1-2 "$VMM_LAB_BASE/id_ed25519.pub")"
 password=$(echo "$keys" | sed -n 's/^# password of alice .*: //p')
 ! grep -qF "$password" "$log" || { echo "the random password was printed" >&2; exit 1; }
 # the state file records every placement
-python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guests"]; assert len(g) == 2 * int(sys.argv[2]), len(g); assert g["vmm2g01"]["host"] == "vmm2"' "$state_file" "$per_host"
+python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guests"]; assert len(g) == 2 * int(sys.argv[2]) + 1, len(g); assert g["vmm2g01"]["host"] == "vmm2"' "$state_file" "$per_host"
 
 # 2. again: nothing changes, one vmctl call per host
 before1=$(calls vmm1); before2=$(calls vmm2)
