@@ -373,8 +373,7 @@ def _owner_problem(value):
     match = _OWNER.fullmatch(value)
     if not match or value == ':':
         return "%r is not an owner: use 'user', 'user:group', ':group' or a numeric uid" % value
-    if value.isdigit():
-        return None
+    # A numeric uid matches the first alternative: both groups are None and nothing is looked up.
     user, group = match.group('user'), match.group('group')
     try:
         if user:
@@ -474,7 +473,7 @@ def plan_vm(request, status, current_definition):
     outdated = live and (plan.config_changed or runs_older_definition(status, request.definition))
     restart = outdated and request.restart_on_change and desired not in ('stopped', 'absent')
 
-    if desired in ('stopped', 'absent') or restart or (desired == 'restarted' and (live or state == 'waiting')):
+    if desired in ('stopped', 'absent', 'restarted') or restart:
         if live or state == 'waiting':
             plan.stop = True
             plan.unpause_first = state == 'paused'
@@ -489,8 +488,7 @@ def plan_vm(request, status, current_definition):
         elif state == 'stopping':
             # A VM on its way down: see it down, then start it again.
             plan.stop = plan.start = True
-            plan.steps[:0] = ['stop']
-            plan.steps.append('start')
+            plan.steps.extend(('stop', 'start'))
     if desired == 'paused' and state != 'paused':
         plan.pause = True
         plan.steps.append('pause')
@@ -520,8 +518,7 @@ def runs_older_definition(status, definition):
 class Converger:
     """Runs one vmm_vm invocation against a host (a module-like object) and its vmctl."""
 
-    def __init__(self, module, vmctl, vm_conf_path, keep_backup=False, poll_interval=0.2, dev_dir='/dev', lock_timeout=60,
-                 staggered_start=False):
+    def __init__(self, module, vmctl, vm_conf_path, keep_backup, dev_dir, lock_timeout, staggered_start, poll_interval=0.2):
         self.module = module
         self.staggered_start = staggered_start  # starts are left to the reload's staggered start (vmd.c start_vm_batch)
         self.vmctl = vmctl
@@ -707,9 +704,7 @@ class Converger:
         try:
             with os.fdopen(handle, 'w', encoding='utf-8', errors='surrogateescape') as out:
                 out.write(text)
-            if not os.path.exists(self.path):
-                # mkstemp makes 0600; a new vm.conf gets the usual 0644 (atomic_move keeps an existing file's mode).
-                os.chmod(temp, 0o644)
+            # mkstemp makes it 0600: atomic_move gives a new vm.conf 0666 & ~umask and keeps an existing one's mode.
             vmd = self.module.get_bin_path('vmd', required=True)
             argv = [vmd, '-n', '-f', temp]
             self.commands.append(['vmd', '-n', '-f', temp])
@@ -876,7 +871,7 @@ class Converger:
         try:
             self.vmctl.stop(name, wait=True, force=True, timeout=timeout)
         except (VmNotRunning, VmNotFound):
-            return
+            pass                            # down (or gone) by now
         except VmctlTimeout:
             raise StuckStopping('vm %r did not terminate within %s seconds even with vmctl stop -f' % (name, timeout))
 
@@ -898,8 +893,8 @@ class Converger:
         for candidate in new_managed:
             if candidate.name == request.name:
                 definition = candidate
-        if definition is None and request.hand_written is not None:
-            definition = request.hand_written
+        if definition is None:
+            definition = request.hand_written       # None for a VM that is gone
         live = status is not None and status.live
         return dict(
             name=request.name,

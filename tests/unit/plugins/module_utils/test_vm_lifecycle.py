@@ -226,7 +226,8 @@ class FakeVmctl:
 
 
 def converger(fake):
-    return lc.Converger(module=None, vmctl=fake, vm_conf_path='/etc/vm.conf', poll_interval=0)
+    return lc.Converger(module=None, vmctl=fake, vm_conf_path='/etc/vm.conf', keep_backup=False, dev_dir='/dev', lock_timeout=60,
+                        staggered_start=False, poll_interval=0)
 
 
 def test_stop_uses_stop_w_only():
