@@ -96,9 +96,24 @@ images:
       type: str
       sample: /var/vmm/golden.qcow2.manifest.json
     manifest:
-      description: The manifest's content, or null when there is none or it cannot be read.
+      description:
+        - The manifest's content as it is, or null when there is none or it cannot be read.
+        - "C(playbooks/build_image.yml) writes: C(image), C(format), C(virtual_size), C(sha256), C(release), C(arch),
+          C(sets), C(built_at), C(console_log), C(autoinstall_inputs_sha256), C(autoinstall_manifest); C(builder)
+          (C(inventory_hostname), C(hostname)); C(inputs), the sha256 of every input (C(autoinstall), C(seal_script),
+          C(site_files) by path, C(sets): the sets' C(SHA256) file, or null); C(layers), the chain from the base up to the
+          image (C(image), C(sha256) each); C(packages). Images built before a field was added lack it."
+        - Choose an image by it with C(selectattr), for example on C(manifest.release) and C(manifest.inputs.sets).
       type: dict
-      sample: {release: "7.8", arch: amd64, sha256: "9f2c...", built_at: "2026-11-30T12:00:00Z"}
+      sample:
+        release: "7.8"
+        arch: amd64
+        sha256: "9f2c..."
+        built_at: "2026-11-30T12:00:00Z"
+        builder: {inventory_hostname: vmm1, hostname: vmm1.example.com}
+        inputs: {autoinstall: "51d0...", seal_script: "a3c4...", site_files: {/etc/motd: "7e1f..."}, sets: "0b9e..."}
+        layers: [{image: /var/vmm/golden.qcow2, sha256: "9f2c..."}]
+        packages: []
     intact:
       description: With O(checksum), whether the image has the manifest's sha256; otherwise null.
       type: bool

@@ -98,6 +98,20 @@ qemu() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 [ "$(field autoinstall_manifest)" = "$image.autoinstall.json" ]
 [ "$(field autoinstall_inputs_sha256)" = "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inputs_sha256"])' "$image.autoinstall.json")" ]
 grep -q 'CONGRATULATIONS!' "$(field console_log)"
+# the builder, every input's sha256, the layer chain and the packages
+get() { python3 -c 'import json, sys
+value = json.load(open(sys.argv[1]))
+for key in sys.argv[2].split(":"):
+    value = value[key]
+print(value if isinstance(value, str) else json.dumps(value, sort_keys=True))' "$manifest" "$1"; }
+[ "$(get builder:inventory_hostname)" = labhost ]
+[ "$(get builder:hostname)" = "$(hostname)" ]
+[ "$(get inputs:autoinstall)" = "$(field autoinstall_inputs_sha256)" ]
+[ "$(get inputs:site_files)" = "{\"/etc/motd\": \"$(printf 'golden image of the lab\n' | sha256sum | cut -d' ' -f1)\"}" ]
+sets_digest=$(sha256sum "$L/var/www/htdocs/pub/OpenBSD/7.8/amd64/SHA256" | cut -d' ' -f1)
+[ "$(get inputs:sets)" = "$sets_digest" ]
+[ "$(get layers)" = "[{\"image\": \"$image\", \"sha256\": \"$(field sha256)\"}]" ]
+[ "$(get packages)" = "[]" ]
 # what the installer put on the disk (read back by the lab): the site set with the sealing script ran
 python3 - "$COLL/tests/lab" "$image" <<'PY'
 import sys
@@ -113,7 +127,17 @@ assert '# root password' not in record['root_authorized_keys'], 'the image keeps
 assert record['root_authorized_keys'].startswith('ssh-ed25519 '), record['root_authorized_keys']
 assert record['root_password_hash'] == '*' * 13, 'the image keeps a root password hash'
 assert './root/.ssh/authorized_keys' not in record['site_files'], record['site_files']
+# the sealing script the image ran is the one the manifest names by its digest
+import hashlib, json
+manifest = json.load(open(sys.argv[2] + '.manifest.json'))
+assert hashlib.sha256(record['install_site_script'].encode()).hexdigest() == manifest['inputs']['seal_script'], manifest['inputs']
 PY
+# vmm_image_info chooses the image by its manifest (release and the sets' digest) among two: a copy
+# whose manifest names other sets is not chosen
+cp --sparse=always "$image" "$L/var/vmm/other.qcow2"
+sed "s/$sets_digest/$(echo other | sha256sum | cut -d' ' -f1)/" "$manifest" >"$L/var/vmm/other.qcow2.manifest.json"
+ansible-playbook -i "$here/inventory.yml" "$here/choose.yml" -e "image_dir=$L/var/vmm sets_digest=$sets_digest expected_image=$image"
+rm "$L/var/vmm/other.qcow2" "$L/var/vmm/other.qcow2.manifest.json"
 # the site set left the docroot once the install ended
 [ -z "$(ls "$L"/var/www/htdocs/pub/OpenBSD/7.8/amd64/site78*.tgz 2>/dev/null)" ]
 
@@ -131,6 +155,26 @@ if play -e '{"build_image_sets": ["-game*"]}'; then
     exit 1
 fi
 grep -q 'is a sealed image' "$L/play.log"
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+# other sets in the docroot (another SHA256 file) are other inputs too
+sets_sums=$L/var/www/htdocs/pub/OpenBSD/7.8/amd64/SHA256
+cp -p "$sets_sums" "$L/SHA256"
+echo "SHA256 (comp78.tgz) = $(echo other | sha256sum | cut -d' ' -f1)" >>"$sets_sums"
+if play; then
+    echo "build_image.yml kept an image of other sets" >&2
+    exit 1
+fi
+grep -q 'is a sealed image' "$L/play.log"
+cp -p "$L/SHA256" "$sets_sums"
+# a manifest written before it listed every input: judged by the install's digest, left as it is
+chmod u+w "$manifest"
+cp -p "$manifest" "$L/manifest.json"
+python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); del m["inputs"]; json.dump(m, open(sys.argv[1], "w"))' "$manifest"
+old_manifest=$(sha256sum "$manifest")
+play
+recap | grep -q ' changed=0 .* failed=0 '
+[ "$(sha256sum "$manifest")" = "$old_manifest" ]
+cp -p "$L/manifest.json" "$manifest"
 [ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
 
 # 3b. a build killed between putting the image in place and its manifest: the next run puts the
