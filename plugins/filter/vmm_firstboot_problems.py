@@ -9,10 +9,10 @@ name: vmm_firstboot_problems
 short_description: Every first-boot input of one or many guests that breaks its rule
 version_added: 0.1.0
 description:
-  - Checks the inputs of the R(openbsd.vmm.guest_firstboot,ansible_collections.openbsd.vmm.docsite.guest_firstboot)
-    role (its C(guest_firstboot_*) variables, named without the prefix) before anything changes, and returns one
-    message per broken rule, naming the variable and the rule, such as
-    C(guest_firstboot_users[].shell: "ksh" refused; must be an absolute path to a shell.). An empty list: all good.
+  - 'Checks the inputs of the C(openbsd.vmm.guest_firstboot) role (its C(guest_firstboot_*) variables, named without
+    the prefix) before anything changes, and returns one message per broken rule, naming the variable and the rule,
+    such as C(guest_firstboot_users[].shell: "ksh" refused; must be an absolute path to a shell.) An empty list: all
+    good.'
   - The role checks its own host with it; C(playbooks/provision.yml) checks every guest of a vmm host in one task,
     before any VM is made, so a bad input of one guest stops the run while nothing has changed yet.
   - The rules are those of the module M(openbsd.vmm.vmm_guest_firstboot), which checks them again on the guest.
