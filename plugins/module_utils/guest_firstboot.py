@@ -180,7 +180,9 @@ class Guest:
             return True
         if account.pw_shell != user['shell']:
             self._command(['usermod', '-s', user['shell'], name])
-        missing = [group for group in user['groups'] if not self._member(name, account.pw_gid, group)]
+        members = self._group_members()
+        missing = [group for group in user['groups']
+                   if group not in members or not (name in members[group][1] or members[group][0] == str(account.pw_gid))]
         if missing:
             # OpenBSD's usermod -G appends to the secondary groups (-S sets them); shadow-utils' -G sets them, -a -G appends.
             flags = ['-G'] if self.system == 'OpenBSD' else ['-a', '-G']
@@ -190,12 +192,14 @@ class Guest:
             self._command(['usermod', '-p', user['password_hash'], name], 'usermod -p <hash> %s' % name)
         return False
 
-    def _member(self, name, gid, group):
+    def _group_members(self):
+        """/etc/group read once: group name -> (gid, [member names]); the first line of a name counts."""
+        members = {}
         for line in (read_file(os.path.join(self.etc, 'group')) or '').splitlines():
             fields = line.split(':')
-            if len(fields) == 4 and fields[0] == group:
-                return name in fields[3].split(',') or fields[2] == str(gid)
-        return False
+            if len(fields) == 4 and fields[0] not in members:
+                members[fields[0]] = (fields[2], fields[3].split(','))
+        return members
 
     def authorized_keys(self, name, keys, comment=None):
         """The keys in ~name/.ssh/authorized_keys (others kept), the comment line first when given."""

@@ -53,17 +53,19 @@ ALLOWED = tuple(ipaddress.ip_network(net) for net in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/8", "100.64.0.0/10"))
 OVERLAID = ("etc", "root", "home", "var")
 SSHD_WAIT_SECONDS = 10.0
-
-# Runs as the guest's init inside `ip netns exec G unshare --mount --uts`: its own /etc, /root, /home
-# and /var (overlays whose upper dirs are the guest's), its own /run and /tmp (/etc/rc clears /tmp at
-# boot), its hostname; then exec sshd.
-GUEST_INIT = r"""set -e
-dir=$1; name=$2; shift 2
-for sub in etc root home var; do
+# The guest's own OVERLAID directories, over this machine's (upper dirs under the guest's $dir).
+OVERLAY_MOUNTS = r"""for sub in %s; do
     [ -d "/$sub" ] || continue
     mount -t overlay overlay -o "lowerdir=/$sub,upperdir=$dir/$sub,workdir=$dir/lab/work/$sub" "/$sub"
 done
-mount -t tmpfs -o mode=755 tmpfs /run
+""" % " ".join(OVERLAID)
+
+# Runs as the guest's init inside `ip netns exec G unshare --mount --uts`: its own OVERLAID directories
+# (OVERLAY_MOUNTS), its own /run and /tmp (/etc/rc clears /tmp at
+# boot), its hostname; then exec sshd.
+GUEST_INIT = r"""set -e
+dir=$1; name=$2; shift 2
+""" + OVERLAY_MOUNTS + r"""mount -t tmpfs -o mode=755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -m 755 /run/sshd
 hostname "$name"
@@ -71,7 +73,7 @@ exec "$@"
 """
 
 # install.sub finish_up runs /mnt/install.site chrooted into the new system. Here: the guest's own
-# /etc, /root, /home and /var (overlays as in GUEST_INIT), a private /tmp, every other file of this
+# OVERLAID directories (OVERLAY_MOUNTS, as in GUEST_INIT), a private /tmp, every other file of this
 # machine read-only (a write there fails as it would outside the chroot), no lab tool on PATH; the
 # script comes on stdin.
 SITE_INIT = r"""set -e
@@ -88,11 +90,7 @@ if touch /.lab-install-site 2>/dev/null; then
     echo "lab: cannot make this machine's files read-only for install.site" >&2
     exit 97
 fi
-for sub in etc root home var; do
-    [ -d "/$sub" ] || continue
-    mount -t overlay overlay -o "lowerdir=/$sub,upperdir=$dir/$sub,workdir=$dir/lab/work/$sub" "/$sub"
-done
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+""" + OVERLAY_MOUNTS + r"""mount -t tmpfs -o mode=1777 tmpfs /tmp
 cd /
 set +e
 /bin/sh -s

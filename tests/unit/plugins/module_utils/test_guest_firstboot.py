@@ -185,6 +185,20 @@ def test_a_group_member_listed_in_etc_group_is_not_added_again(guest_env):
     assert run.calls == []
 
 
+def test_etc_group_is_read_once_and_its_first_line_of_a_name_counts(guest_env, monkeypatch):
+    etc, accounts = guest_env
+    # getgrnam(3) takes the first line of a name: alice is in staff there, not in the later one
+    (etc / 'group').write_text('staff:*:20:root\nwheel:*:0:alice\nstaff:*:21:alice\nbroken:line\n')
+    accounts.users['alice'] = Account('alice', '/nonexistent', os.getuid(), 1000, '/bin/ksh')
+    guest, run = make(guest_env)
+    reads = []
+    real_read = guest_firstboot.read_file
+    monkeypatch.setattr(guest_firstboot, 'read_file', lambda path: reads.append(path) or real_read(path))
+    guest.user(user(groups=['staff', 'wheel', 'broken']))
+    assert run.calls == [['usermod', '-G', 'staff,broken', 'alice']]
+    assert reads == [str(etc / 'group')]
+
+
 def test_absent_user_removed_home_kept_and_a_missing_one_is_nothing(guest_env):
     etc, accounts = guest_env
     accounts.users['bob'] = Account('bob', '/home/bob', os.getuid(), 1001, '/bin/ksh')
