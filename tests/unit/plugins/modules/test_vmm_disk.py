@@ -5,14 +5,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
-import pytest
-
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.openbsd.vmm.plugins.modules import vmm_disk
+from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.module_run import run_main
 from ansible_collections.openbsd.vmm.tests.unit.plugins.module_utils.test_qcow2 import write_vmctl_qcow2
 
 GIB = 1024 * 1024 * 1024
@@ -21,12 +17,7 @@ GIB = 1024 * 1024 * 1024
 def run_module(capsys, monkeypatch, check_mode=False, **args):
     # No vmctl on PATH: any attempt to run it would fail the module.
     monkeypatch.setenv('PATH', '/nonexistent')
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            vmm_disk.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(vmm_disk, capsys, check_mode=check_mode, **args)
 
 
 def test_no_op_reports_the_virtual_size_not_the_file_length(tmp_path, capsys, monkeypatch):

@@ -9,14 +9,12 @@ paths run none.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.openbsd.vmm.plugins.modules import vmm_disk
+from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.module_run import run_main
 from ansible_collections.openbsd.vmm.tests.unit.plugins.module_utils.test_qcow2 import write_vmctl_qcow2
 
 GIB = 1024 * 1024 * 1024
@@ -24,14 +22,7 @@ GIB = 1024 * 1024 * 1024
 
 def run_module(capsys, monkeypatch, check_mode=False, diff=False, **args):
     monkeypatch.setenv('PATH', '/nonexistent')
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            vmm_disk.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(vmm_disk, capsys, check_mode=check_mode, diff=diff, **args)
 
 
 def listing(directory):

@@ -10,20 +10,14 @@ import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.openbsd.vmm.plugins.modules import vmm_guest_firstboot
+from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.module_run import run_main
 
 HASH = '$2b$10$' + 'a' * 53
 
 
 def run_module(capsys, check_mode=False, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            vmm_guest_firstboot.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(vmm_guest_firstboot, capsys, check_mode=check_mode, **args)
 
 
 def test_check_mode_reports_the_new_name_and_writes_nothing(capsys):

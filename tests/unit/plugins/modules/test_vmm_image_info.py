@@ -5,26 +5,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.openbsd.vmm.plugins.modules import vmm_image_info
+from ansible_collections.openbsd.vmm.tests.unit.plugins.modules.module_run import run_main
 from ansible_collections.openbsd.vmm.tests.unit.plugins.module_utils.test_qcow2 import write_vmctl_qcow2
 
 GIB = 1024 * 1024 * 1024
 
 
 def run_module(capsys, check_mode=False, **args):
-    if check_mode:
-        args['_ansible_check_mode'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            vmm_image_info.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(vmm_image_info, capsys, check_mode=check_mode, **args)
 
 
 @pytest.mark.parametrize('check_mode', [False, True])
