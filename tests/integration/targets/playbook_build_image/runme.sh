@@ -39,8 +39,9 @@ recap | grep -q ' failed=0 '
 grep -q "check mode: $image would be created" "$L/play.log"
 [ ! -e "$image" ] && [ ! -e "$L/var/vmm" ]
 
-# 1. a build killed during the install (ansible-playbook, the module and the install VM, with -9):
-# nothing at the image's path; the next run removes what it left and builds the image from the start
+# 1. a build killed during the install (ansible-playbook and the module, with -9; then the install VM):
+# nothing at the image's path; while the install VM holds the install disk the next run refuses, naming
+# it; once it is gone the next run removes what the build left and builds the image from the start
 build=$L/var/vmm/.golden.qcow2.build
 mkdir -p "$L/killremote"
 ANSIBLE_REMOTE_TMP="$L/killremote" setsid ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/build_image.yml" \
@@ -52,6 +53,7 @@ for i in $(seq 600); do
     [ -n "$vm_pid" ] && break
     sleep 0.1
 done
+vm_name=$(vmctl status -r | awk '$NF ~ /^golden-ai-/ {print $NF}')
 [ -n "$vm_pid" ] || { cat "$L/killed.log"; echo "the install VM never ran" >&2; exit 1; }
 # the install is under way, on the install disk in the build directory, not on the image
 [ -f "$build/install.qcow2" ] && [ ! -e "$image" ]
@@ -59,15 +61,28 @@ done
 module=$(pgrep -f "$L/killremote/.*AnsiballZ_vmm_autoinstall" | head -1)
 [ -n "$module" ]
 group=$(ps -o pgid= -p "$module" | tr -d ' ')
-pids="$(pgrep -g "$group" | tr '\n' ' ') $vm_pid"
-kill -9 -- "-$group" "-$leader" "$vm_pid"
+pids=$(pgrep -g "$group" | tr '\n' ' ')
+# the install VM is held where it is (paused, it keeps vmd's lock on the install disk), the run killed
+vmctl pause "$vm_name"
+kill -9 -- "-$group" "-$leader"
 wait "$leader" || true
 # reaped, not only dead (a zombie still answers kill -0, and vmd frees the disk's lock only then)
-for i in $(seq 300); do
-    alive=0; for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break; sleep 0.1
-done
-[ "$alive" = 0 ] || { echo "the killed run's processes were not reaped in 30 s: $pids" >&2; exit 1; }
+reaped() {
+    for i in $(seq 300); do
+        alive=0; for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && return 0; sleep 0.1
+    done
+    echo "the killed processes were not reaped in 30 s: $*" >&2; return 1
+}
+reaped $pids
+if play; then
+    echo "build_image.yml went on while the killed build's install VM held its disk" >&2
+    exit 1
+fi
+grep -q "the install disk of an interrupted build, $build/install.qcow2, cannot be removed (.*in use.*). Install VMs of golden that run: $vm_name\." "$L/play.log"
+[ ! -e "$image" ] && [ -f "$build/install.qcow2" ]
+kill -9 "$vm_pid"
+reaped "$vm_pid"
 for i in $(seq 300); do vmctl status -r | grep -q ' golden-ai-' || break; sleep 0.1; done
 ! vmctl status -r | grep -q ' golden-ai-'
 [ ! -e "$image" ] && [ ! -e "$manifest" ] && [ -f "$build/install.qcow2" ]
