@@ -158,9 +158,10 @@ def inspect_image(path, name='path'):
 
 
 def resolve_base(image_path, base):
-    """The file a stored (or requested) base names: relative paths are relative to the image's directory, as vmd reads them."""
-    if os.path.isabs(base):
-        return base
+    """The file a stored (or requested) base names: relative paths are relative to the image's directory, as vmd reads them.
+
+    (os.path.join keeps an absolute base as it is.)
+    """
     return os.path.join(os.path.dirname(image_path), base)
 
 
@@ -233,10 +234,8 @@ def vms_using(vm_conf, node):
         # a mistyped path must not read as "no VM uses it"; a missing file in a real directory is a host without VMs
         raise DiskError('vm_conf: the directory of %s does not exist, so whether a VM uses the image is unknown; '
                         'give the path of vm.conf (a file that does not exist yet is fine) or set force: true' % vm_conf)
-    if not os.path.exists(vm_conf):
-        return []
     try:
-        summary = parse_config(vm_conf)
+        summary = parse_config(vm_conf)     # a vm.conf that does not exist defines no VM
     except VmConfError as exc:
         raise DiskError('vm_conf: %s cannot be read, so whether a VM uses the image is unknown: %s; fix it or set force: true'
                         % (vm_conf, exc))
@@ -910,8 +909,7 @@ def verify(path, plan):
         wrong.append('size %d instead of %d' % (made.size, plan.size))
     if (made.base or None) != (plan.base or None):
         wrong.append('base %s instead of %s' % (made.base, plan.base))
-    if made.problems:
-        wrong.extend(made.problems)
+    wrong.extend(made.problems)
     if wrong:
         raise DiskError('vmctl create made %s with %s' % (path, ', '.join(wrong)))
     made.path = plan.request.path

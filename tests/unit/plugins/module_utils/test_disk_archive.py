@@ -312,3 +312,21 @@ def test_bad_file_attributes_are_refused_naming_the_option(params, message):
     with pytest.raises(DiskError) as error:
         validate_file_attributes(params)
     assert str(error.value) == message
+
+
+@pytest.mark.parametrize('across', [False, True], ids=['link', 'copy'])
+def test_both_directories_are_synced_after_the_move(dirs, monkeypatch, across):
+    # the archive name is on disk before the image's own name goes, and its removal too, whatever crashes next
+    images, archive = dirs
+    path = write_raw(os.path.join(images, 'plain.raw'), size=MIB)
+    real_link, synced = os.link, []
+
+    def link(source, target):
+        if across and source == path:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real_link(source, target)
+
+    monkeypatch.setattr(os, 'link', link)
+    monkeypatch.setattr(disk_image, '_sync_directory', synced.append)
+    archive_image(path, archive, 'raw', now=NOW)
+    assert synced == [archive, images]

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -468,9 +469,11 @@ def test_a_second_run_waits_then_names_the_holder(lab_dir):
     with disk_image.run_lock(path):
         with open(disk_image.lock_path(path)) as lock:
             assert lock.read() == '%d\n' % os.getpid()
+        started = time.monotonic()
         with pytest.raises(disk_image.DiskBusy) as refused:
             with disk_image.run_lock(path, timeout=0.3):
                 pass
+        assert time.monotonic() - started >= 0.3      # it waited lock_timeout before giving up
     message = str(refused.value)
     assert 'another vmm_disk run (pid %d) holds its lock' % os.getpid() in message
     assert 'running VM' not in message
@@ -728,3 +731,196 @@ def test_a_lock_file_replaced_while_it_was_opened_is_opened_again(lab_dir, monke
     with disk_image.run_lock(path):
         assert len(opened) == 2
     monkeypatch.undo()
+
+
+# -- edges the full mutation run found unguarded (scripts/mutate.py) --------------------------------
+
+def test_a_device_is_not_an_image():
+    with pytest.raises(DiskError) as info:
+        disk_image.inspect_image(os.devnull)
+    assert str(info.value) == 'path %s is not a regular file; vmm_disk manages image files' % os.devnull
+
+
+def test_deleting_an_image_nothing_uses_gives_one_reason(lab_dir):
+    plan = plan_for(path=lab_dir / 'plain.raw', state='absent', force=True)
+    assert (plan.action, plan.reasons) == ('delete', ['delete %s' % (lab_dir / 'plain.raw')])
+
+
+def test_archive_names_run_out_after_1000_in_one_second(tmp_path):
+    stamp = '19700101T000000Z'
+    names = ['web1-%s.qcow2' % stamp] + ['web1-%s-%d.qcow2' % (stamp, suffix) for suffix in range(1, 999)]
+    for name in names:
+        (tmp_path / name).write_bytes(b'')
+    assert disk_image.archive_name('/var/vmm/web1.qcow2', str(tmp_path), 'qcow2', now=0) == str(tmp_path / ('web1-%s-999.qcow2' % stamp))
+    (tmp_path / ('web1-%s-999.qcow2' % stamp)).write_bytes(b'')
+    with pytest.raises(DiskError) as info:
+        disk_image.archive_name('/var/vmm/web1.qcow2', str(tmp_path), 'qcow2', now=0)
+    assert str(info.value) == ('archive_dir: %s already holds 1000 archives of web1.qcow2 made in the same second; wait a second '
+                               'or clear them' % tmp_path)
+
+
+def test_verify_refuses_an_image_vmd_cannot_use(tmp_path):
+    path = str(tmp_path / 'made.qcow2')
+    write_vmctl_qcow2(path, GIB)
+    with open(path, 'r+b') as image:
+        image.seek(96)                      # refcount_order (qcow2 version 3 header)
+        image.write((5).to_bytes(4, 'big'))
+    plan = disk_image.Plan('create', disk_image.DiskRequest(path=str(tmp_path / 'disk.qcow2')), None, format='qcow2', size=GIB)
+    with pytest.raises(DiskError) as info:
+        disk_image.verify(path, plan)
+    assert str(info.value) == ('vmctl create made %s with unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)'
+                               % path)
+
+
+def test_a_link_loop_is_followed_32_times_as_the_kernel_does(tmp_path):
+    # SYMLOOP_MAX (sys/syslimits.h) is 32: namei gives up with ELOOP after that many links
+    os.symlink('b', str(tmp_path / 'a'))
+    os.symlink('a', str(tmp_path / 'b'))
+    names = disk_image.resolution(str(tmp_path / 'a'))
+    assert len(names) == 32 and names[:3] == [str(tmp_path / 'a'), str(tmp_path / 'b'), str(tmp_path / 'a')]
+
+
+def test_a_vm_conf_that_does_not_exist_yet_names_no_vm(tmp_path):
+    assert disk_image.vms_using(str(tmp_path / 'vm.conf'), str(tmp_path / 'disk.img')) == []
+
+
+def test_the_run_lock_holds_only_this_pid_and_closes_its_file(lab_dir):
+    path = str(lab_dir / 'plain.raw')
+    with open(disk_image.lock_path(path), 'w') as stale:
+        stale.write('1234567890\n')              # left by a killed run with a longer pid
+    open_before = sorted(os.listdir('/proc/self/fd'))
+    with disk_image.run_lock(path):
+        with open(disk_image.lock_path(path)) as lock:
+            assert lock.read() == '%d\n' % os.getpid()
+    assert sorted(os.listdir('/proc/self/fd')) == open_before
+
+
+def test_a_disk_of_exactly_1m_is_accepted():
+    assert disk_image.parse_size('1M') == (MIB, None)
+
+
+def refused(**kwargs):
+    with pytest.raises(DiskError) as info:
+        disk_image.validate_request(params(**kwargs))
+    return str(info.value)
+
+
+def test_path_checks_name_the_directory_as_given_and_as_resolved(lab_dir):
+    assert refused(path=str(lab_dir / 'subdir') + '/') == (
+        'path: %s/ ends with a slash; give the path of an image file, not a directory' % (lab_dir / 'subdir'))
+    os.symlink('subdir', str(lab_dir / 'link'))
+    assert refused(path=lab_dir / 'link' / 'nowhere' / 'd.img', size='1G') == (
+        'path: the directory %s does not exist; create it first (vmm_disk does not create directories)' % (lab_dir / 'link' / 'nowhere'))
+    # a link whose target is in a missing directory: the directory the image would really be in
+    os.symlink(str(lab_dir / 'gone' / 'x.img'), str(lab_dir / 'dangling.img'))
+    assert refused(path=lab_dir / 'dangling.img', size='1G') == (
+        'path: the directory %s does not exist; create it first (vmm_disk does not create directories)' % (lab_dir / 'gone'))
+
+
+def test_an_unknown_format_is_refused(lab_dir):
+    assert refused(path=lab_dir / 'd.img', size='1G', format='vmdk') == "format: 'vmdk' is not one of raw, qcow2"
+
+
+def test_absent_reads_none_of_the_image_options(lab_dir):
+    request = disk_image.validate_request(params(path=lab_dir / 'plain.raw', state='absent', size='0', format='vmdk',
+                                                 base='missing.qcow2', source='plain.raw'))
+    assert (request.state, request.size, request.base_image, request.source_image) == ('absent', None, None, None)
+
+
+@pytest.mark.parametrize('mode', [1.5, ['0640']])
+def test_a_mode_of_another_type_is_refused(mode):
+    with pytest.raises(DiskError) as info:
+        disk_image.validate_file_attributes(dict(mode=mode))
+    assert str(info.value) == "mode: %r is not a permission mode; give octal digits as a string, e.g. '0640'" % (mode,)
+
+
+def test_a_base_vmd_cannot_use_is_refused(lab_dir):
+    base = str(lab_dir / 'old.qcow2')
+    write_vmctl_qcow2(base, GIB)
+    with open(base, 'r+b') as image:
+        image.seek(96)                      # refcount_order (qcow2 version 3 header)
+        image.write((5).to_bytes(4, 'big'))
+    assert refused(path=lab_dir / 'new.qcow2', base='old.qcow2') == (
+        'base: vmd cannot use %s: unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)' % base)
+
+
+def test_a_source_vmctl_cannot_read_is_refused(lab_dir):
+    source = str(lab_dir / 'old.qcow2')
+    write_vmctl_qcow2(source, GIB)
+    with open(source, 'r+b') as image:
+        image.seek(96)
+        image.write((5).to_bytes(4, 'big'))
+    assert refused(path=lab_dir / 'copy.img', source=source) == (
+        'source: vmctl cannot read %s: unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)' % source)
+
+
+def test_an_existing_qcow2_image_of_any_name_may_take_a_base(lab_dir):
+    # an existing image's format is what its header says, not its name (*.img here)
+    write_vmctl_qcow2(str(lab_dir / 'disk.img'), GIB)
+    request = disk_image.validate_request(params(path=lab_dir / 'disk.img', base='base.qcow2'))
+    assert (request.base_image.format, request.base_image.size) == ('qcow2', GIB)
+
+
+def test_a_forced_delete_of_a_base_names_the_overlays_in_its_reasons(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'o1.qcow2'), GIB, base='base.qcow2')
+    plan = plan_for(path=lab_dir / 'base.qcow2', state='absent', force=True)
+    assert plan.reasons == ['delete %s' % (lab_dir / 'base.qcow2'),
+                            'force: deleting although %s use it as base' % (lab_dir / 'o1.qcow2')]
+
+
+def test_archiving_an_overlay_where_its_base_name_is_another_file_warns(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'o1.qcow2'), GIB, base='base.qcow2')
+    (lab_dir / 'archive').mkdir()
+    write_vmctl_qcow2(str(lab_dir / 'archive' / 'base.qcow2'), GIB)
+    plan = plan_for(path=lab_dir / 'o1.qcow2', state='absent', archive_dir=str(lab_dir / 'archive'))
+    assert plan.action == 'archive' and plan.request.warnings == [
+        "%s is an overlay on %s (stored as 'base.qcow2'); from %s that name is another file, so the archived image can only be "
+        'used once moved back beside its base (the data is kept)' % (lab_dir / 'o1.qcow2', lab_dir / 'base.qcow2', lab_dir / 'archive')]
+
+
+def create_plan(path, fmt='qcow2', size=GIB, base=None):
+    return disk_image.Plan('create', disk_image.DiskRequest(path=path), None, format=fmt, size=size, base=base)
+
+
+def verify_refuses(path, plan):
+    with pytest.raises(DiskError) as info:
+        disk_image.verify(path, plan)
+    return str(info.value)
+
+
+def test_verify_names_every_difference_from_the_plan(lab_dir):
+    raw = make_raw(lab_dir / 'made.img', GIB)
+    assert verify_refuses(raw, create_plan(str(lab_dir / 'disk.img'))) == 'vmctl create made %s with format raw instead of qcow2' % raw
+    overlay = str(lab_dir / 'made.qcow2')
+    write_vmctl_qcow2(overlay, GIB, base='base.qcow2')
+    assert verify_refuses(overlay, create_plan(str(lab_dir / 'disk.qcow2'))) == (
+        'vmctl create made %s with base base.qcow2 instead of None' % overlay)
+    missing = str(lab_dir / 'never.qcow2')
+    assert verify_refuses(missing, create_plan(str(lab_dir / 'disk.qcow2'))) == (
+        'vmctl create reported success but %s does not exist' % missing)
+    made = disk_image.verify(overlay, create_plan(str(lab_dir / 'disk.qcow2'), base='base.qcow2'))
+    assert (made.path, made.format, made.size, made.base) == (str(lab_dir / 'disk.qcow2'), 'qcow2', GIB, 'base.qcow2')
+
+
+def test_an_image_that_cannot_be_read_is_named(lab_dir, monkeypatch):
+    # root reads every file; an unprivileged run meets EACCES
+    def unreadable(path, mode='r'):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(disk_image, 'open', unreadable, raising=False)
+    with pytest.raises(DiskError) as info:
+        disk_image.inspect_image(str(lab_dir / 'plain.raw'), name='source')
+    assert str(info.value) == 'source %s cannot be read: Permission denied' % (lab_dir / 'plain.raw')
+
+
+def test_a_new_image_whose_base_names_itself_is_refused(lab_dir):
+    # neither exists yet: the names are compared as resolved
+    assert refused(path=lab_dir / 'new.qcow2', base='new.qcow2') == 'base: new.qcow2 is the image itself'
+
+
+def test_absent_follows_a_chain_four_bases_down(lab_dir):
+    chain(lab_dir, 5)     # b5 -> b4 -> b3 -> b2 -> b1: the disk and MAX_CHAIN bases below it are read
+    with pytest.raises(DiskError) as info:
+        plan_for(path=lab_dir / 'b1.qcow2', state='absent')
+    assert str(info.value).startswith('state=absent: %s is the base of %s; ' % (
+        lab_dir / 'b1.qcow2', ', '.join(str(lab_dir / ('b%d.qcow2' % n)) for n in range(2, 6))))
