@@ -524,9 +524,10 @@ def _validate_source(request):
 
 def _existing_format(path):
     try:
-        return 'qcow2' if qcow2.is_qcow2(path) else None
+        existing = qcow2.is_qcow2(path)
     except OSError:
-        return None
+        existing = False            # nothing there (or unreadable): the name decides, as for a new file
+    return 'qcow2' if existing else None
 
 
 def _chain_length(path):

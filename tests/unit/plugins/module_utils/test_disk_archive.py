@@ -330,3 +330,35 @@ def test_both_directories_are_synced_after_the_move(dirs, monkeypatch, across):
     monkeypatch.setattr(disk_image, '_sync_directory', synced.append)
     archive_image(path, archive, 'raw', now=NOW)
     assert synced == [archive, images]
+
+
+def across_file_systems(monkeypatch, path):
+    real_link = os.link
+
+    def link(source, target):
+        if source == path:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real_link(source, target)
+
+    monkeypatch.setattr(os, 'link', link)
+
+
+def test_a_copy_across_file_systems_keeps_the_owner(dirs, monkeypatch):
+    images, archive = dirs
+    path = write_raw(os.path.join(images, 'plain.raw'), size=MIB)
+    os.chown(path, 1234, 2345)
+    across_file_systems(monkeypatch, path)
+    archived = archive_image(path, archive, 'raw', now=NOW)
+    assert (os.stat(archived).st_uid, os.stat(archived).st_gid) == (1234, 2345)
+
+
+def test_a_short_copy_across_file_systems_keeps_the_image(dirs, monkeypatch):
+    images, archive = dirs
+    path = write_raw(os.path.join(images, 'plain.raw'), size=2 * MIB, data=b'\x01' * MIB)
+    across_file_systems(monkeypatch, path)
+    monkeypatch.setattr(disk_image, '_copy_sparse', lambda source, target, size: target.write(source.read(MIB)))
+    with pytest.raises(DiskError) as info:
+        archive_image(path, archive, 'raw', now=NOW)
+    assert str(info.value) == ('archive: the copy of %s in %s has %d bytes instead of %d; the image is kept'
+                               % (path, archive, MIB, 2 * MIB))
+    assert os.path.getsize(path) == 2 * MIB and os.listdir(archive) == []

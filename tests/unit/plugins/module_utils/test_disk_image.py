@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -924,3 +925,38 @@ def test_absent_follows_a_chain_four_bases_down(lab_dir):
         plan_for(path=lab_dir / 'b1.qcow2', state='absent')
     assert str(info.value).startswith('state=absent: %s is the base of %s; ' % (
         lab_dir / 'b1.qcow2', ', '.join(str(lab_dir / ('b%d.qcow2' % n)) for n in range(2, 6))))
+
+
+def test_an_overlay_on_a_chain_of_five_counts_five(lab_dir):
+    top = chain(lab_dir, 5)
+    assert refused(path=lab_dir / 'o.qcow2', base=top) == (
+        'base: %s already has a chain of 5 images; vmd opens at most 4 per disk' % (lab_dir / top))
+
+
+def test_verify_calls_an_image_it_cannot_read_unusable(lab_dir):
+    odd = make_raw(lab_dir / 'made.img', 1000)
+    assert verify_refuses(odd, create_plan(str(lab_dir / 'disk.img'), fmt='raw')) == (
+        'vmctl create made an unusable image: path %s exists and is not a disk image: its size (1000 bytes) is not a whole '
+        'number of MiB, which every raw image vmctl makes is; remove it or choose another path' % odd)
+
+
+def test_a_busy_run_lock_leaks_no_descriptor_and_the_lock_file_is_private(lab_dir):
+    path = str(lab_dir / 'plain.raw')
+    with disk_image.run_lock(path):
+        assert os.stat(disk_image.lock_path(path)).st_mode & 0o777 == 0o600
+        open_before = sorted(os.listdir('/proc/self/fd'))
+        with pytest.raises(disk_image.DiskBusy):
+            with disk_image.run_lock(path, timeout=0.25):      # a few tries, each opening the file
+                pass
+        assert sorted(os.listdir('/proc/self/fd')) == open_before
+
+
+def test_a_lock_error_other_than_busy_is_raised(lab_dir, monkeypatch):
+    def flock(descriptor, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(disk_image.fcntl, 'flock', flock)
+    with pytest.raises(OSError) as info:
+        with disk_image.exclusive_lock(str(lab_dir / 'plain.raw')):
+            pass
+    assert info.value.errno == errno.ENOLCK
