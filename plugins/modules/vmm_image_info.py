@@ -14,8 +14,8 @@ description:
   - Lists disk images with the manifest C(<image>.manifest.json) that C(playbooks/build_image.yml) writes beside
     each golden image (release, architecture, sets, sha256, build time, the inputs' digests), so that other
     playbooks can choose an image by what its manifest says.
-  - Gives for each image what its header says (format, virtual size, base as stored) and which overlays in the
-    given directories are built on it (their backing chains, followed as vmd opens them), so that nothing
+  - Gives for each image what its header says (format, virtual size, base as stored), its backing chain as vmd opens
+    it, and which overlays in the given directories are built on it (their backing chains, followed as vmd opens them), so that nothing
     replaces an image that an overlay still uses.
   - On request checks that each image still has the sha256 its manifest records (this reads every image whole).
 author:
@@ -91,6 +91,15 @@ images:
     base:
       description: The base image as stored in a qcow2 overlay's header, or null.
       type: str
+    chain:
+      description:
+        - The image and every base below it, as vmd opens them (a relative base from the real directory of the image
+          that names it); a base image alone is a chain of itself. Empty when the file is not a disk image.
+        - A chain longer than vmd opens (4 images per disk), a loop, or a base that is missing or unreadable is reported
+          in RV(images[].problems), and so is a manifest whose C(layers) (from the base up) name another chain.
+      type: list
+      elements: str
+      sample: [/var/vmm/web1.qcow2, /var/vmm/golden.qcow2]
     manifest_path:
       description: Where the manifest is (or would be).
       type: str

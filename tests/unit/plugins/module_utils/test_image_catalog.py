@@ -57,7 +57,7 @@ def test_describe_reads_header_and_manifest(tmp_path):
     manifest = {'release': '7.8', 'arch': 'amd64', 'sha256': ZERO_MIB_SHA256, 'built_at': '2026-11-30T12:00:00Z'}
     image = golden(tmp_path, manifest=manifest)
     found = image_catalog.describe(image)
-    assert found == {'path': image, 'format': 'raw', 'virtual_size': MIB, 'base': None,
+    assert found == {'path': image, 'format': 'raw', 'virtual_size': MIB, 'base': None, 'chain': [image],
                      'manifest_path': image + '.manifest.json', 'manifest': manifest, 'intact': None,
                      'overlays': [], 'problems': []}
 
@@ -137,3 +137,91 @@ def test_overlays_built_on_the_image_here_and_in_other_directories(tmp_path):
     found = image_catalog.describe(base, overlay_dirs=[str(vms), str(images)])
     assert found['overlays'] == [str(images / 'web1.qcow2'), str(vms / 'db1.qcow2'), str(vms / 'db2.qcow2')]
     assert image_catalog.describe(str(vms / 'db2.qcow2'))['base'] == str(vms / 'db1.qcow2')
+
+
+def test_the_backing_chain_as_vmd_opens_it(tmp_path):
+    images = tmp_path / 'images'
+    vms = tmp_path / 'vms'
+    images.mkdir()
+    vms.mkdir()
+    base = str(images / 'golden.qcow2')
+    write_vmctl_qcow2(base, GIB)
+    layer = str(images / 'dev.qcow2')
+    write_vmctl_qcow2(layer, GIB, base='golden.qcow2')
+    top = str(vms / 'web1.qcow2')
+    write_vmctl_qcow2(top, GIB, base=layer)
+    assert image_catalog.describe(base)['chain'] == [base]
+    found = image_catalog.describe(top)
+    assert found['chain'] == [top, layer, base] and found['problems'] == []
+    # a relative base is read from the real directory of the image naming it, not from a link's
+    link = str(vms / 'dev-link.qcow2')
+    os.symlink(layer, link)
+    assert image_catalog.backing_chain(link) == ([link, base], [])
+    # a raw disk is a chain of itself
+    raw = golden(tmp_path)
+    assert image_catalog.backing_chain(raw) == ([raw], [])
+
+
+def test_a_chain_longer_than_vmd_opens_is_a_problem(tmp_path):
+    chain = [str(tmp_path / 'l0.qcow2')]
+    write_vmctl_qcow2(chain[0], GIB)
+    for depth in range(1, 5):
+        chain.append(str(tmp_path / ('l%d.qcow2' % depth)))
+        write_vmctl_qcow2(chain[-1], GIB, base=chain[-2])
+    four = chain[3]
+    assert image_catalog.backing_chain(four) == ([four, chain[2], chain[1], chain[0]], [])
+    five = chain[4]
+    assert image_catalog.backing_chain(five) == (
+        list(reversed(chain)), ['the backing chain of %s has 5 images; vmd opens at most 4 per disk' % five])
+    assert image_catalog.describe(five)['problems'] == [
+        'the backing chain of %s has 5 images; vmd opens at most 4 per disk' % five]
+
+
+def test_a_chain_that_cannot_be_followed_is_a_problem(tmp_path):
+    top = str(tmp_path / 'top.qcow2')
+    write_vmctl_qcow2(top, GIB, base='gone.qcow2')
+    assert image_catalog.backing_chain(top) == ([top], ['base %s of %s does not exist' % (tmp_path / 'gone.qcow2', top)])
+    first, second = str(tmp_path / 'a.qcow2'), str(tmp_path / 'b.qcow2')
+    write_vmctl_qcow2(first, GIB, base='b.qcow2')
+    write_vmctl_qcow2(second, GIB, base='a.qcow2')
+    assert image_catalog.backing_chain(first) == ([first, second], [
+        'the backing chain of %s loops back to %s' % (first, first)])
+    broken = str(tmp_path / 'broken.qcow2')
+    with open(broken, 'wb') as handle:
+        handle.write(b'QFI\xfb' + b'\0' * 10)
+    over_broken = str(tmp_path / 'over.qcow2')
+    write_vmctl_qcow2(over_broken, GIB, base='broken.qcow2')
+    chain, problems = image_catalog.backing_chain(over_broken)
+    assert chain == [over_broken] and len(problems) == 1
+    assert problems[0].startswith('%s in the backing chain of %s cannot be read: ' % (broken, over_broken))
+
+
+def test_the_manifest_layers_name_the_backing_chain(tmp_path):
+    base = str(tmp_path / 'golden.qcow2')
+    write_vmctl_qcow2(base, GIB)
+    layer = str(tmp_path / 'dev.qcow2')
+    write_vmctl_qcow2(layer, GIB, base='golden.qcow2')
+    with open(layer + '.manifest.json', 'w', encoding='utf-8') as handle:
+        json.dump({'layers': [{'image': base, 'sha256': 'x'}, {'image': layer, 'sha256': 'y'}]}, handle)
+    assert image_catalog.describe(layer)['problems'] == []
+    # from the base up: the other order is another chain
+    with open(layer + '.manifest.json', 'w', encoding='utf-8') as handle:
+        json.dump({'layers': [{'image': layer}, {'image': base}]}, handle)
+    assert image_catalog.describe(layer)['problems'] == [
+        'manifest %s.manifest.json names the layers %s, %s (top first), but the backing chain of %s is %s, %s'
+        % (layer, base, layer, layer, layer, base)]
+    # a copy keeps the manifest of the image it was copied from: it is not that chain
+    with open(layer + '.manifest.json', 'w', encoding='utf-8') as handle:
+        json.dump({'layers': [{'image': base}]}, handle)
+    assert image_catalog.describe(layer)['problems'] == [
+        'manifest %s.manifest.json names the layers %s (top first), but the backing chain of %s is %s, %s'
+        % (layer, base, layer, layer, base)]
+    for layers in ('golden.qcow2', [base], [{'sha256': 'x'}], [{'image': 7}]):
+        with open(layer + '.manifest.json', 'w', encoding='utf-8') as handle:
+            json.dump({'layers': layers}, handle)
+        assert image_catalog.describe(layer)['problems'] == [
+            'manifest %s.manifest.json: layers is not a list of {image, sha256}' % layer], layers
+    # without layers (a manifest from before them) nothing is compared
+    with open(layer + '.manifest.json', 'w', encoding='utf-8') as handle:
+        json.dump({'release': '7.8'}, handle)
+    assert image_catalog.describe(layer)['problems'] == []

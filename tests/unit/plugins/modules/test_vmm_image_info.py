@@ -32,6 +32,10 @@ def test_images_of_a_directory_with_their_manifests_and_overlays(tmp_path, capsy
     assert image['manifest'] == {'release': '7.8', 'arch': 'amd64'}
     assert image['overlays'] == [str(tmp_path / 'web1.qcow2')]
     assert (image['format'], image['virtual_size'], image['intact'], image['problems']) == ('qcow2', GIB, None, [])
+    assert image['chain'] == [base]
+    # an overlay named by path: its chain down to the base, as vmd opens it
+    result = run_module(capsys, check_mode=check_mode, path=[str(tmp_path / 'web1.qcow2')])
+    assert result['images'][0]['chain'] == [str(tmp_path / 'web1.qcow2'), base]
 
 
 def test_a_missing_path_fails_naming_it(tmp_path, capsys):
