@@ -123,6 +123,8 @@ HARMLESS = {
         "equal sizes returned the 'none' plan on the line above, so < and <= refuse the same sizes",
     ('plugins/module_utils/disk_image.py', 'while offset < size:', '< -> <='):
         'at offset == size the extra turn reads min(chunk, 0) = 0 bytes, gets b"" and breaks: the same copy',
+    ('plugins/module_utils/disk_image.py', 'os.ftruncate(descriptor, 0)', '0 -> 1'):
+        "the pid written next from offset 0 is at least two bytes ('N\\n'): it covers the one byte a truncate to 1 keeps",
     ('plugins/module_utils/image_catalog.py', 'CHUNK = 1024 * 1024', '* -> //'):
         'the read size of the sha256 loop: any positive size gives the same digest (1024 // 1024 is 1 byte per read)',
     ('plugins/module_utils/image_catalog.py', 'CHUNK = 1024 * 1024', '1024 -> 1025'):

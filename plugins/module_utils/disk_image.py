@@ -387,9 +387,9 @@ def validate_request(params):
         if isinstance(value, str) and any(ord(char) < 32 or char == '\x7f' for char in value):
             raise DiskError('%s: %r contains a control character (a line break, a tab, ...); no disk image vmd reads is '
                             'named like that (vm.conf cannot even quote it)' % (name, value))
-    if (params.get('lock_timeout') or 0) < 0:
-        raise DiskError('lock_timeout: %d is negative; give the seconds to wait for another vmm_disk run (0 or more)'
-                        % params['lock_timeout'])
+    lock_timeout = params.get('lock_timeout')
+    if lock_timeout is not None and lock_timeout < 0:
+        raise DiskError('lock_timeout: %d is negative; give the seconds to wait for another vmm_disk run (0 or more)' % lock_timeout)
     if not path or not os.path.isabs(path):
         raise DiskError('path: %r is not an absolute path; give the full path of the image, e.g. /var/vmm/disk.qcow2' % (path,))
     if path.endswith('/'):

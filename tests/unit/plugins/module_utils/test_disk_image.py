@@ -960,3 +960,42 @@ def test_a_lock_error_other_than_busy_is_raised(lab_dir, monkeypatch):
         with disk_image.exclusive_lock(str(lab_dir / 'plain.raw')):
             pass
     assert info.value.errno == errno.ENOLCK
+
+
+def test_a_busy_run_lock_is_tried_every_tenth_of_a_second_not_in_a_busy_loop(lab_dir, monkeypatch):
+    path = str(lab_dir / 'plain.raw')
+    real_flock, tries = fcntl.flock, []
+
+    def flock(descriptor, operation):
+        tries.append(operation)
+        return real_flock(descriptor, operation)
+
+    with disk_image.run_lock(path):
+        monkeypatch.setattr(disk_image.fcntl, 'flock', flock)
+        with pytest.raises(disk_image.DiskBusy):
+            with disk_image.run_lock(path, timeout=0.25):
+                pass
+    assert 2 <= len(tries) <= 5
+
+
+def test_lock_timeout_may_be_0_not_negative(lab_dir):
+    assert disk_image.validate_request(params(path=lab_dir / 'plain.raw', lock_timeout=0)).path == str(lab_dir / 'plain.raw')
+    assert refused(path=lab_dir / 'plain.raw', lock_timeout=-1) == (
+        'lock_timeout: -1 is negative; give the seconds to wait for another vmm_disk run (0 or more)')
+
+
+def test_absent_on_a_directory_is_refused(lab_dir):
+    assert refused(path=lab_dir / 'subdir', state='absent') == 'path: %s is a directory; give the path of an image file' % (lab_dir / 'subdir')
+
+
+@pytest.mark.parametrize('option, value, kind', [('owner', '0root', 'user'), ('group', '12345678901', 'group')])
+def test_an_owner_or_group_is_all_digits_or_a_name(option, value, kind):
+    with pytest.raises(DiskError) as info:
+        disk_image.validate_file_attributes({option: value})
+    assert str(info.value) == '%s: %r is not a %s on this host (nor a numeric id)' % (option, value, kind)
+
+
+def test_a_base_whose_own_base_is_missing_is_refused(lab_dir):
+    write_vmctl_qcow2(str(lab_dir / 'mid.qcow2'), GIB, base='gone.qcow2')
+    assert refused(path=lab_dir / 'o.qcow2', base='mid.qcow2').startswith(
+        'base: cannot read %s in the backing chain of %s: ' % (lab_dir / 'gone.qcow2', lab_dir / 'mid.qcow2'))
