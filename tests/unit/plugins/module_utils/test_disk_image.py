@@ -338,13 +338,14 @@ def test_import_takes_the_source_size(lab_dir, fake):
 def test_grow_keeps_data_mode_and_replaces_atomically(lab_dir, fake):
     path = make_raw(lab_dir / 'data.raw', 4 * MIB, data=b'precious' * 1000)
     os.chmod(path, 0o640)
+    os.chown(path, 1234, 2345)
     inode = os.stat(path).st_ino
     plan = plan_for(path=path, size='16M', grow=True)
     image = disk_image.apply_plan(plan, fake)
     assert image.size == 16 * MIB and os.path.getsize(path) == 16 * MIB
     with open(path, 'rb') as grown:
         assert grown.read(8000) == b'precious' * 1000
-    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert os.stat(path).st_mode & 0o777 == 0o640 and (os.stat(path).st_uid, os.stat(path).st_gid) == (1234, 2345)
     assert os.stat(path).st_ino != inode  # a new file renamed into place, not written over
     (argv,) = fake.calls
     assert argv[:6] == ['vmctl', 'create', '-i', path, '-s', str(16 * MIB)]
@@ -999,3 +1000,31 @@ def test_a_base_whose_own_base_is_missing_is_refused(lab_dir):
     write_vmctl_qcow2(str(lab_dir / 'mid.qcow2'), GIB, base='gone.qcow2')
     assert refused(path=lab_dir / 'o.qcow2', base='mid.qcow2').startswith(
         'base: cannot read %s in the backing chain of %s: ' % (lab_dir / 'gone.qcow2', lab_dir / 'mid.qcow2'))
+
+
+def test_replace_of_a_qcow2_image_by_a_raw_one(lab_dir, fake):
+    # not a grow: the new raw image does not start with the old file's bytes, and need not
+    write_vmctl_qcow2(str(lab_dir / 'q.img'), 8 * MIB)
+    image = disk_image.apply_plan(plan_for(path=lab_dir / 'q.img', format='raw', force=True), fake)
+    assert (image.format, image.size) == ('raw', 8 * MIB)
+
+
+class AnotherWriter:
+    """A vmctl whose create also finds the image's own name taken by someone else meanwhile."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def create(self, temporary, size=None, base=None, source=None, fmt=None):
+        make_raw(temporary, size)
+        make_raw(self.path, MIB, data=b'theirs')
+
+
+def test_an_image_that_appears_while_it_is_created_is_left_as_it_is(lab_dir):
+    path = str(lab_dir / 'new.img')
+    with pytest.raises(DiskError) as info:
+        disk_image.apply_plan(plan_for(path=path, size='4M'), AnotherWriter(path))
+    assert str(info.value) == '%s appeared while it was being created (not by vmm_disk); it was left as it is' % path
+    with open(path, 'rb') as theirs:
+        assert theirs.read(6) == b'theirs'
+    assert not [name for name in os.listdir(str(lab_dir)) if '.vmm_disk-' in name]
