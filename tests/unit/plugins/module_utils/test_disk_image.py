@@ -1028,3 +1028,14 @@ def test_an_image_that_appears_while_it_is_created_is_left_as_it_is(lab_dir):
     with open(path, 'rb') as theirs:
         assert theirs.read(6) == b'theirs'
     assert not [name for name in os.listdir(str(lab_dir)) if '.vmm_disk-' in name]
+
+
+def test_a_run_lock_error_other_than_busy_is_raised_not_waited_on(lab_dir, monkeypatch):
+    def flock(descriptor, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(disk_image.fcntl, 'flock', flock)
+    with pytest.raises(OSError) as info:
+        with disk_image.run_lock(str(lab_dir / 'plain.raw'), timeout=0):
+            pass
+    assert info.value.errno == errno.ENOLCK and not isinstance(info.value, DiskError)
