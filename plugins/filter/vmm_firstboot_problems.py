@@ -64,7 +64,7 @@ BCRYPT_ROUNDS = re.compile(r'0?[4-9]|[12][0-9]|3[01]')
 PRINTABLE = re.compile(r'[ -~]*')
 KEY_RULE = 'one OpenSSH public key line (type, base64 key, optional comment; no options, no line break)'
 LOGIN_RULE = "a login name (lower-case letters, digits, '_', '.', '-', starting with a letter or '_', at most 31)"
-DEFAULTS = {'domain': '', 'address6': '', 'interface': 'vio0', 'users': [], 'root_keys': [], 'bcrypt_rounds': 10}
+DEFAULTS = {'domain': '', 'address6': '', 'interface': 'vio0', 'users': [], 'root_keys': []}
 
 
 def _text(value):
@@ -108,7 +108,9 @@ def _guest_problems(inputs):
          [key for user in users for key in user.get('authorized_keys') or []] + root_keys, KEY.fullmatch, KEY_RULE),
         ('guest_firstboot_users[].password', [user['password'] for user in users if user.get('password') is not None],
          PRINTABLE.fullmatch, 'printable ASCII without line breaks'),
-        ('guest_firstboot_bcrypt_rounds', [values['bcrypt_rounds']], BCRYPT_ROUNDS.fullmatch, 'a bcrypt cost from 4 to 31'),
+        # (left out, the role's default cost, which is good)
+        ('guest_firstboot_bcrypt_rounds', [values[key] for key in ('bcrypt_rounds',) if key in values], BCRYPT_ROUNDS.fullmatch,
+         'a bcrypt cost from 4 to 31'),
     ]
     found = []
     for name, checked, good, rule in rules:
