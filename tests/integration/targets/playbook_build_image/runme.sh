@@ -113,6 +113,7 @@ qemu() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]]
 [ "$(field autoinstall_manifest)" = "$image.autoinstall.json" ]
 [ "$(field autoinstall_inputs_sha256)" = "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inputs_sha256"])' "$image.autoinstall.json")" ]
 grep -q 'CONGRATULATIONS!' "$(field console_log)"
+grep -q "$image: OpenBSD 7.8/amd64, sha256 $(field sha256) (installed now)" "$L/play.log"
 # the builder, every input's sha256, the layer chain and the packages
 get() { python3 -c 'import json, sys
 value = json.load(open(sys.argv[1]))
@@ -162,6 +163,7 @@ play --check
 recap | grep -q ' changed=0 .* failed=0 '
 play
 recap | grep -q ' changed=0 .* failed=0 '
+grep -q "$image: OpenBSD 7.8/amd64, sha256 $(field sha256)\"" "$L/play.log"
 [ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
 
 # 3. other inputs for the sealed image: refused before anything is installed
