@@ -175,10 +175,12 @@ def test_another_error_than_exdev_is_not_a_reason_to_copy(dirs, monkeypatch):
     def link(source, target):
         raise OSError(errno.EACCES, os.strerror(errno.EACCES))
 
+    copies = []
     monkeypatch.setattr(os, 'link', link)
+    monkeypatch.setattr(disk_image, '_copy_to_archive', lambda *args: copies.append(args))
     with pytest.raises(OSError) as error:
         archive_image(path, archive, 'raw', now=NOW)
-    assert error.value.errno == errno.EACCES
+    assert error.value.errno == errno.EACCES and copies == []
     assert os.path.exists(path) and os.listdir(archive) == []
 
 

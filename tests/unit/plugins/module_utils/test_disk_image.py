@@ -1039,3 +1039,28 @@ def test_a_run_lock_error_other_than_busy_is_raised_not_waited_on(lab_dir, monke
         with disk_image.run_lock(str(lab_dir / 'plain.raw'), timeout=0):
             pass
     assert info.value.errno == errno.ENOLCK and not isinstance(info.value, DiskError)
+
+
+@pytest.mark.parametrize('mode, ok', [(0, True), (0o7777, True), (-1, False), (0o10000, False)])
+def test_a_numeric_mode_is_0_to_7777(mode, ok):
+    if ok:
+        disk_image.validate_file_attributes(dict(mode=mode))
+    else:
+        with pytest.raises(DiskError) as info:
+            disk_image.validate_file_attributes(dict(mode=mode))
+        assert str(info.value) == ("mode: %r is not a permission mode; give octal digits as a string (e.g. '0640') or symbolic "
+                                   'modes (e.g. u=rw,g=r)' % mode)
+
+
+@pytest.mark.parametrize('mode', ['u=rwz', 'u=rw,g=r junk', 'x+u=rw'])
+def test_a_symbolic_mode_is_whole_clauses_only(mode):
+    disk_image.validate_file_attributes(dict(mode='u=rw,g=r'))
+    with pytest.raises(DiskError) as info:
+        disk_image.validate_file_attributes(dict(mode=mode))
+    assert str(info.value) == "mode: %r is neither octal (e.g. '0640') nor symbolic (e.g. u=rw,g=r)" % mode
+
+
+def test_a_blank_in_a_path_is_no_control_character(lab_dir):
+    request = disk_image.validate_request(params(path=lab_dir / 'my disk.img', size='1M'))
+    assert request.path == str(lab_dir / 'my disk.img')
+    assert refused(path=lab_dir / 'my\x1fdisk.img', size='1M').startswith("path: %r contains a control character" % str(lab_dir / 'my\x1fdisk.img'))
