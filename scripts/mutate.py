@@ -148,7 +148,7 @@ HARMLESS = {
     ('plugins/module_utils/vmconf.py', 'if not braced:\nreturn', 'delete early return'):
         "after the one flag of an unbraced allow instance (ALLOW INSTANCE instance_flags, then nl): the loop's next "
         "token is that newline, where the unbraced loop returns all the same",
-    ('plugins/module_utils/vmconf.py', 'self._skip_to_newline_in_block()', 'delete call statement'):
+    ('plugins/module_utils/vmconf.py', 'return\nself._skip_to_newline_in_block()', 'delete call statement'):
         "after an option the collection reads, a file vmd accepts has only the newline or the closing brace, which _vm's "
         "loop passes over itself (vm_opts_l: vm_opts nl)",
     ('plugins/module_utils/vmconf.py', 'return token.value', 'delete early return'):
