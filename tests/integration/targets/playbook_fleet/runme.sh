@@ -86,8 +86,19 @@ shadow=$(grep '^alice:' "$(root vmm1)/guests/vmm1g02/etc/shadow")
 echo "$shadow" | grep -q '^alice:\$2b\$10\$[./A-Za-z0-9]\{53\}:'
 # ... of the very password delivered in her authorized_keys (made once, hashed on the controller)
 python3 -c 'import sys; from passlib.hash import bcrypt; assert bcrypt.verify(sys.argv[1], sys.argv[2].split(":")[1])' "$password" "$shadow"
+# This time vmm1g02's first SSH attempt fails (its ProxyCommand refuses once, as a guest whose sshd is not
+# up yet): the first-boot run finds it unreachable, waits (bounded) until it answers, then runs.
+mkdir -p "$inv/host_vars"
+cat > "$inv/host_vars/vmm1g02.yml" <<EOF
+ansible_ssh_common_args: >-
+  -o ProxyCommand="sh -c 'if mkdir $VMM_LAB_BASE/refused-once 2>/dev/null; then exit 1; fi; exec lab guest-connect --root $VMM_LAB_BASE/vmm1 %h %p'"
+  -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+EOF
 play "$COLL/playbooks/provision.yml" --limit vmm1,vmm1g02,localhost -e provision_reconfigure=true
-recap vmm1g02 | grep -q ' changed=0 .* failed=0 '
+rm "$inv/host_vars/vmm1g02.yml"
+[ -d "$VMM_LAB_BASE/refused-once" ]
+recap vmm1g02 | grep -q ' changed=0 .* failed=0 .* ignored=1'
+grep -A2 'TASK \[Wait (bounded) until the guest answers SSH' "$log" | grep -q '^ok: \[vmm1g02\]'
 grep -qF 'openbsd.vmm.guest_firstboot : Host name, IPv6 address, users, keys (one module run on the guest)' "$log"
 [ "$(grep '^alice:' "$(root vmm1)/guests/vmm1g02/etc/shadow")" = "$shadow" ]
 [ "$(grep -c '^# password of alice ' "$(root vmm1)/guests/vmm1g02/home/alice/.ssh/authorized_keys")" = 1 ]
