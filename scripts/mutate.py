@@ -480,6 +480,9 @@ def _pytest(python, tests):
 SERVER = r"""
 # A fork server: imports pytest and the third-party libraries once, then forks one child per mutant.
 # The collection itself is never imported here, so each child imports the mutated file afresh.
+# Each child leads its own process group, and the whole group is killed when the child is done, runs out of
+# time, or this server is stopped (SIGTERM, SIGINT, SIGHUP, or mutate.py gone): a test's own subprocesses
+# (a `python -c` that a mutant keeps looping) must not outlive the mutant as orphans.
 import json, os, signal, sys, time
 import pytest
 for name in ('ansible.module_utils.basic', 'ansible.errors', 'ansible.plugins.inventory', 'netaddr', 'cryptography'):
@@ -487,10 +490,37 @@ for name in ('ansible.module_utils.basic', 'ansible.errors', 'ansible.plugins.in
         __import__(name)
     except Exception:
         pass
+parent = os.getppid()
+current = [None]
+
+
+def kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop(signum, frame):
+    if current[0] is not None:
+        kill_group(current[0])
+        try:
+            os.kill(current[0], signal.SIGKILL)   # if the signal came before its group existed
+            os.waitpid(current[0], 0)
+        except OSError:
+            pass                                  # reaped already
+    os._exit(128 + signum)
+
+
+for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(signum, stop)
 for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()
     if pid == 0:
+        os.setpgid(0, 0)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
         os.environ['MUTATE_SELECT'] = request['select']
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
@@ -500,18 +530,28 @@ for line in sys.stdin:
         except BaseException:
             rc = 3
         os._exit(int(rc))
+    current[0] = pid
+    try:
+        os.setpgid(pid, pid)              # also here: the group must exist before a kill, whichever runs first
+    except (PermissionError, ProcessLookupError):
+        pass                              # the child set it already (and may have exec'd or exited)
     deadline = time.monotonic() + request['timeout']
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            rc = os.waitstatus_to_exitcode(status)
+        # WNOWAIT: the child stays a zombie, so its pid (the group's id) cannot be reused before the group is killed
+        done = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if done is not None:
+            kill_group(pid)               # what its tests left running
+            rc = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
             break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline or os.getppid() != parent:
+            kill_group(pid)
             os.waitpid(pid, 0)
             rc = 'timeout'
             break
         time.sleep(0.02)
+    current[0] = None
+    if os.getppid() != parent:
+        break
     print(json.dumps(rc), flush=True)
 """
 
@@ -533,15 +573,24 @@ class TestRunner:
         files = sorted({nodeid.split('::')[0] for nodeid in nodeids}, key=tests.index)
         self.server.stdin.write(json.dumps(dict(select=select, files=files, timeout=timeout, args=_PYTEST_ARGS)) + '\n')
         self.server.stdin.flush()
-        rc = json.loads(self.server.stdout.readline())
+        answer = self.server.stdout.readline()
+        if not answer:                        # stopped by a signal (Ctrl-C reaches it too): it killed the mutant's group
+            raise RuntimeError('the test server stopped (rc %s)' % self.server.wait())
+        rc = json.loads(answer)
         if rc == 'timeout':
             return rc
         if rc in (3, 4):                      # pytest's internal or usage error: not a kill
             raise RuntimeError('pytest could not run %s (rc %d)' % (' '.join(files), rc))
         return rc == 0                        # 1: a test failed; 2: a test file no longer imports
 
-    def close(self):
-        self.server.stdin.close()
+    def close(self, interrupted=False):
+        """Stop the server; an interrupted run (an exception, SIGTERM) stops it at once: it kills the mutant's process group."""
+        if interrupted and self.server.poll() is None:
+            self.server.terminate()
+        try:
+            self.server.stdin.close()
+        except OSError:
+            pass
         self.server.wait()
 
 
@@ -553,11 +602,19 @@ def covered_lines(python, coll_dir, workdir, source, tests):
     """
     out = os.path.join(workdir, 'lines.json')
     started = time.monotonic()
-    process = subprocess.run(_pytest(python, ['--continue-on-collection-errors'] + tests), cwd=coll_dir,
-                             env=_env(coll_dir, workdir, MUTATE_TRACE=os.path.join(coll_dir, source), MUTATE_TRACE_OUT=out),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    # Its own process group, killed whole when the run ends or is interrupted: no test's subprocess outlives it.
+    with subprocess.Popen(_pytest(python, ['--continue-on-collection-errors'] + tests), cwd=coll_dir,
+                          env=_env(coll_dir, workdir, MUTATE_TRACE=os.path.join(coll_dir, source), MUTATE_TRACE_OUT=out),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0) as process:
+        try:
+            output = process.communicate()[0]
+        finally:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     if not os.path.exists(out):
-        raise RuntimeError('the tests for %s did not run:\n%s' % (source, process.stdout.decode()[-3000:]))
+        raise RuntimeError('the tests for %s did not run:\n%s' % (source, output.decode()[-3000:]))
     with open(out) as handle:
         found = json.load(handle)
     os.unlink(out)
@@ -610,6 +667,7 @@ def mutate_file(python, coll_dir, source, tests, args, workdir):
         entry['sampled'] = len(points)
     timeout = max(args.timeout, 3 * baseline + 5)
     runner = TestRunner(python, coll_dir, workdir)
+    interrupted = True
     try:
         for index, kind, description, line in points:
             text = lines[line - 1].strip()
@@ -634,8 +692,9 @@ def mutate_file(python, coll_dir, source, tests, args, workdir):
             entry['survivors'].append(survivor)
             if args.verbose:
                 print('  survived %s:%d %s: %s' % (source, line, description, text), flush=True)
+        interrupted = False
     finally:
-        runner.close()
+        runner.close(interrupted)
         with open(path, 'w', encoding='utf-8') as handle:
             handle.write(original)
     entry['score'] = round(100.0 * entry['killed'] / entry['sampled'], 1) if entry['sampled'] else 100.0
