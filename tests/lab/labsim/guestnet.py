@@ -32,6 +32,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -65,7 +66,13 @@ done
 # boot), its hostname; then exec sshd.
 GUEST_INIT = r"""set -e
 dir=$1; name=$2; shift 2
-""" + OVERLAY_MOUNTS + r"""mount -t tmpfs -o mode=755 tmpfs /run
+""" + OVERLAY_MOUNTS + r"""# the lab's pkg_add, pkg_info and halt (labsim.pkgtools), first on sshd's PATH (before /tmp, where the
+# lab root may be, is hidden by the guest's own)
+[ ! -d /usr/local/sbin ] || [ ! -d "$dir/lab/bin" ] || mount --bind -o ro "$dir/lab/bin" /usr/local/sbin
+mount -t tmpfs -o mode=755 tmpfs /run
+# ... which reach the lab's state (its httpd, the guest's record) at /run/lab-root
+mkdir -m 700 /run/lab-root
+mount --bind "${dir%/guests/*}" /run/lab-root
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -m 755 /run/sshd
 hostname "$name"
@@ -385,7 +392,7 @@ def guest_up(root, name, vm_id, interfaces, local_prefix, record, owner_pid):
                "addresses": [e["address"] for e in entries],
                "interfaces": [{k: e.get(k) for k in ("dev", "mac", "peer", "address", "prefixlen", "gateway", "bridge")}
                               for e in entries],
-               "sshd_pid": None}
+               "sshd_pid": None, "release": (record or {}).get("release"), "arch": (record or {}).get("arch")}
     _save_state(root, name, current)
     if record and record.get("sshd"):
         learned = [(server, e["dev"]) for e in entries for server in e["nameservers"]]
@@ -490,6 +497,9 @@ def _seed(root, name, record):
     _write_atomic(os.path.join(ssh, "sshd_config"), SSHD_CONFIG % permit)
     # install.sub writes /etc/myname; /etc/netstart reads it at every boot
     _write_atomic(os.path.join(top, "etc", "myname"), (record.get("hostname") or name) + "\n")
+    # install.sub finish_up: the URL the sets came from, for pkg_add (OpenBSD/State.pm installpath)
+    if record.get("installurl"):
+        _write_atomic(os.path.join(top, "etc", "installurl"), record["installurl"] + "\n")
     resolv_conf = _installed_resolv_conf(record)
     if resolv_conf is not None:
         _write_atomic(os.path.join(top, "etc", "resolv.conf"), resolv_conf)
@@ -505,6 +515,23 @@ def _seed(root, name, record):
     if not os.path.isfile(os.path.join(ssh, "ssh_host_ed25519_key")):     # absent or whited out
         _host_key(top, record, name)
     _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+
+
+GUEST_TOOLS = ("pkg_add", "pkg_info", "halt")
+# where GUEST_INIT mounts the lab root in the guest (the guest's /tmp hides a lab root under /tmp)
+GUEST_LAB_ROOT = "/run/lab-root"
+
+
+def _guest_tools(root, name, top):
+    """sh wrappers running labsim.pkgtools for this guest; GUEST_INIT mounts their directory on /usr/local/sbin."""
+    bindir = os.path.join(top, "lab", "bin")
+    os.makedirs(bindir, exist_ok=True)
+    labdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for tool in GUEST_TOOLS:
+        _write_atomic(os.path.join(bindir, tool),
+                      "#!/bin/sh\nVMM_LAB_ROOT=%s LAB_GUEST=%s exec %s -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                      "from labsim import pkgtools; sys.exit(pkgtools.main())' %s %s \"$@\"\n"
+                      % tuple(shlex.quote(word) for word in (GUEST_LAB_ROOT, name, sys.executable, labdir, tool)), 0o755)
 
 
 def _host_key(top, record, name):
@@ -605,6 +632,7 @@ def start_sshd(root, name, netns, listen, record, learned=()):
                                 % (real, sub))
     _seed(root, name, record)
     top = guest_dir(root, name)
+    _guest_tools(root, name, top)
     _boot_resolver(top, list(learned))
     argv = [IP, "netns", "exec", netns, UNSHARE, "--mount", "--uts", "--propagation", "private",
             "/bin/sh", "-c", GUEST_INIT, "guest-init", top, _hostname(root, name, record),

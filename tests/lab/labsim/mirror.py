@@ -205,10 +205,39 @@ def make_mirror(directory, release, arch):
         names.append(file_name)
     write_sha256(setdir, names)
     write_index(setdir)
+    make_packages(os.path.join(directory, release, 'packages', arch))
     root = os.environ.get('VMM_LAB_ROOT')
     if root:
         install_key(root, release)
     return setdir
+
+
+# Stand-in packages of a release's packages/<arch> directory: fullname -> (comment, dependencies as
+# `@depend PKGPATH:PATTERN:DEFAULT`). Two flavors of vim make the stem `vim` ambiguous, as on a mirror.
+PACKAGES = {
+    'xxhash-0.8.3': ('extremely fast non-cryptographic hash algorithm', []),
+    'rsync-3.4.1': ('mirroring/synchronization over low bandwidth links', ['net/rsync,xxhash:xxhash-*:xxhash-0.8.3']),
+    'vim-9.1.1265-no_x11': ('vi clone, many additional features', []),
+    'vim-9.1.1265-gtk3': ('vi clone, many additional features', []),
+}
+
+
+def package_members(fullname, comment, depends):
+    """The members of a package .tgz (pkg_create(1)): +CONTENTS (the packing list) first, +DESC."""
+    contents = ['@name %s' % fullname, '@comment pkgpath=lab/%s ftp=yes' % fullname.split('-')[0]]
+    contents += ['@depend %s' % dep for dep in depends]
+    contents += ['@cwd /usr/local', '@comment lab: the files of the package are not modelled']
+    return [('+CONTENTS', ('\n'.join(contents) + '\n').encode(), 0o644),
+            ('+DESC', ('%s\n\nLab stand-in package.\n' % comment).encode(), 0o644)]
+
+
+def make_packages(pkgdir, packages=None):
+    """Write the stand-in packages into pkgdir (a mirror's <release>/packages/<arch>/); return their names."""
+    os.makedirs(pkgdir, exist_ok=True)
+    packages = PACKAGES if packages is None else packages
+    for fullname, (comment, depends) in packages.items():
+        make_tgz(os.path.join(pkgdir, fullname + '.tgz'), package_members(fullname, comment, depends))
+    return sorted(packages)
 
 
 def install_key(root, release):
