@@ -71,8 +71,9 @@ dir=$1; name=$2; shift 2
 [ ! -d /usr/local/sbin ] || [ ! -d "$dir/lab/bin" ] || mount --bind -o ro "$dir/lab/bin" /usr/local/sbin
 mount -t tmpfs -o mode=755 tmpfs /run
 # ... which reach the lab's state (its httpd, the guest's record) at /run/lab-root
-mkdir -m 700 /run/lab-root
+mkdir -m 700 /run/lab-root /run/lab-code
 mount --bind "${dir%/guests/*}" /run/lab-root
+[ ! -r "$dir/lab/labdir" ] || mount --bind -o ro "$(cat "$dir/lab/labdir")" /run/lab-code
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -m 755 /run/sshd
 hostname "$name"
@@ -520,18 +521,20 @@ def _seed(root, name, record):
 GUEST_TOOLS = ("pkg_add", "pkg_info", "halt")
 # where GUEST_INIT mounts the lab root in the guest (the guest's /tmp hides a lab root under /tmp)
 GUEST_LAB_ROOT = "/run/lab-root"
+GUEST_LAB_CODE = "/run/lab-code"
 
 
 def _guest_tools(root, name, top):
     """sh wrappers running labsim.pkgtools for this guest; GUEST_INIT mounts their directory on /usr/local/sbin."""
     bindir = os.path.join(top, "lab", "bin")
     os.makedirs(bindir, exist_ok=True)
-    labdir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # the lab's code, mounted at GUEST_LAB_CODE by GUEST_INIT (it may be under /tmp too)
+    _write_atomic(os.path.join(top, "lab", "labdir"), os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + "\n")
     for tool in GUEST_TOOLS:
         _write_atomic(os.path.join(bindir, tool),
                       "#!/bin/sh\nVMM_LAB_ROOT=%s LAB_GUEST=%s exec %s -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); "
                       "from labsim import pkgtools; sys.exit(pkgtools.main())' %s %s \"$@\"\n"
-                      % tuple(shlex.quote(word) for word in (GUEST_LAB_ROOT, name, sys.executable, labdir, tool)), 0o755)
+                      % tuple(shlex.quote(word) for word in (GUEST_LAB_ROOT, name, sys.executable, GUEST_LAB_CODE, tool)), 0o755)
 
 
 def _host_key(top, record, name):

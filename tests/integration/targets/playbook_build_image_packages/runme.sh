@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# playbooks/build_image.yml with packages and a provisioning playbook, against the lab: after the install the
+# installed system boots once as <name>-build, is reached over SSH once its console shows login:, gets its
+# packages with pkg_add from the install server's package directory and the playbook run against it, is sealed
+# again and halted (halt -p; vmd shows it stopped), then the image is compacted and described: its manifest
+# lists the packages pkg_info reports, by name and version. A package pkg_add cannot find fails the build,
+# leaving nothing at the image's path and no build VM.
+set -eux
+here=$(dirname "$(readlink -f "$0")")
+COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
+# short: ssh control sockets live in it (a unix socket path has at most 104 bytes)
+VMM_LAB_ROOT=$(mktemp -d /tmp/vmm-bip.XXXXXX)
+chmod 755 "$VMM_LAB_ROOT"
+export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT
+L=$VMM_LAB_ROOT
+trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$L"' EXIT
+lab net-check || exit 0   # (77) no network namespaces here: the build VM could not be reached
+lab init
+lab vmd start
+lab mirror "$L/mirror" 7.8 amd64 >/dev/null
+cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
+ssh-keygen -q -t ed25519 -N '' -C build@lab -f "$L/id_ed25519"
+export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"
+ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" >"$L/host.log" 2>&1 || { cat "$L/host.log"; exit 1; }
+# the install server's package directory: pub/OpenBSD/<release>/packages/<arch>/ in the docroot
+pkgdir=$L/var/www/htdocs/pub/OpenBSD/7.8/packages/amd64
+mkdir -p "$pkgdir"
+install -m 0644 "$L"/mirror/7.8/packages/amd64/*.tgz "$pkgdir/"
+
+image=$L/var/vmm/base.qcow2
+manifest=$image.manifest.json
+play() { ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/build_image.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
+recap() { grep -E '^labhost +:' "$L/play.log"; }
+get() { python3 -c 'import json, sys
+value = json.load(open(sys.argv[1]))
+for key in sys.argv[2].split(":"):
+    value = value[key]
+print(value if isinstance(value, str) else json.dumps(value, sort_keys=True))' "$1" "$2"; }
+
+# 1. packages (full names: the install server's httpd lists no directory, so pkg_add cannot look a stem up)
+# and the provisioning playbook
+play -e '{"build_image_packages": ["rsync-3.4.1"]}' -e "build_image_provision_playbook=$here/provision.yml"
+recap | grep -q ' failed=0 '
+# pkg_add ran on the build VM and fetched from the install server: rsync and its dependency, in the guest's
+# package database, in the lab's record of pkg_add and in httpd's log
+guest=$L/guests/base-build
+[ "$(ls "$guest/var/db/pkg")" = "$(printf 'rsync-3.4.1\nxxhash-0.8.3')" ]
+grep -q ' rsync-3.4.1 http://100\.64\.[0-9.]*/pub/OpenBSD/7.8/packages/amd64/rsync-3.4.1.tgz$' "$guest/lab/pkg_add.log"
+grep -q '"GET /pub/OpenBSD/7.8/packages/amd64/xxhash-0.8.3.tgz HTTP/1.1" 200' "$L/var/log/httpd.log"
+# the provisioning playbook ran on it, with the image's name and release
+[ "$(cat "$guest/etc/provisioned")" = "base 7.8/amd64" ]
+# the build VM booted the installed system, showed login:, and halted by itself (no forced stop)
+grep -q 'login: ' "$L/lab/console/base-build.log"
+# sealed again before the halt: /etc/rc made host keys at this boot (the install left none); they are gone
+[ -z "$(find "$guest/etc/ssh" -name 'ssh_host_*' -type f)" ]
+grep -q 'Accepted publickey for root' "$guest/lab/sshd.log"
+# gone: no build VM in vmd or vm.conf, its address out of the install clients
+! vmctl status | grep -q ' base-build$'
+! grep -q 'base-build' "$L/etc/vm.conf"
+[ -z "$(pfctl -a openbsd-vmm -t vmm_install_clients -T show)" ]
+# the manifest: the packages pkg_info reports, by name and version; the packages and playbook as inputs
+[ "$(get "$manifest" packages)" = '[{"flavor": "", "name": "rsync", "package": "rsync-3.4.1", "version": "3.4.1"}, {"flavor": "", "name": "xxhash", "package": "xxhash-0.8.3", "version": "0.8.3"}]' ]
+[ "$(get "$manifest" inputs:packages)" = '["rsync-3.4.1"]' ]
+[ "$(get "$manifest" inputs:provision_playbook)" = "$(sha256sum "$here/provision.yml" | cut -d' ' -f1)" ]
+[ "$(stat -c %a "$image")" = 444 ]
+[ ! -e "$L/var/vmm/.base.qcow2.build" ]
+
+# 2. again: nothing changes (the same packages and playbook are the same inputs), no build VM boots
+sum_before=$(sha256sum "$image" "$manifest")
+play -e '{"build_image_packages": ["rsync-3.4.1"]}' -e "build_image_provision_playbook=$here/provision.yml"
+recap | grep -q ' changed=0 .* failed=0 '
+[ "$(sha256sum "$image" "$manifest")" = "$sum_before" ]
+# other packages are other inputs: a sealed image is refused
+if play -e '{"build_image_packages": ["rsync-3.4.1", "vim-9.1.1265-no_x11"]}' -e "build_image_provision_playbook=$here/provision.yml"; then
+    echo "build_image.yml kept an image built with other packages" >&2; exit 1
+fi
+grep -q 'is a sealed image' "$L/play.log"
+
+# 3. a package pkg_add cannot find: the build fails naming it; nothing at the image's path, no build VM left
+other=$L/var/vmm/other.qcow2
+if play -e "build_image_path=$other" -e '{"build_image_packages": ["nosuch-1.0"]}'; then
+    echo "build_image.yml built an image without its packages" >&2; exit 1
+fi
+grep -q "build_image_packages: nosuch-1.0 not installed" "$L/play.log"
+grep -q "Can't find nosuch-1.0" "$L/play.log"
+[ ! -e "$other" ] && [ ! -e "$other.manifest.json" ]
+! vmctl status | grep -q ' other-build$'
+! grep -q 'other-build' "$L/etc/vm.conf"
+[ -z "$(pfctl -a openbsd-vmm -t vmm_install_clients -T show)" ]
