@@ -102,6 +102,15 @@ grep -A2 'TASK \[Wait (bounded) until the guest answers SSH' "$log" | grep -q '^
 grep -qF 'openbsd.vmm.guest_firstboot : Host name, IPv6 address, users, keys (one module run on the guest)' "$log"
 [ "$(grep '^alice:' "$(root vmm1)/guests/vmm1g02/etc/shadow")" = "$shadow" ]
 [ "$(grep -c '^# password of alice ' "$(root vmm1)/guests/vmm1g02/home/alice/.ssh/authorized_keys")" = 1 ]
+# A changed first-boot input (here the IPv6 address) configures that guest again, without
+# provision_reconfigure: the state file's digest of its inputs no longer matches; its neighbours are left alone.
+printf 'guest_firstboot_address6: "fd00:198:51:100::99"\n' > "$inv/host_vars/vmm1g01.yml"
+play "$COLL/playbooks/provision.yml" --limit vmm1,vmm1g01,vmm1g03,localhost
+rm "$inv/host_vars/vmm1g01.yml"
+recap vmm1g01 | grep -q ' changed=1 .* failed=0 '
+grep -qE '^changed: \[vmm1g01\]' "$log"
+! grep -qE '^(ok|changed): \[vmm1g03\]' "$log" || { echo "a guest whose inputs did not change was configured" >&2; exit 1; }
+grep -qx 'inet6 fd00:198:51:100::99 64' "$(root vmm1)/guests/vmm1g01/etc/hostname.vio0"
 
 # 3. one guest removed: stopped, out of vm.conf and dhcpd.conf, its disk archived with a timestamp
 python3 - "$fleet" <<'PY'
