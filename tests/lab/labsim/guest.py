@@ -34,10 +34,42 @@ class Console:
         self.handle.flush()
 
 
-def _on_shutdown_request(console):
+def sync_disk(spec):
+    """What the guest wrote that the lab keeps on the disk (pkg_add's packages, labsim.pkgtools: the guest's
+    lab/unsynced-packages.json) goes into the boot disk's install record when the system goes down by itself
+    (halt, reboot, vmd's shutdown request); a forced stop loses it."""
+    try:
+        pending_path = os.path.join(spec["lab_root"], "guests", spec["name"], "lab", "unsynced-packages.json")
+        if not spec.get("disks") or not os.path.exists(pending_path):
+            return
+        with open(pending_path, encoding="utf-8") as handle:
+            pending = json.load(handle)
+        from labsim import installer
+        disk = spec["disks"][0]["path"]
+        record = installer.read_install_record(disk)
+        if record is None:
+            return
+        record.setdefault("packages", {}).update(pending)
+        installer.write_install_record(disk, record)
+        os.unlink(pending_path)
+    except Exception as exc:  # pylint: disable=broad-except
+        sys.stderr.write("sync disk: %s\n" % exc)
+
+
+def _exit_after_sync(spec, status):
+    def handler(signum, frame):
+        del signum, frame
+        sync_disk(spec)
+        os._exit(status)
+    return handler
+
+
+def _on_shutdown_request(console, spec=None):
     def handler(signum, frame):
         del signum, frame
         try:
+            if spec is not None:
+                sync_disk(spec)
             console.write("\nsyncing disks... done\n")
             time.sleep(SHUTDOWN_SECONDS)
             console.write("halted\n")
@@ -144,10 +176,10 @@ def main(argv=None):
     if spec.get("daemon_pid"):
         die_with_vmd(spec["daemon_pid"], spec)
     console = Console(spec["console"])
-    signal.signal(signal.SIGTERM, _on_shutdown_request(console))
-    # `lab guest reboot|halt VM`: what the guest OS would do on its own.
-    signal.signal(signal.SIGUSR1, lambda *_: os._exit(GUEST_EXIT_REBOOT))
-    signal.signal(signal.SIGUSR2, lambda *_: os._exit(GUEST_EXIT_HALT))
+    signal.signal(signal.SIGTERM, _on_shutdown_request(console, spec))
+    # `lab guest reboot|halt VM` (and the guest's halt, labsim.pkgtools): what the guest OS would do on its own.
+    signal.signal(signal.SIGUSR1, _exit_after_sync(spec, GUEST_EXIT_REBOOT))
+    signal.signal(signal.SIGUSR2, _exit_after_sync(spec, GUEST_EXIT_HALT))
     boot(spec, console)
     console.write("rebooting...\n")
     sys.stdout.flush()

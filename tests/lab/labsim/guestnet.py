@@ -501,6 +501,12 @@ def _seed(root, name, record):
     # install.sub finish_up: the URL the sets came from, for pkg_add (OpenBSD/State.pm installpath)
     if record.get("installurl"):
         _write_atomic(os.path.join(top, "etc", "installurl"), record["installurl"] + "\n")
+    # the packages on the disk (pkg_add on an earlier VM of this disk or its base: labsim.pkgtools)
+    for fullname, files in sorted((record.get("packages") or {}).items()):
+        pkg = os.path.join(top, "var", "db", "pkg", fullname)
+        os.makedirs(pkg, exist_ok=True)
+        for member, text in sorted(files.items()):
+            _write_atomic(os.path.join(pkg, member), text)
     resolv_conf = _installed_resolv_conf(record)
     if resolv_conf is not None:
         _write_atomic(os.path.join(top, "etc", "resolv.conf"), resolv_conf)

@@ -16,7 +16,9 @@ What is modelled, from usr.sbin/pkg_add in openbsd/src:
   stem is not found). Several versions or flavors of one stem: `Ambiguous` (non-interactive
   choose_location), exit 1; none: "Can't find NAME" (AddCreateDelete.pm choose_location), exit 1.
 - Installing: the package's +CONTENTS and +DESC go to /var/db/pkg/FULLNAME/ (Paths.pm pkgdb), which is
-  what pkg_info reads. An installed stem is not installed again. @depend lines
+  what pkg_info reads, and, when the system goes down by itself (guest.py sync_disk), into the boot disk's
+  install record (`packages`): a guest booting that disk (or an overlay of it) under another name has them in
+  its /var/db/pkg from its seed. An installed stem is not installed again. @depend lines
   (`@depend PKGPATH:PATTERN:DEFAULT`) install DEFAULT first when no package of its stem is there.
   The lab never writes the package's files (/usr/local is this machine's).
 - Fetching: http only, through the host's packet path (labsim.network.connect from the guest's tap and
@@ -29,6 +31,7 @@ Every pkg_add run is appended to the guest's lab/pkg_add.log (the lab's record).
 """
 
 import io
+import json
 import os
 import re
 import signal
@@ -98,6 +101,20 @@ class Guest:
         self.release = info.get("release") or "7.8"
         self.arch = info.get("arch") or "amd64"
         self.fetcher = fetcher or self._fetch
+
+    def record_package(self, fullname, files):
+        """The package is on the VM's disk once the system syncs it (guest.py sync_disk, at halt or reboot): into
+        its install record, which the seed of a guest booting the disk (or an overlay of it) reads."""
+        path = os.path.join(self.top, "lab", "unsynced-packages.json")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                pending = json.load(handle)
+        except FileNotFoundError:
+            pending = {}
+        pending[fullname] = files
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(pending, handle, sort_keys=True)
+        os.replace(path + ".tmp", path)
 
     def _fetch(self, url):
         """ftp -o - URL from the guest: (status, body) or raises OSError (no connection)."""
@@ -220,6 +237,7 @@ class PkgAdd:
         for member, text in (("+DESC", desc), ("+CONTENTS", contents)):
             with open(os.path.join(target, member), "w", encoding="utf-8") as handle:
                 handle.write(text)
+        self.guest.record_package(fullname, {"+CONTENTS": contents, "+DESC": desc})
         self.out.write("%s: ok\n" % fullname)
         with open(os.path.join(self.guest.top, "lab", "pkg_add.log"), "a", encoding="utf-8") as log:
             log.write("%s %s %s%s.tgz\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), fullname, repo, fullname))

@@ -23,6 +23,10 @@ class FakeGuest:
         self.docroot = str(docroot)
         self.auto_index = auto_index
         self.urls = []
+        self.recorded = {}
+
+    def record_package(self, fullname, files):
+        self.recorded[fullname] = files
 
     def fetcher(self, url):
         self.urls.append(url)
@@ -90,6 +94,8 @@ def test_stem_installed_from_installurl_with_its_dependency_first(guest, tmp_pat
     assert info(tmp_path, "-q") == "rsync-3.4.1\nxxhash-0.8.3\n"
     assert info(tmp_path) == ("rsync-3.4.1  mirroring/synchronization over low bandwidth links\n"
                               "xxhash-0.8.3 extremely fast non-cryptographic hash algorithm\n")
+    assert sorted(guest.recorded) == ["rsync-3.4.1", "xxhash-0.8.3"]
+    assert guest.recorded["rsync-3.4.1"]["+CONTENTS"].startswith("@name rsync-3.4.1\n")
     log = open(os.path.join(guest.top, "lab", "pkg_add.log"), encoding="utf-8").read()
     assert "rsync-3.4.1 http://192.0.2.1/pub/OpenBSD/7.8/packages/amd64/rsync-3.4.1.tgz" in log
 
