@@ -114,6 +114,8 @@ def measure(workdir, collections, per_host, golden):
     image, manifest, key = golden
     lab = Lab(os.path.join(workdir, 'size%d' % per_host), collections)
     os.makedirs(lab.base)
+    # other work on the machine shows here (the 1-minute load average as this size starts)
+    load_before = os.getloadavg()[0]
     lab.start(per_host)
     # the image carries the first key: every size logs in with it
     for suffix in ('', '.pub'):
@@ -156,6 +158,10 @@ def measure(workdir, collections, per_host, golden):
         'per_task_noop_changed': sum(per_task_changed.get(host, 0) for host in HOSTS),
         'per_task_noop_vmctl_calls_per_host': [per_task_calls[host] for host in HOSTS],
         'ping_s': round(ping_time, 2), 'ping_ok': ping.stdout.count('SUCCESS'),
+        # the first boot against Ansible's cheapest task on the same guests, in the same run: a ratio that
+        # does not depend on how fast the machine is
+        'first_boot_to_ping': round(first_boot / ping_time, 2),
+        'load_before': round(load_before, 2),
     }
 
 
@@ -199,11 +205,20 @@ def main():
     return report(results)
 
 
+def _autogroup():
+    # with autogroup on, `nice` does not hold other sessions' work back from the benchmark's processes
+    try:
+        with open('/proc/sys/kernel/sched_autogroup_enabled', encoding='ascii') as flag:
+            return flag.read().strip() == '1'
+    except OSError:
+        return None
+
+
 def write_results(results):
     """benchmarks/results/fleet_scale.json and .png with the sizes measured so far."""
     smallest = results[0]
     summary = {
-        'machine': {'cpus': os.cpu_count(), 'arch': platform.machine()},
+        'machine': {'cpus': os.cpu_count(), 'arch': platform.machine(), 'sched_autogroup': _autogroup()},
         'sizes': results,
         'noop_ratio_to_smallest': {str(row['guests_per_host']): round(row['noop_s'] / smallest['noop_s'], 2)
                                    for row in results},

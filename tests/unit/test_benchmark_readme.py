@@ -1,0 +1,28 @@
+"""benchmarks/README.md's fleet_scale table says what results/fleet_scale.json recorded."""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
+
+
+def test_the_fleet_scale_table_is_the_recorded_run():
+    with open(os.path.join(ROOT, 'benchmarks', 'results', 'fleet_scale.json'), encoding='utf-8') as stream:
+        recorded = json.load(stream)
+    with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
+        readme = stream.read()
+    rows = {int(cells[0]): cells for cells in
+            ([cell.strip() for cell in line.strip('|').split('|')] for line in readme.splitlines()
+             if re.fullmatch(r'\| [0-9]+ +\|.*\|', line))}
+    assert sorted(rows) == [row['guests_per_host'] for row in recorded['sizes']]
+    for row in recorded['sizes']:
+        size = row['guests_per_host']
+        ratio = recorded['noop_ratio_to_smallest'][str(size)]
+        expected = ['%.1f s' % row['first_run_s'], '%.1f s' % row['first_run_host_side_s'], '%.1f s' % row['first_run_first_boot_s'],
+                    '%.2f' % row['first_boot_to_ping'], '%.1f s' % row['noop_s'], '%.2f' % ratio, '%.1f s' % row['noop_host_side_s'],
+                    '/'.join(map(str, row['noop_vmctl_calls_per_host'])), '%.1f s' % row['per_task_noop_s'],
+                    '/'.join(map(str, row['per_task_noop_vmctl_calls_per_host'])), '%.1f s' % row['ping_s'],
+                    '%d/%d' % (row['ping_ok'], size * row['hosts'])]
+        assert rows[size][1:] == expected, size
