@@ -4,7 +4,10 @@
 # packages with pkg_add from the install server's package directory and the playbook run against it, is sealed
 # again and halted (halt -p; vmd shows it stopped), then the image is compacted and described: its manifest
 # lists the packages pkg_info reports, by name and version. A package pkg_add cannot find fails the build,
-# leaving nothing at the image's path and no build VM.
+# leaving nothing at the image's path and no build VM. A layer on the image (build_image_base) is a qcow2 overlay
+# booted once for another package, kept on its base (its manifest names the chain with each layer's inputs, and its
+# build VM lists the base's packages too: they are on the base's disk) or flattened; the base, forced to rebuild
+# while the layer exists, is refused naming it.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
@@ -34,10 +37,10 @@ recap() { grep -E '^labhost +:' "$L/play.log"; }
 get() { python3 -c 'import json, sys
 value = json.load(open(sys.argv[1]))
 for key in sys.argv[2].split(":"):
-    value = value[key]
+    value = value[int(key)] if isinstance(value, list) else value[key]
 print(value if isinstance(value, str) else json.dumps(value, sort_keys=True))' "$1" "$2"; }
 
-# 1. packages (full names: the install server's httpd lists no directory, so pkg_add cannot look a stem up)
+# 1. a base image with packages (full names: the install server's httpd lists no directory, so pkg_add cannot look a stem up)
 # and the provisioning playbook
 play -e '{"build_image_packages": ["rsync-3.4.1"]}' -e "build_image_provision_playbook=$here/provision.yml"
 recap | grep -q ' failed=0 '
@@ -64,6 +67,44 @@ grep -q 'Accepted publickey for root' "$guest/lab/sshd.log"
 [ "$(get "$manifest" inputs:provision_playbook)" = "$(sha256sum "$here/provision.yml" | cut -d' ' -f1)" ]
 [ "$(stat -c %a "$image")" = 444 ]
 [ ! -e "$L/var/vmm/.base.qcow2.build" ]
+
+# 1b. a layer on the image: a qcow2 overlay of it booted as dev-build, another package added; kept as a chain
+# of two (vmd opens at most 4); its manifest names the chain from the base up, each layer with its inputs
+base_sum=$(sha256sum "$image" | cut -d' ' -f1)
+layer=$L/var/vmm/dev.qcow2
+play -e "build_image_path=$layer" -e "build_image_base=$image" -e '{"build_image_packages": ["vim-9.1.1265-no_x11"]}'
+recap | grep -q ' failed=0 '
+grep -q "$layer: OpenBSD 7.8/amd64, sha256 .* (layer on $image, built now)" "$L/play.log"
+[ "$(sha256sum "$image" | cut -d' ' -f1)" = "$base_sum" ]
+[ "$(qemu-img info --output=json "$layer" | python3 -c 'import json,sys; print(json.load(sys.stdin)["backing-filename"])')" = "$image" ]
+qemu-img check -q "$layer"
+[ "$(stat -c %a "$layer")" = 444 ]
+[ "$(get "$layer.manifest.json" layers | python3 -c 'import json,sys; print([l["image"] for l in json.load(sys.stdin)])')" = "['$image', '$layer']" ]
+[ "$(get "$layer.manifest.json" layers | python3 -c 'import json,sys; l = json.load(sys.stdin); print(l[0]["sha256"], l[0]["inputs"]["packages"], l[1]["inputs"]["packages"], l[1]["inputs"]["base"]["sha256"])')" = "$base_sum ['rsync-3.4.1'] ['vim-9.1.1265-no_x11'] $base_sum" ]
+[ "$(get "$layer.manifest.json" layers:1:sha256)" = "$(sha256sum "$layer" | cut -d' ' -f1)" ]
+# the base's packages are on its disk: the layer's build VM lists them with its own
+[ "$(get "$layer.manifest.json" packages | python3 -c 'import json,sys; print(" ".join(p["package"] for p in json.load(sys.stdin)))')" = "rsync-3.4.1 vim-9.1.1265-no_x11 xxhash-0.8.3" ]
+[ "$(get "$layer.manifest.json" packages | python3 -c 'import json,sys; print([p for p in json.load(sys.stdin) if p["name"] == "vim"][0]["flavor"])')" = no_x11 ]
+! vmctl status | grep -q ' dev-build$'
+# again: nothing changes
+layer_sums=$(sha256sum "$layer" "$layer.manifest.json")
+play -e "build_image_path=$layer" -e "build_image_base=$image" -e '{"build_image_packages": ["vim-9.1.1265-no_x11"]}'
+recap | grep -q ' changed=0 .* failed=0 '
+[ "$(sha256sum "$layer" "$layer.manifest.json")" = "$layer_sums" ]
+# the base, rebuilt by force while the layer is built on it: refused, naming the layer
+if play -e '{"build_image_packages": ["xxhash-0.8.3"]}' -e build_image_force_rebuild=true; then
+    echo "build_image.yml rebuilt a base a layer is built on" >&2; exit 1
+fi
+grep -q "build_image_force_rebuild: $image is not rebuilt: these overlays are built on it and would be corrupted: $layer" "$L/play.log"
+[ "$(sha256sum "$image" | cut -d' ' -f1)" = "$base_sum" ]
+# flattened (vmctl create -i through the chain): one image without a base; built_from names the chain
+flat=$L/var/vmm/flat.qcow2
+play -e "build_image_path=$flat" -e "build_image_base=$image" -e build_image_flatten=true -e '{"build_image_packages": ["vim-9.1.1265-no_x11"]}'
+recap | grep -q ' failed=0 '
+! qemu-img info --output=json "$flat" | grep -q backing-filename
+[ "$(get "$flat.manifest.json" layers | python3 -c 'import json,sys; print([l["image"] for l in json.load(sys.stdin)])')" = "['$flat']" ]
+[ "$(get "$flat.manifest.json" built_from | python3 -c 'import json,sys; print([l["image"] for l in json.load(sys.stdin)])')" = "['$image']" ]
+[ "$(get "$flat.manifest.json" inputs:flatten)" = true ]
 
 # 2. again: nothing changes (the same packages and playbook are the same inputs), no build VM boots
 sum_before=$(sha256sum "$image" "$manifest")
