@@ -73,7 +73,7 @@ def normalize_lladdr(value):
     return text
 
 
-def fleet_lladdrs(guests, prefix=DEFAULT_LLADDR_PREFIX, with_host=False):
+def fleet_lladdrs(guests, prefix, with_host):
     """{name: lladdr} for a fleet; FleetNetError naming every pair of VMs that share a MAC.
 
     ``guests`` are names or dicts with ``name`` and optional ``lladdr`` (kept as given) and ``host``
@@ -132,7 +132,7 @@ def _index(value, what):
     return value
 
 
-def ipv4_address(network, index, reserved=0, with_prefix=False):
+def ipv4_address(network, index, reserved, with_prefix=False):
     """The address at ``index`` (0 = first) of a network's pool.
 
     The pool is the usable addresses (network and broadcast addresses excluded, except in a /31 or /32,

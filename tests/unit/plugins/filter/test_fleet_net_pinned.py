@@ -94,6 +94,7 @@ def test_a_derived_collision_names_both_vms():
     ('198.51.100.9/32', 0, {}, '198.51.100.9'),
     ('10.0.0.0/30', 1, {}, '10.0.0.2'),
     ('192.0.2.0/24', '3', dict(reserved='2'), '192.0.2.6'),
+    ('192.0.2.0/24', '12', dict(reserved='10'), '192.0.2.23'),     # read in base 10: '12' is not 13 nor '10' 11
 ])
 def test_ipv4_pool_positions(network, index, kwargs, address):
     assert vmm_ipv4_address(network, index, **kwargs) == address
@@ -146,3 +147,11 @@ def test_ipv6_subnet_refusals(prefix, index, kwargs, message):
 def test_a_mac_needs_a_vm_name(name):
     with pytest.raises(AnsibleFilterError, match=r'vmm_lladdr: a VM name \(non-empty string\) is needed to derive a lladdr, got %r' % (name,)):
         vmm_lladdr(name)
+
+
+def test_netaddr_missing_is_named(monkeypatch):
+    monkeypatch.setattr(fleet_net, 'netaddr', None)
+    with pytest.raises(fleet_net.FleetNetError, match=r'^the Python library netaddr is required on the controller \(pip install netaddr\)$'):
+        fleet_net.ipv4_address('192.0.2.0/24', 0, reserved=0)
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_ipv6_subnet: the Python library netaddr is required'):
+        vmm_ipv6_subnet('2001:db8::/48', 0)
