@@ -528,6 +528,9 @@ GUEST_TOOLS = ("pkg_add", "pkg_info", "halt")
 # where GUEST_INIT mounts the lab root in the guest (the guest's /tmp hides a lab root under /tmp)
 GUEST_LAB_ROOT = "/run/lab-root"
 GUEST_LAB_CODE = "/run/lab-code"
+# The interpreter behind the lab's own (labsim needs only its standard library, and os.setns: 3.12), by its
+# real path: sys.executable may be a venv's link under /tmp, which the guest's own /tmp hides.
+GUEST_PYTHON = os.path.realpath(sys.executable)
 
 
 def _guest_tools(root, name, top):
@@ -540,7 +543,7 @@ def _guest_tools(root, name, top):
         _write_atomic(os.path.join(bindir, tool),
                       "#!/bin/sh\nVMM_LAB_ROOT=%s LAB_GUEST=%s exec %s -I -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); "
                       "from labsim import pkgtools; sys.exit(pkgtools.main())' %s %s \"$@\"\n"
-                      % tuple(shlex.quote(word) for word in (GUEST_LAB_ROOT, name, sys.executable, GUEST_LAB_CODE, tool)), 0o755)
+                      % tuple(shlex.quote(word) for word in (GUEST_LAB_ROOT, name, GUEST_PYTHON, GUEST_LAB_CODE, tool)), 0o755)
 
 
 def _host_key(top, record, name):

@@ -126,3 +126,14 @@ def test_ambiguous_stem_and_missing_package_fail(guest, tmp_path):
 def test_nothing_found_without_pkg_path_or_installurl(guest, tmp_path):
     code, _, err = run_add(guest, ["rsync"], tmp_path)
     assert (code, err, guest.urls) == (1, "Can't find rsync\n", [])
+
+
+def test_the_guest_tools_run_on_an_interpreter_the_guest_sees(tmp_path):
+    # The guest has its own /tmp and /run (guestnet.GUEST_INIT): a venv's link there (a checkout under /tmp,
+    # as the demo's and CI's may be) is not found from inside the guest; the real interpreter behind it is.
+    from labsim import guestnet  # pylint: disable=import-outside-toplevel
+    guestnet._guest_tools(str(tmp_path), "g1", str(tmp_path / "guests" / "g1"))  # pylint: disable=protected-access
+    for tool in guestnet.GUEST_TOOLS:
+        wrapper = (tmp_path / "guests" / "g1" / "lab" / "bin" / tool).read_text(encoding="ascii")
+        assert " exec %s -I -c " % os.path.realpath(sys.executable) in wrapper, wrapper
+        assert "/run/lab-code " + tool in wrapper, wrapper
