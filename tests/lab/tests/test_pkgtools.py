@@ -103,7 +103,7 @@ def test_stem_installed_from_installurl_with_its_dependency_first(guest, tmp_pat
 def test_installed_stem_is_not_installed_again(guest, tmp_path):
     run_add(guest, ["xxhash"], tmp_path, installurl="http://192.0.2.1/pub/OpenBSD\n")
     guest.urls.clear()
-    code, out, _ = run_add(guest, ["xxhash"], tmp_path, installurl="http://192.0.2.1/pub/OpenBSD\n")
+    code, out, _err = run_add(guest, ["xxhash"], tmp_path, installurl="http://192.0.2.1/pub/OpenBSD\n")
     assert (code, out, guest.urls) == (0, "", [])
 
 
@@ -124,7 +124,7 @@ def test_ambiguous_stem_and_missing_package_fail(guest, tmp_path):
 
 
 def test_nothing_found_without_pkg_path_or_installurl(guest, tmp_path):
-    code, _, err = run_add(guest, ["rsync"], tmp_path)
+    code, _out, err = run_add(guest, ["rsync"], tmp_path)
     assert (code, err, guest.urls) == (1, "Can't find rsync\n", [])
 
 
