@@ -1,4 +1,4 @@
-"""benchmarks/README.md's fleet_scale table says what results/fleet_scale.json recorded."""
+"""benchmarks/README.md's tables say what results/fleet_scale.json and results/vmm_backup.json recorded."""
 from __future__ import annotations
 
 import json
@@ -26,3 +26,17 @@ def test_the_fleet_scale_table_is_the_recorded_run():
                     '/'.join(map(str, row['per_task_noop_vmctl_calls_per_host'])), '%.1f s' % row['ping_s'],
                     '%d/%d' % (row['ping_ok'], size * row['hosts'])]
         assert rows[size][1:] == expected, size
+
+
+def test_the_backup_table_is_the_recorded_run():
+    with open(os.path.join(ROOT, 'benchmarks', 'results', 'vmm_backup.json'), encoding='utf-8') as stream:
+        recorded = json.load(stream)
+    with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
+        readme = stream.read()
+    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in readme.splitlines()
+            if re.fullmatch(r'\| [0-9]+ MiB \|.*\|', line)]
+    assert [row[0] for row in rows] == ['%d MiB' % size['written_mib'] for size in recorded['sizes']]
+    for row, size in zip(rows, recorded['sizes']):
+        assert row[1:] == ['%.3f s' % size['paused_seconds'], '%.1f MiB' % (size['overlay_bytes'] / 1048576),
+                           '%.2f s' % size['run_seconds'], '%.1f MiB' % (size['backup_bytes'] / 1048576),
+                           '%.1f %%' % (100.0 * size['backup_bytes'] / size['virtual_size']), str(size['vmctl_calls'])]
