@@ -202,7 +202,7 @@ def leftovers(request, disks):
     pattern = re.compile(r'\.' + re.escape(request.name) + '-' + _STAMP_PATTERN + r'\.partial')
     found = [os.path.join(request.dest, entry) for entry in os.listdir(request.dest) if pattern.fullmatch(entry)]
     for disk in disks:
-        directory, name = os.path.split(disk.path)
+        directory, name = os.path.split(os.path.realpath(disk.path))
         found += glob.glob(os.path.join(glob.escape(directory), '.%s.vmm_backup-*.tmp' % glob.escape(name)))
     if os.path.exists(pause_marker(request)):
         found.append(pause_marker(request))
@@ -355,7 +355,9 @@ def _signature(path):
 
 
 def _stable_copy(path):
-    """Copy ``path`` to a temporary file beside it (a relative base still resolves), again if it changed meanwhile."""
+    """Copy ``path`` to a temporary file beside the file it is (a relative base still resolves: vmd reads it from the
+    disk's real directory), again if it changed meanwhile."""
+    path = os.path.realpath(path)
     for _attempt in range(COPY_ATTEMPTS):
         before = _signature(path)
         copy = _copy_path(path)

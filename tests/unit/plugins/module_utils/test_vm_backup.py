@@ -428,3 +428,29 @@ def test_diff_lists_the_backups_before_and_after(host):
         'before': {'backups': ['web1-20261130T030000Z', 'web1-20261130T040000Z']},
         'after': {'backups': [os.path.basename(kept), 'web1-20261201T030000Z']},
         'before_header': str(host['dest']), 'after_header': str(host['dest'])}
+
+
+@pytest.mark.skipif(not shutil.which('qemu-io'), reason='qemu-io (qemu-utils) is not installed')
+def test_a_disk_named_through_a_link_is_copied_beside_the_file_it_is(host):
+    """vmd reads a relative base from the disk's real directory (vioqcow2.c virtio_qcow2_get_base), so the copy
+    made while paused must sit there too, not beside the link."""
+    real, links = host['disks'] / 'real', host['disks'] / 'links'
+    real.mkdir()
+    links.mkdir()
+    vmctl_bin = os.path.join(LAB_BIN, 'vmctl')
+    subprocess.run([vmctl_bin, 'create', '-s', '8M', 'base.qcow2'], cwd=str(real), env=host['env'], check=True, capture_output=True)
+    subprocess.run(['qemu-io', '-c', 'write -P 0x11 0 64k', 'base.qcow2'], cwd=str(real), check=True, capture_output=True)
+    subprocess.run([vmctl_bin, 'create', '-b', 'base.qcow2', 'web1.qcow2'], cwd=str(real), env=host['env'], check=True,
+                   capture_output=True)
+    os.symlink('../real/web1.qcow2', str(links / 'web1.qcow2'))
+    host['conf'].write_text('vm "web1" {\n\tdisk "%s"\n}\n' % (links / 'web1.qcow2'))
+    the_plan = plan(host, 'running')
+    vmctl = host['recording'](host['env'], str(real))
+    vm_backup.take_backup(the_plan, vmctl, now=NOW)
+    assert vmctl.events[1][2][0].startswith('.web1.qcow2.vmm_backup-')     # the copy, beside the real file
+    read = subprocess.run(['qemu-io', '-r', '-c', 'read -P 0x11 0 64k', os.path.join(the_plan.backup, 'disk0.qcow2')],
+                          check=True, capture_output=True, text=True)
+    assert 'read 65536/65536' in read.stdout and 'Pattern verification failed' not in read.stdout
+    leftover = real / '.web1.qcow2.vmm_backup-0badf00d.tmp'
+    leftover.write_bytes(b'')
+    assert vm_backup.leftovers(the_plan.request, the_plan.disks) == [str(leftover)]
