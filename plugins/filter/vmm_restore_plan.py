@@ -68,8 +68,6 @@ def _problem(message):
 
 
 def _disk(record, index, target, definition_disk):
-    if not isinstance(record, dict):
-        _problem('has disk %d that is not a dict' % index)
     image = record.get('file')
     match = _IMAGE.fullmatch(image) if isinstance(image, str) else None
     if match is None or int(match.group(1)) != index or match.group(2) != record.get('format'):

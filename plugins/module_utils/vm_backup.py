@@ -48,7 +48,6 @@ STAMP = '%Y%m%dT%H%M%SZ'
 _STAMP_PATTERN = r'[0-9]{8}T[0-9]{6}Z(?:-[0-9]+)?'
 IF_RUNNING = ('pause', 'fail')
 COPY_ATTEMPTS = 3
-LOCK_TIMEOUT = 60
 _SAME_SECOND = 100
 
 
@@ -56,7 +55,7 @@ class BackupError(Exception):
     """A backup that cannot or must not be made; the message says why and what would help."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class BackupRequest:
     name: str
     dest: str
@@ -212,8 +211,8 @@ def leftovers(request, disks):
 def expired(request, backups, now):
     """The backups retention removes once a new one exists: beyond ``keep`` (counting the new one), older than ``max_age_days``."""
     doomed = []
-    if request.keep is not None and len(backups) + 1 > request.keep:
-        doomed += backups[:len(backups) + 1 - request.keep]
+    if request.keep is not None:
+        doomed += backups[:max(0, len(backups) + 1 - request.keep)]
     if request.max_age_days is not None:
         limit = now - request.max_age_days * 86400
         for backup in backups:
@@ -229,7 +228,7 @@ def _created_at(backup):
 # -- the lock ----------------------------------------------------------------
 
 @contextlib.contextmanager
-def vm_lock(request, timeout=LOCK_TIMEOUT):
+def vm_lock(request, timeout):
     """One vmm_backup run per VM and dest at a time (``.<vm>.vmm_backup-lock`` in dest)."""
     name = os.path.join(request.dest, '.%s.vmm_backup-lock' % request.name)
     descriptor = os.open(name, os.O_RDWR | os.O_CREAT, 0o600)
@@ -401,7 +400,6 @@ def _compact(disk, copy, partial, vmctl):
         wrong.append('a base (%s)' % made.base)
     if wrong:
         raise BackupError('the copy of %s is not a whole image: %s' % (disk.path, ', '.join(wrong)))
-    os.chmod(target, 0o600)
     return dict(index=disk.index, source=disk.path, file=disk.file_name, format=disk.format, virtual_size=made.size,
                 bytes=os.stat(target).st_size, sha256=sha256_of(target), source_chain=list(disk.chain))
 

@@ -50,7 +50,7 @@ options:
   dest:
     description:
       - Directory the backups go into. It must exist. Backups may hold secrets (the VM's disks); the backup's directory
-        and images are made mode 0700 and 0600.
+        is made mode 0700 (and vmctl makes the images 0600).
     type: path
     required: true
   if_running:
@@ -71,6 +71,12 @@ options:
     description: The vm.conf that defines the VM.
     type: path
     default: /etc/vm.conf
+  lock_timeout:
+    description:
+      - Seconds to wait for another vmm_backup run of the same VM and O(dest) to finish (runs of one VM take turns
+        through the lock file C(.<name>.vmm_backup-lock) in O(dest)).
+    type: int
+    default: 60
 notes:
   - Backups are made on the VM's host; copy them elsewhere for safety (for example with ansible.posix.synchronize).
 seealso:
@@ -145,7 +151,7 @@ from ansible_collections.openbsd.vmm.plugins.module_utils.vmctl import Vmctl, Vm
 
 
 def run(module, request, definition, vmctl):
-    with vm_backup.vm_lock(request):
+    with vm_backup.vm_lock(request, module.params['lock_timeout']):
         status = vmctl.find(request.name)
         now = time.time()
         plan = vm_backup.plan_backup(request, definition, vm_backup.vm_state(request, status), now)
@@ -169,6 +175,7 @@ def main():
             keep=dict(type='int'),
             max_age_days=dict(type='int'),
             vm_conf=dict(type='path', default='/etc/vm.conf'),
+            lock_timeout=dict(type='int', default=60),
         ),
         supports_check_mode=True,
     )

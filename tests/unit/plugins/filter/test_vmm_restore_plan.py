@@ -75,6 +75,7 @@ BROKEN = [
     (lambda m: m['disks'].pop(), 'does not have one image per disk of the VM'),
     (lambda m: m.update(disks=[]), 'does not have one image per disk of the VM'),
     (lambda m: m['disks'][0].update(source='web1.qcow2'), 'has no absolute source path for disk 0'),
+    (lambda m: m['disks'].__setitem__(1, 'disk1.raw'), 'has no absolute source path for disk 1'),
     (lambda m: m['disks'][1].update(file='../disk1.raw'), "names disk 1's image '../disk1.raw', not disk1.<its format>"),
     (lambda m: m['disks'][1].update(file='disk0.raw'), "names disk 1's image 'disk0.raw', not disk1.<its format>"),
     (lambda m: m['disks'][1].update(file='disk1.qcow2'), "names disk 1's image 'disk1.qcow2', not disk1.<its format>"),
@@ -112,3 +113,9 @@ def test_directories_must_be_absolute_and_disks_must_not_collide():
     with pytest.raises(AnsibleFilterError, match=r'^vmm_restore_plan: two disks would go to the same path in /var/vmm2: '
                                                  r'/var/vmm2/web1.raw, /var/vmm2/web1.raw$'):
         vmm_restore_plan(same_name, disk_dir='/var/vmm2')
+
+
+def test_the_smallest_size_is_one_byte():
+    tiny = manifest()
+    tiny['disks'][1]['virtual_size'] = 1
+    assert vmm_restore_plan(tiny)['disks'][1]['size'] == 1

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -36,12 +37,22 @@ def lab_vmctl(tmp_path):
         def __init__(self, env, watch, unpause_fails=False):
             super().__init__(binary=os.path.join(LAB_BIN, 'vmctl'), environ=env)
             self.events, self.watch, self.unpause_fails = [], watch, unpause_fails
+            self.backups = os.path.join(os.path.dirname(watch), 'backups')
+            if not os.path.isdir(self.backups):
+                self.backups = os.path.join(os.path.dirname(os.path.dirname(watch)), 'backups')
 
         def pause(self, name):
             self.events.append(('pause', name, sorted(os.listdir(self.watch))))
+            self.marker = None
+            for entry in os.listdir(self.backups):
+                if entry.endswith('.vmm_backup-paused'):
+                    with open(os.path.join(self.backups, entry)) as handle:
+                        self.marker = handle.read()
 
         def unpause(self, name):
             self.events.append(('unpause', name, sorted(os.listdir(self.watch))))
+            self.copy_modes = [os.stat(os.path.join(self.watch, entry)).st_mode & 0o777
+                               for entry in os.listdir(self.watch) if entry.endswith('.tmp')]
             if self.unpause_fails:
                 raise VmctlError('unpause vm command failed: Invalid argument')
 
@@ -165,6 +176,7 @@ def test_backups_are_this_vms_complete_ones_in_time_order(host):
     make_backup(dest, 'web10-20261201T000000Z')           # another VM
     make_backup(dest, 'web1-20261201T000000Z', manifest=False)   # not complete
     make_backup(dest, 'web1-yesterday')
+    make_backup(dest, 'web1-20261201T000000Zjunk')
     make_backup(dest, '.web1-20261201T000000Z.partial')
     assert vm_backup.existing_backups(request_for(host)) == [earliest, same_second, tenth, later]
 
@@ -175,6 +187,7 @@ def test_keep_counts_the_new_backup(host):
     backups = vm_backup.existing_backups(request_for(host))
     assert vm_backup.expired(request_for(host, keep=3), backups, NOW) == old[:1]
     assert vm_backup.expired(request_for(host, keep=4), backups, NOW) == []
+    assert vm_backup.expired(request_for(host, keep=5), backups, NOW) == []
     assert vm_backup.expired(request_for(host, keep=1), backups, NOW) == old
     assert vm_backup.expired(request_for(host), backups, NOW) == []
 
@@ -208,6 +221,8 @@ def test_leftovers_are_this_vms_only(host):
     partial = dest / '.web1-20261201T030000Z.partial'
     partial.mkdir()
     (dest / '.web10-20261201T030000Z.partial').mkdir()
+    (dest / '.web1-20261201T030000Z.partials').mkdir()
+    (dest / 'x.web1-20261201T030000Z.partial').mkdir()
     copy = disks / '.web1.raw.vmm_backup-0badf00d.tmp'
     copy.write_bytes(b'')
     (disks / '.web10.raw.vmm_backup-0badf00d.tmp').write_bytes(b'')
@@ -320,7 +335,8 @@ def test_a_running_vm_is_paused_only_while_its_top_image_is_copied(host):
     assert vmctl.calls[0][3] == os.path.join(str(host['disks']), unpause[2][0])
     assert os.listdir(str(host['disks'])) == ['web1.raw']              # the copy is gone
     assert not os.path.exists(vm_backup.pause_marker(the_plan.request))
-    assert isinstance(paused, float) and paused >= 0 and manifest['paused_seconds'] == paused
+    assert isinstance(paused, float) and 0 <= paused < 60 and manifest['paused_seconds'] == paused
+    assert vmctl.marker == '%d\n' % os.getpid() and vmctl.copy_modes == [0o600]
     assert (manifest['state'], manifest['consistency']) == ('running', 'paused')
     assert removed == [old] and not os.path.exists(old)
     assert read_back(os.path.join(the_plan.backup, 'disk0.raw'), 3 * MIB, 25) == b'data written by the guest'
@@ -454,3 +470,125 @@ def test_a_disk_named_through_a_link_is_copied_beside_the_file_it_is(host):
     leftover = real / '.web1.qcow2.vmm_backup-0badf00d.tmp'
     leftover.write_bytes(b'')
     assert vm_backup.leftovers(the_plan.request, the_plan.disks) == [str(leftover)]
+
+
+def test_a_hundred_backups_in_one_second_is_the_limit(host):
+    dest = host['dest']
+    request = request_for(host)
+    make_backup(dest, 'web1-20261201T030000Z')
+    for suffix in range(1, 99):
+        make_backup(dest, 'web1-20261201T030000Z-%d' % suffix)
+    assert vm_backup.new_backup_path(request, NOW) == str(dest / 'web1-20261201T030000Z-99')
+    make_backup(dest, 'web1-20261201T030000Z-99')
+    with pytest.raises(BackupError) as error:
+        vm_backup.new_backup_path(request, NOW)
+    assert str(error.value) == 'dest: %s already holds 100 backups of web1 made in the same second' % dest
+
+
+def test_runs_of_one_vm_take_turns(host):
+    request = request_for(host)
+    lock_file = os.path.join(str(host['dest']), '.web1.vmm_backup-lock')
+    with vm_backup.vm_lock(request, 5):
+        assert os.stat(lock_file).st_mode & 0o777 == 0o600
+        with open(lock_file) as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)     # held
+        with pytest.raises(BackupError) as error:
+            with vm_backup.vm_lock(request, 1):
+                pass
+        assert str(error.value) == 'another vmm_backup run of web1 holds %s and did not finish within 1 s' % lock_file
+    with open(lock_file) as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)             # released when the run ends
+        released = threading.Timer(0.3, lambda: fcntl.flock(other, fcntl.LOCK_UN))
+        released.start()
+        started = time.monotonic()
+        with vm_backup.vm_lock(request, 5):                           # waits for the holder, then takes it
+            assert time.monotonic() - started >= 0.25
+        released.join()
+
+
+def test_a_bad_vm_conf_is_named(host):
+    host['conf'].write_text('vm "web1" {\n\tdisk\n')
+    with pytest.raises(BackupError, match=r'^vm_conf: '):
+        vm_backup.read_definition(request_for(host))
+
+
+def test_a_disk_that_is_not_an_image_is_named(host):
+    os.unlink(host['disk'])
+    host['disk'].mkdir()
+    with pytest.raises(BackupError, match=r'^disk 0 of VM web1 %s is a directory; give the path of an image file$' % host['disk']):
+        vm_backup.source_disks(vm_backup.read_definition(request_for(host)))
+
+
+def test_the_pause_is_measured_in_milliseconds(host, monkeypatch):
+    clock = iter([1000.0, 1000.1234567])
+    monkeypatch.setattr(vm_backup.time, 'monotonic', lambda: next(clock))
+    the_plan = plan(host, 'running')
+    vmctl = host['recording'](host['env'], str(host['disks']))
+    assert vm_backup._copy_tops_paused(the_plan, vmctl, {}) == 0.123  # pylint: disable=protected-access
+
+
+def test_the_manifest_is_a_json_text_file(host):
+    the_plan = plan(host, 'stopped')
+    vm_backup.take_backup(the_plan, host['recording'](host['env'], str(host['disks'])), now=NOW)
+    with open(os.path.join(the_plan.backup, 'manifest.json')) as handle:
+        text = handle.read()
+    assert text.endswith('}\n') and text.startswith('{\n  "consistency": "stopped",\n')
+
+
+def test_a_failed_copy_while_paused_leaves_no_copy(host, monkeypatch):
+    def copy_fails(source, target, size, chunk=MIB):
+        target.write(b'half')
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(disk_image, '_copy_sparse', copy_fails)
+    with pytest.raises(OSError, match='No space left on device'):
+        vm_backup._stable_copy(str(host['disk']))  # pylint: disable=protected-access
+    assert os.listdir(str(host['disks'])) == ['web1.raw']
+
+
+class WrongImage:
+    """What a faulty vmctl create -i could leave: nothing, another format, a smaller image, an overlay."""
+
+    def __init__(self, recording, env, watch, kind):
+        class Faulty(recording):
+            def create(self, path, size=None, base=None, source=None, fmt=None):
+                bare = path.split(':', 1)[-1]
+                lab = os.path.join(LAB_BIN, 'vmctl')
+                if kind == 'nothing':
+                    return ''
+                if kind == 'format':
+                    args = ['create', '-s', '8M', 'qcow2:' + bare]
+                elif kind == 'size':
+                    args = ['create', '-s', '4M', 'raw:' + bare]
+                else:
+                    subprocess.run([lab, 'create', '-s', '8M', os.path.join(os.path.dirname(bare), 'b.qcow2')], env=env, check=True,
+                                   capture_output=True)
+                    args = ['create', '-b', 'b.qcow2', 'qcow2:' + bare]
+                subprocess.run([lab] + args, cwd=os.path.dirname(bare), env=env, check=True, capture_output=True)
+                return ''
+        self.vmctl = Faulty(env, watch)
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('nothing', r'^vmctl create -i reported success but .*/disk0\.raw does not exist$'),
+    ('format', r'^the copy of %s is not a whole image: format qcow2 instead of raw$'),
+    ('size', r"^the copy of %s is not a whole image: size 4194304, smaller than the disk's 8388608$"),
+])
+def test_a_copy_that_is_not_the_whole_disk_is_refused(host, kind, message):
+    the_plan = plan(host, 'stopped')
+    vmctl = WrongImage(host['recording'], host['env'], str(host['disks']), kind).vmctl
+    pattern = message % host['disk'] if '%s' in message else message
+    with pytest.raises(BackupError, match=pattern):
+        vm_backup.take_backup(the_plan, vmctl, now=NOW)
+    assert os.listdir(str(host['dest'])) == []
+
+
+def test_a_copy_with_a_base_is_refused(host):
+    overlay = host['disks'] / 'web1.qcow2'
+    subprocess.run([os.path.join(LAB_BIN, 'vmctl'), 'create', '-s', '8M', str(overlay)], env=host['env'], check=True, capture_output=True)
+    host['conf'].write_text('vm "web1" {\n\tdisk "%s"\n}\n' % overlay)
+    the_plan = plan(host, 'stopped')
+    vmctl = WrongImage(host['recording'], host['env'], str(host['disks']), 'base').vmctl
+    with pytest.raises(BackupError, match=r'^the copy of %s is not a whole image: a base \(b\.qcow2\)$' % overlay):
+        vm_backup.take_backup(the_plan, vmctl, now=NOW)
+    assert os.listdir(str(host['dest'])) == []
