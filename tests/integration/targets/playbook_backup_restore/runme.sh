@@ -121,6 +121,7 @@ on vmm1 vmctl stop -f big1
 backup -e vm=big1 -e if_running=fail -e define=false
 [ "$(get "r['manifest']['consistency']")" = stopped ] && [ "$(get "r['paused_seconds']")" = None ]
 ! get "r['commands']" | grep -q pause || exit 1
+big_stopped=$(get "r['backup']")
 
 # 8. restore on vmm2 through the controller: first a damaged copy of the backup, refused before any change
 damaged=$backups/web1-20000101T000000Z
@@ -149,3 +150,13 @@ conf=$(sha256sum < "$(root vmm2)/etc/vm.conf")
 if restore -e "restore_backup=$second"; then echo "a restore replaced an existing VM" >&2; exit 1; fi
 grep -q 'VM web1 is already defined or running on vmm2 (remove it first); nothing was restored' "$log"
 [ "$(sha256sum < "$(root vmm2)/etc/vm.conf")" = "$conf" ]
+
+# 9. on the host that holds the backup (nothing copied): big1 removed, then restored from its backup, stopped
+VMM_LAB_ROOT=$(root vmm1) ansible -i "$inv" vmm1 -m openbsd.vmm.vmm_vm -a "name=big1 state=absent vm_conf=$(root vmm1)/etc/vm.conf"
+rm "$disks1/big1.raw"
+play "$COLL/playbooks/restore_vm.yml" -e restore_host=vmm1 -e "restore_backup=$big_stopped" -e restore_state=stopped
+grep -A2 'TASK \[Copy the images here\]' "$log" | grep -q '^skipping: \[vmm1\]'
+[ "$(vm_state vmm1 big1)" = stopped ]
+grep -A3 '"big1"' "$(root vmm1)/etc/vm.conf" | grep -q 'disable'
+qemu-io -r -f raw -c 'read -P 0x77 3G 64k' "$disks1/big1.raw" | grep -q 'read 65536/65536'
+[ "$(ls -A "$big_stopped")" = "$(printf 'disk0.raw\nmanifest.json')" ]   # the backup is left as it was
