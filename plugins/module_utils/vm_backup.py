@@ -12,8 +12,9 @@ Consistency: a stopped VM's disks are copied while this run holds vmd's lock on 
 on them meanwhile). A running VM is paused (``vmctl pause``: vmd's vm.c pause_vm answers only once every
 vCPU has stopped) just long enough to copy each disk's top image to a file beside it, then unpaused; the
 bases below are read-only images no VM writes. The copy is retried when the top image changed while it
-was read (size or modification time), because vmd's disk device process is told to pause after the vCPUs
-and a write already in flight may still land. What is copied is what a power cut would leave.
+was read (size or modification time): pause_vm waits for the vCPUs only, and a disk request the guest
+queued before may still be finished by the disk emulation afterwards (a guess: vioblk's side of the pause
+was not read). What is copied is what a power cut would leave.
 
 Nothing half is ever left as a backup: the directory is built as ``.<vm>-<stamp>.partial`` and renamed
 when its manifest is written; a killed run's partial directory and temporary copies are removed by the
