@@ -31,7 +31,6 @@ MAX_BACKING_FILE_SIZE = 1023
 # vmd tolerates only the dirty (bit 0) and corrupt (bit 1) incompatible bits.
 VMD_TOLERATED_INCOMPATIBLE = 0x3
 VMD_REFCOUNT_ORDER = 4
-VMD_CLUSTER_BITS = 16  # what vmctl create writes; every part of a chain must share it
 
 
 class Qcow2Error(ValueError):
@@ -59,7 +58,8 @@ class Qcow2Header:
     header_length: int
     backing_file: Optional[str] = None
     # The 32 bits vmd reads at offset 96 even for version 2 images, whose
-    # header ends at 72 bytes (qcow2-facts.md section 5).
+    # header ends at 72 bytes (qcow2-facts.md section 5); None when the data
+    # parsed ends before byte 104 (never for read_header: the tables follow).
     vmd_refcount_order: Optional[int] = None
 
     @property
@@ -161,27 +161,21 @@ def read_header(path):
         # The header and the backing file name live in the first cluster (at most 2 MiB).
         data = image.read(1 << MAX_CLUSTER_BITS)
         file_length = os.fstat(image.fileno()).st_size
-    if has_magic(data) and len(data) >= 24:
-        cluster_bits = struct.unpack_from('>I', data, 20)[0]
-        if MIN_CLUSTER_BITS <= cluster_bits <= MAX_CLUSTER_BITS:
-            data = data[:max(1 << cluster_bits, HEADER_LENGTH)]
     return parse_header(data, file_length=file_length, name=path)
 
 
 def vmd_problems(header):
     """The reasons vmd would refuse to open an image with ``header`` (empty when usable).
 
-    Follows vioqcow2.c's order and wording: refcount width first (so a qemu
-    version 2 image fails here), then version, then incompatible features.
+    Follows vioqcow2.c's order and wording: refcount width first, read at
+    offset 96 whatever the version (so a qemu version 2 image fails here),
+    then incompatible features. vioqcow2.c's version check (2 or 3) comes
+    between them; parse_header refuses any other version before a header
+    exists.
     """
     problems = []
-    refcount_order = header.vmd_refcount_order if header.vmd_refcount_order is not None else header.refcount_order
-    if header.version == 2:
-        refcount_order = header.vmd_refcount_order
-    if refcount_order != VMD_REFCOUNT_ORDER:
+    if header.vmd_refcount_order != VMD_REFCOUNT_ORDER:
         problems.append('unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)')
-    if header.version not in (2, 3):
-        problems.append('unknown qcow2 version %d' % header.version)
     unsupported = header.incompatible_features & ~VMD_TOLERATED_INCOMPATIBLE
     if unsupported:
         problems.append('unsupported features %x' % unsupported)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -187,14 +188,21 @@ def test_encryption_is_refused(tmp_path):
 
 # -- truncated and corrupt headers --------------------------------------------
 
-@pytest.mark.parametrize('length', [0, 3, 4, 50, 71])
-def test_truncated_before_the_v2_fields(tmp_path, length):
+@pytest.mark.parametrize('length, message', [
+    (0, ' is not a qcow2 image: it does not start with the qcow2 magic'),
+    (3, ' is not a qcow2 image: it does not start with the qcow2 magic'),
+    # the whole magic and no more: a qcow2 file, cut short
+    (4, ': truncated qcow2 header: 4 bytes, a header needs at least 72'),
+    (50, ': truncated qcow2 header: 50 bytes, a header needs at least 72'),
+    (71, ': truncated qcow2 header: 71 bytes, a header needs at least 72'),
+])
+def test_truncated_before_the_v2_fields(tmp_path, length, message):
     source = write_vmctl_qcow2(str(tmp_path / 'full.qcow2'), MIB)
     with open(source, 'rb') as image:
         data = image.read(length)
     path = tmp_path / 'cut.qcow2'
     path.write_bytes(data)
-    with pytest.raises(qcow2.Qcow2Error, match='truncated qcow2 header|not a qcow2 image'):
+    with pytest.raises(qcow2.Qcow2Error, match=re.escape(str(path) + message)):
         qcow2.read_header(str(path))
 
 
@@ -220,12 +228,21 @@ def test_truncated_image_behind_a_whole_header(tmp_path):
         qcow2.read_header(str(path))
 
 
-def test_backing_name_cut_off(tmp_path):
+@pytest.mark.parametrize('length', [110, 118])
+def test_backing_name_cut_off(tmp_path, length):
     path = write_vmctl_qcow2(str(tmp_path / 'o.qcow2'), MIB, base='some/base.qcow2')
     with open(path, 'rb') as image:
-        data = image.read(110)
-    with pytest.raises(qcow2.Qcow2Error, match='backing file name ends at byte 119'):
+        data = image.read(length)
+    with pytest.raises(qcow2.Qcow2Error, match=re.escape('image: truncated qcow2 header: the backing file name ends at byte 119 '
+                                                         'but only %d bytes were read' % length)):
         qcow2.parse_header(data)
+
+
+def test_data_ending_with_the_backing_name_is_enough(tmp_path):
+    path = write_vmctl_qcow2(str(tmp_path / 'o.qcow2'), MIB, base='some/base.qcow2')
+    with open(path, 'rb') as image:
+        data = image.read(119)          # the 104-byte header and the 15 bytes of the name
+    assert qcow2.parse_header(data).backing_file == 'some/base.qcow2'
 
 
 def test_not_qcow2(tmp_path):
@@ -336,3 +353,92 @@ def test_header_length_112_is_accepted(tmp_path):
     path = write_vmctl_qcow2(str(tmp_path / 'c.qcow2'), MIB)
     patch(path, 100, '>I', 112)
     assert qcow2.read_header(path).header_length == 112
+
+
+# -- headers written byte by byte: the exact lengths parse_header accepts -------------------------
+
+def v2_header(refcount_table_offset=2 * CLUSTER):
+    """The 72 bytes of a version 2 header (qcow2 spec): a 1 MiB disk, 64K clusters, L1 at 64K."""
+    return struct.pack('>4sIQIIQIIQQIIQ', b'QFI\xfb', 2, 0, 0, 16, MIB, 0, 1, CLUSTER, refcount_table_offset, 1, 0, 0)
+
+
+def v3_fields(refcount_order=4):
+    """The 32 bytes a version 3 header adds at offset 72: features, refcount_order, header_length."""
+    return struct.pack('>QQQII', 0, 0, 0, refcount_order, 104)
+
+
+def test_version_2_header_of_exactly_72_bytes_is_read():
+    """72 bytes are a whole version 2 header; only a version 3 header needs 104."""
+    header = qcow2.parse_header(v2_header())
+    assert (header.version, header.size, header.cluster_bits, header.l1_table_offset) == (2, MIB, 16, CLUSTER)
+    # the spec's fixed values for the fields version 2 does not have
+    assert (header.incompatible_features, header.compatible_features, header.autoclear_features) == (0, 0, 0)
+    assert (header.refcount_order, header.header_length) == (4, 72)
+    # nothing at offset 96 to read: vmd would find no 16-bit refcounts there
+    assert header.vmd_refcount_order is None
+    assert qcow2.vmd_problems(header) == ['unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)']
+
+
+@pytest.mark.parametrize('at_96, problems', [
+    (4, []),
+    (0, ['unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)']),
+])
+def test_version_2_header_is_judged_by_the_word_vmd_reads_at_offset_96(at_96, problems):
+    """vmd reads refcount_order at offset 96 whatever the version; bytes 72..103 are not part of a v2 header."""
+    data = v2_header() + struct.pack('>QQQII', 7, 7, 7, at_96, 0)
+    header = qcow2.parse_header(data)
+    assert (header.version, header.vmd_refcount_order, header.refcount_order, header.header_length) == (2, at_96, 4, 72)
+    assert (header.incompatible_features, header.compatible_features, header.autoclear_features) == (0, 0, 0)
+    assert qcow2.vmd_problems(header) == problems
+
+
+def test_version_3_header_of_exactly_104_bytes_is_read():
+    data = struct.pack('>4sIQIIQIIQQIIQ', b'QFI\xfb', 3, 0, 0, 16, MIB, 0, 1, CLUSTER, 2 * CLUSTER, 1, 0, 0) + v3_fields()
+    assert len(data) == 104
+    header = qcow2.parse_header(data)
+    assert (header.version, header.header_length, header.refcount_order, header.vmd_refcount_order) == (3, 104, 4, 4)
+    assert qcow2.vmd_problems(header) == []
+    with pytest.raises(qcow2.Qcow2Error, match=re.escape('image: truncated qcow2 header: 103 bytes, a version 3 header needs 104')):
+        qcow2.parse_header(data[:103])
+
+
+def test_version_3_refcount_order_other_than_4_is_refused():
+    data = struct.pack('>4sIQIIQIIQQIIQ', b'QFI\xfb', 3, 0, 0, 16, MIB, 0, 1, CLUSTER, 2 * CLUSTER, 1, 0, 0) + v3_fields(5)
+    assert qcow2.vmd_problems(qcow2.parse_header(data)) == ['unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)']
+
+
+def write_l1_last(path):
+    """A consistent 1 MiB image whose L1 table, not its refcount table, ends the file.
+
+    Clusters: 0 header, 1 refcount table, 2 refcount block, 3 the L1 table (one 8-byte entry, the file ends after it).
+    """
+    header = struct.pack('>4sIQIIQIIQQIIQQQQII', b'QFI\xfb', 3, 0, 0, 16, MIB, 0, 1, 3 * CLUSTER, CLUSTER, 1, 0, 0,
+                         0, 0, 0, 4, 104)
+    with open(path, 'wb') as image:
+        image.write(header)
+        image.seek(CLUSTER)
+        image.write(struct.pack('>Q', 2 * CLUSTER))
+        image.seek(2 * CLUSTER)
+        image.write(struct.pack('>H', 1) * 4)
+        image.seek(3 * CLUSTER)
+        image.write(struct.pack('>Q', 0))
+    return path
+
+
+@needs_qemu_img
+def test_l1_last_layout_passes_qemu_img_check(tmp_path):
+    """Guards the fixture below: qemu reads it as a consistent 1 MiB image."""
+    path = write_l1_last(str(tmp_path / 'l1last.qcow2'))
+    subprocess.run(['qemu-img', 'check', '-q', '-f', 'qcow2', path], check=True)
+    info = subprocess.run(['qemu-img', 'info', '--output=json', path], check=True, capture_output=True, text=True).stdout
+    assert '"virtual-size": 1048576' in info
+
+
+def test_file_ending_exactly_where_its_l1_table_ends_is_fine(tmp_path):
+    path = write_l1_last(str(tmp_path / 'l1last.qcow2'))
+    # the L1 table starts at 196608 and holds one 8-byte entry: the tables end at byte 196616
+    assert os.path.getsize(path) == 196616
+    assert qcow2.read_header(path).l1_size == 1
+    os.truncate(path, 196615)
+    with pytest.raises(qcow2.Qcow2Error, match='truncated qcow2 image: 196615 bytes on disk, but its tables end at byte 196616'):
+        qcow2.read_header(path)
