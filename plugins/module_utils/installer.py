@@ -40,11 +40,6 @@ class Question:
     default: str | None
     # Only asked before a response file exists; a response file cannot answer it.
     interactive_only: bool = False
-    upgrade_only: bool = False
-
-    @property
-    def has_default(self):
-        return self.default is not None
 
 
 # Prompts as the installer matches them: no "[default]" suffix, and for ask_which
@@ -108,9 +103,9 @@ CATALOGUE = (
     Question("Server directory?", 'pub/OpenBSD/<release>/<arch>'),
     Question("Is the disk partition already mounted?", 'no'),
     Question("Which disk contains the install media?", '<disk>'),
-    Question("Which disk contains the upgrade media?", '<disk>', upgrade_only=True),
+    Question("Which disk contains the upgrade media?", '<disk>'),  # upgrades only
     Question("Which <dev> partition has the install sets?", '<part>'),
-    Question("Which <dev> partition has the upgrade sets?", '<part>', upgrade_only=True),
+    Question("Which <dev> partition has the upgrade sets?", '<part>'),  # upgrades only
     Question("Pathname to the sets? (or 'done')", '<release>/<arch>'),
     Question("Server IP address or hostname?", None),
     Question("Filesystem on server to mount?", None),
@@ -127,10 +122,10 @@ CATALOGUE = (
     Question("Unverified sets: <list>. Continue without verification?", 'no'),
     Question("Installation of <file> failed. Continue anyway?", 'no'),
     Question("Are you *SURE* your install is complete without '<set>'?", 'no'),
-    Question("Are you *SURE* your upgrade is complete without '<set>'?", 'no', upgrade_only=True),
+    Question("Are you *SURE* your upgrade is complete without '<set>'?", 'no'),  # upgrades only
     Question("Time appears wrong.  Set to '<date>'?", 'yes'),
-    Question("Force checking of clean non-root filesystems?", 'no', upgrade_only=True),
-    Question("Continue anyway?", 'no', upgrade_only=True),
+    Question("Force checking of clean non-root filesystems?", 'no'),  # upgrades only
+    Question("Continue anyway?", 'no'),  # upgrades only
 )
 
 
@@ -210,16 +205,14 @@ def _match_from(key, ki, pattern, pi, literal=False):
         literal = True
         ki += 1
         pi += 1
-    if pi < len(pattern) and pattern[pi] == _ANY:
-        return False
+    # A key that ends right before a placeholder ends on the wildcard, which is no boundary.
     return literal and _bounded_end(pattern, pi)
 
 
 def key_matches_template(key, template):
     """Could ``key`` match the question ``template`` for some run-time text in its placeholders?"""
     key, pattern = key.lower(), _pattern(template)
-    if not key:
-        return False
+    # An empty key matches nothing: _match_from finds no question text in it.
     for start in range(len(pattern)):
         if start == 0 or pattern[start - 1] == ' ':
             if _match_from(key, 0, pattern, start):
