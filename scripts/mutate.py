@@ -118,13 +118,6 @@ HARMLESS = {
      "elif hand.path == vmconf.path and vmconf.block is not None and hand.line > vmconf.before.count('\\n') + 1:", '1 -> 2'):
         'it differs only for a vm statement on the line after BEGIN, which is the END line at the earliest (a comment) '
         'or inside the managed block: a hand-written VM below the block starts two lines after BEGIN or later',
-    ('plugins/module_utils/disk_image.py', 'LOCK_TIMEOUT = 60', '60 -> 61'):
-        "run_lock's default: vmm_disk, its one caller in the product, always passes its lock_timeout option (default 60); "
-        'the tests that hold the lock with the default never wait on it',
-    ('plugins/module_utils/disk_image.py', 'grow: bool = False', 'False -> True'):
-        'validate_request, the one maker of a DiskRequest, always passes grow',
-    ('plugins/module_utils/disk_image.py', 'force: bool = False', 'False -> True'):
-        'validate_request, the one maker of a DiskRequest, always passes force',
     ('plugins/module_utils/disk_image.py', 'if wanted_size < current.size:', '< -> <='):
         "equal sizes returned the 'none' plan on the line above, so < and <= refuse the same sizes",
     ('plugins/module_utils/disk_image.py', 'while offset < size:', '< -> <='):

@@ -67,13 +67,13 @@ class DiskImage:
 class DiskRequest:
     """The validated module parameters. ``size`` is the effective size vmctl would create."""
     path: str
+    grow: bool
+    force: bool
     state: str = 'present'
     size: Optional[int] = None
     format: Optional[str] = None
     base: Optional[str] = None
     source: Optional[str] = None
-    grow: bool = False
-    force: bool = False
     vm_conf: Optional[str] = None
     archive_dir: Optional[str] = None  # state=absent moves the image there instead of deleting it
     given: Optional[str] = None  # path as given, directories resolved
@@ -282,9 +282,6 @@ def check_not_in_use(path):
 
 # -- this collection's own lock and leftovers --------------------------------
 
-LOCK_TIMEOUT = 60
-
-
 def _own_name(path, kind):
     directory, name = os.path.split(path)
     return os.path.join(directory, '.%s.vmm_disk-%s' % (name, kind))
@@ -308,7 +305,7 @@ def leftovers(path):
 
 
 @contextlib.contextmanager
-def run_lock(path, timeout=LOCK_TIMEOUT):
+def run_lock(path, timeout):
     """Hold this collection's lock on ``path`` (``.NAME.vmm_disk-lock`` beside it), waiting up to ``timeout`` seconds.
 
     Two vmm_disk runs on one image take turns; the holder writes its pid in the file so a run that

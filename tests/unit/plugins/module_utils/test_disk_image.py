@@ -420,7 +420,7 @@ class KilledVmctl:
 request = disk_image.validate_request(dict(path=sys.argv[1], state='present', size=None, format=None, base=None,
                                            source=sys.argv[2], grow=False, force=False))
 plan = disk_image.plan_change(request, disk_image.inspect_image(request.path))
-with disk_image.run_lock(request.path):
+with disk_image.run_lock(request.path, timeout=0):
     disk_image.apply_plan(plan, KilledVmctl())
 '''
 
@@ -444,7 +444,7 @@ def test_a_killed_import_leaves_no_image_and_the_rerun_converges(lab_dir, fake):
     # the re-run: plans a create (not a no-op), removes what the killed run left, makes a whole copy
     plan = plan_for(path=path, source=source)
     assert plan.action == 'create'
-    with disk_image.run_lock(str(path)):
+    with disk_image.run_lock(str(path), timeout=0):
         image = disk_image.apply_plan(plan, fake)
     assert image.size == 8 * MIB
     with open(str(path), 'rb') as copy, open(source, 'rb') as original:
@@ -461,14 +461,14 @@ def test_run_lock_removes_only_this_images_leftovers(lab_dir):
         leftover.write_bytes(b'QFI\xfb partial')
     (lab_dir / '.plain.raw.vmm_disk-lock').write_text('999999\n')
     assert disk_image.leftovers(str(lab_dir / 'plain.raw')) == sorted([str(lab_dir / '.plain.raw.vmm_disk-lock'), str(mine)])
-    with disk_image.run_lock(str(lab_dir / 'plain.raw')):
+    with disk_image.run_lock(str(lab_dir / 'plain.raw'), timeout=0):
         assert not mine.exists() and other.exists() and similar.exists()
     assert not (lab_dir / '.plain.raw.vmm_disk-lock').exists()
 
 
 def test_a_second_run_waits_then_names_the_holder(lab_dir):
     path = str(lab_dir / 'plain.raw')
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         with open(disk_image.lock_path(path)) as lock:
             assert lock.read() == '%d\n' % os.getpid()
         started = time.monotonic()
@@ -705,7 +705,7 @@ def test_an_image_in_a_loop_is_not_its_own_dependent(tmp_path):
 
 def test_a_lock_timeout_of_0_gives_up_at_the_first_busy_try(lab_dir, monkeypatch):
     path = str(lab_dir / 'plain.raw')
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         monkeypatch.setattr(disk_image.time, 'monotonic', lambda: 1000.0)   # no time passes: the deadline is now
         with pytest.raises(disk_image.DiskBusy):
             with disk_image.run_lock(path, timeout=0):
@@ -730,7 +730,7 @@ def test_a_lock_file_replaced_while_it_was_opened_is_opened_again(lab_dir, monke
 
     monkeypatch.setattr(disk_image.os, 'fstat', fstat)
     monkeypatch.setattr(disk_image.os, 'open', counting_open)
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         assert len(opened) == 2
     monkeypatch.undo()
 
@@ -767,7 +767,7 @@ def test_verify_refuses_an_image_vmd_cannot_use(tmp_path):
     with open(path, 'r+b') as image:
         image.seek(96)                      # refcount_order (qcow2 version 3 header)
         image.write((5).to_bytes(4, 'big'))
-    plan = disk_image.Plan('create', disk_image.DiskRequest(path=str(tmp_path / 'disk.qcow2')), None, format='qcow2', size=GIB)
+    plan = disk_image.Plan('create', disk_image.DiskRequest(path=str(tmp_path / 'disk.qcow2'), grow=False, force=False), None, format='qcow2', size=GIB)
     with pytest.raises(DiskError) as info:
         disk_image.verify(path, plan)
     assert str(info.value) == ('vmctl create made %s with unsupported refcount size (vmd needs 16-bit refcounts, refcount_order 4)'
@@ -791,7 +791,7 @@ def test_the_run_lock_holds_only_this_pid_and_closes_its_file(lab_dir):
     with open(disk_image.lock_path(path), 'w') as stale:
         stale.write('1234567890\n')              # left by a killed run with a longer pid
     open_before = sorted(os.listdir('/proc/self/fd'))
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         with open(disk_image.lock_path(path)) as lock:
             assert lock.read() == '%d\n' % os.getpid()
     assert sorted(os.listdir('/proc/self/fd')) == open_before
@@ -881,7 +881,7 @@ def test_archiving_an_overlay_where_its_base_name_is_another_file_warns(lab_dir)
 
 
 def create_plan(path, fmt='qcow2', size=GIB, base=None):
-    return disk_image.Plan('create', disk_image.DiskRequest(path=path), None, format=fmt, size=size, base=base)
+    return disk_image.Plan('create', disk_image.DiskRequest(path=path, grow=False, force=False), None, format=fmt, size=size, base=base)
 
 
 def verify_refuses(path, plan):
@@ -943,7 +943,7 @@ def test_verify_calls_an_image_it_cannot_read_unusable(lab_dir):
 
 def test_a_busy_run_lock_leaks_no_descriptor_and_the_lock_file_is_private(lab_dir):
     path = str(lab_dir / 'plain.raw')
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         assert os.stat(disk_image.lock_path(path)).st_mode & 0o777 == 0o600
         open_before = sorted(os.listdir('/proc/self/fd'))
         with pytest.raises(disk_image.DiskBusy):
@@ -971,7 +971,7 @@ def test_a_busy_run_lock_is_tried_every_tenth_of_a_second_not_in_a_busy_loop(lab
         tries.append(operation)
         return real_flock(descriptor, operation)
 
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         monkeypatch.setattr(disk_image.fcntl, 'flock', flock)
         with pytest.raises(disk_image.DiskBusy):
             with disk_image.run_lock(path, timeout=0.25):

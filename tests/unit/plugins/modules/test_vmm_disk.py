@@ -78,7 +78,7 @@ def test_a_no_op_run_removes_a_killed_runs_leftovers(tmp_path, capsys, monkeypat
 def test_a_second_run_on_a_busy_image_names_the_other_run(tmp_path, capsys, monkeypatch):
     from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
     path = write_vmctl_qcow2(str(tmp_path / 'disk.qcow2'), GIB)
-    with disk_image.run_lock(path):
+    with disk_image.run_lock(path, timeout=0):
         result = run_module(capsys, monkeypatch, path=path, state='absent', lock_timeout=0)
     assert result['failed'] is True
     assert result['msg'].startswith('%s is busy: another vmm_disk run (pid %d) holds its lock' % (path, os.getpid()))

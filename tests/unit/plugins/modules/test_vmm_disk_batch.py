@@ -160,7 +160,7 @@ def test_each_image_has_its_own_lock_not_one_for_the_run(tmp_path, capsys, monke
     from ansible_collections.openbsd.vmm.plugins.module_utils import disk_image
     first = write_vmctl_qcow2(str(tmp_path / 'first.qcow2'), GIB)
     busy = write_vmctl_qcow2(str(tmp_path / 'busy.qcow2'), GIB)
-    with disk_image.run_lock(busy):  # another run works on busy.qcow2 only
+    with disk_image.run_lock(busy, timeout=0):  # another run works on busy.qcow2 only
         result = run_module(capsys, monkeypatch, state='absent', lock_timeout=0, disks=[{'path': first}, {'path': busy}])
     assert result['failed'] is True and result['changed'] is True
     assert result['msg'].startswith('disks[1]: %s: %s is busy: another vmm_disk run (pid %d) holds its lock'
