@@ -170,10 +170,11 @@ def existing_backups(request):
 
 
 def _stamp_key(path):
-    """(stamp, suffix) of a backup's name: the order it was made in."""
-    stamp = re.search(r'-(' + _STAMP_PATTERN + r')\Z', os.path.basename(path)).group(1)
+    """(stamp, suffix, name) of a backup: the order it was made in (the name only makes the order total)."""
+    name = os.path.basename(path)
+    stamp = re.search(r'-(' + _STAMP_PATTERN + r')\Z', name).group(1)
     base, _dash, suffix = stamp.partition('-')
-    return base, int(suffix or 0)
+    return base, int(suffix or 0), name
 
 
 def new_backup_path(request, now):

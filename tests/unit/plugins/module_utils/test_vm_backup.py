@@ -7,6 +7,7 @@ only vmd's pause/unpause are recorded here (they need a running vmd: tests/integ
 from __future__ import annotations
 
 import calendar
+import errno
 import fcntl
 import hashlib
 import json
@@ -592,3 +593,12 @@ def test_a_copy_with_a_base_is_refused(host):
     with pytest.raises(BackupError, match=r'^the copy of %s is not a whole image: a base \(b\.qcow2\)$' % overlay):
         vm_backup.take_backup(the_plan, vmctl, now=NOW)
     assert os.listdir(str(host['dest'])) == []
+
+
+def test_a_lock_error_other_than_held_is_not_taken_for_a_busy_lock(host, monkeypatch):
+    def broken_flock(descriptor, operation):
+        raise OSError(errno.EIO, 'Input/output error')
+    monkeypatch.setattr(vm_backup.fcntl, 'flock', broken_flock)
+    with pytest.raises(OSError, match='Input/output error'):
+        with vm_backup.vm_lock(request_for(host), 5):
+            pass
