@@ -9,6 +9,7 @@ lives). Exit status tells the daemon what the guest did: 0 = halt/power-off,
 import json
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -24,14 +25,48 @@ class Console:
 
     def __init__(self, target):
         self.handle = open(target, "a", buffering=1)
+        self.lock = threading.Lock()     # the boot and what the guest writes to /dev/console (console_device)
 
     def write(self, text):
-        self.handle.write(text)
-        self.handle.flush()
+        with self.lock:
+            self.handle.write(text)
+            self.handle.flush()
         return len(text)
 
     def flush(self):
         self.handle.flush()
+
+
+def console_device(spec, console):
+    """The guest's /dev/console: what the guest's programs write to it goes to the VM's console.
+
+    sys/dev/cons.c cnwrite() hands a write on /dev/console to the console device (cn_tab), on a vmd guest com0
+    (the installer's boot.conf `set tty com0`), the serial port vmd connects to the VM's tty, which `vmctl
+    console` reads. Here a FIFO in the guest's lab dir, which guestnet's GUEST_INIT mounts on /dev/console in
+    the guest's mount namespace, read by this (the VM) process into its console; a writer's O_TRUNC does
+    nothing to a FIFO, as to a character device.
+    """
+    path = os.path.join(spec["lab_root"], "guests", spec["name"], "lab", "console")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path) and not stat.S_ISFIFO(os.lstat(path).st_mode):
+            os.unlink(path)
+        if not os.path.lexists(path):
+            os.mkfifo(path, 0o620)
+        # O_RDWR: the reader never sees end-of-file between two writers
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        sys.stderr.write("console device: %s\n" % exc)
+        return None
+
+    def relay():
+        while True:
+            data = os.read(fd, 4096)
+            if data:
+                console.write(data.decode("utf-8", "replace"))
+
+    threading.Thread(target=relay, name="console-device", daemon=True).start()
+    return path
 
 
 def sync_disk(spec):
@@ -180,6 +215,8 @@ def main(argv=None):
     # `lab guest reboot|halt VM` (and the guest's halt, labsim.pkgtools): what the guest OS would do on its own.
     signal.signal(signal.SIGUSR1, _exit_after_sync(spec, GUEST_EXIT_REBOOT))
     signal.signal(signal.SIGUSR2, _exit_after_sync(spec, GUEST_EXIT_HALT))
+    if spec.get("lab_root") and spec.get("name"):
+        console_device(spec, console)
     boot(spec, console)
     console.write("rebooting...\n")
     sys.stdout.flush()

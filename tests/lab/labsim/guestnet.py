@@ -69,6 +69,8 @@ dir=$1; name=$2; shift 2
 """ + OVERLAY_MOUNTS + r"""# the lab's pkg_add, pkg_info and halt (labsim.pkgtools), first on sshd's PATH (before /tmp, where the
 # lab root may be, is hidden by the guest's own)
 [ ! -d /usr/local/sbin ] || [ ! -d "$dir/lab/bin" ] || mount --bind -o ro "$dir/lab/bin" /usr/local/sbin
+# the VM's console device (guest.py console_device: sys/dev/cons.c cnwrite, com0 on a vmd guest)
+[ ! -p "$dir/lab/console" ] || [ ! -e /dev/console ] || mount --bind "$dir/lab/console" /dev/console
 mount -t tmpfs -o mode=755 tmpfs /run
 # ... which reach the lab's state (its httpd, the guest's record) at /run/lab-root
 mkdir -m 700 /run/lab-root /run/lab-code

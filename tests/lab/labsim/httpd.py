@@ -19,6 +19,7 @@ were tried, in which order.
 """
 
 import errno
+import fnmatch
 import grp
 import html
 import http.server
@@ -61,10 +62,12 @@ def _allowed(st, uid, gids, bit):
 class Site:
     """One `server` block: the chroot, the root inside it, directory options, who serves."""
 
-    def __init__(self, chroot, root, auto_index, uid, gids, index='index.html'):
+    def __init__(self, chroot, root, auto_index, uid, gids, index='index.html', locations=()):
         self.chroot = chroot
         self.root = root
         self.auto_index = auto_index
+        # (pattern, auto index) of the server's `location` blocks, in the configuration's order
+        self.locations = list(locations)
         self.uid = uid
         self.gids = gids
         self.index = index
@@ -85,8 +88,17 @@ class Site:
             st = os.stat(current)
         return st
 
+    def auto_index_for(self, request_path):
+        """server_http.c server_getlocation(): the first location whose pattern fnmatch(3)es the path (FNM_CASEFOLD,
+        without FNM_PATHNAME, so `*` matches `/` too) replaces the server's configuration; else the server's."""
+        for pattern, auto_index in self.locations:
+            if fnmatch.fnmatchcase(request_path.lower(), pattern.lower()):
+                return auto_index
+        return self.auto_index
+
     def resolve(self, request_path):
         """(status, host path or redirect target, stat) for a canonical request path."""
+        auto_index = self.auto_index_for(request_path)
         # server_file(): path = root + request path, inside the chroot.
         host_path = os.path.join(self.chroot, self.root.lstrip('/'), request_path.lstrip('/'))
         try:
@@ -101,7 +113,7 @@ class Site:
                         return 200, index, index_st
                     raise OSError(errno.EACCES, os.strerror(errno.EACCES))
                 except OSError as exc:
-                    if exc.errno != errno.ENOENT or not self.auto_index:
+                    if exc.errno != errno.ENOENT or not auto_index:
                         raise OSError(errno.EACCES, os.strerror(errno.EACCES)) from exc
                 if not _allowed(st, self.uid, self.gids, 4):
                     raise OSError(errno.EACCES, os.strerror(errno.EACCES))

@@ -59,3 +59,20 @@ def test_pkg_add_over_ssh_installs_into_the_guest_and_halt_stops_the_vm(served, 
     assert result.out == ("rsync-3.4.1  mirroring/synchronization over low bandwidth links\n"
                           "xxhash-0.8.3 extremely fast non-cryptographic hash algorithm\n+CONTENTS\n+DESC\n"), result
     assert lab.vmctl("stop", "-f", "pkg2").rc == 0
+
+
+def test_what_the_guest_writes_to_dev_console_is_on_the_vms_console(lab, key):
+    # sys/dev/cons.c cnwrite(): a write to /dev/console goes to the console device, com0 on a vmd guest
+    # (the installer's boot.conf `set tty com0`), which is the VM's tty that vmctl console (cu) reads.
+    disk = installed_disk(lab, "con1", "con1.my.domain", key)
+    assert lab.vmctl("start", "-L", "-d", disk, "con1").rc == 0
+    lab.wait_for(lambda: lab.console("con1").endswith("login: "), timeout=30)
+    address = address_of(lab, "con1")[0]
+    result = ssh(lab, address, key, "echo 'pkg_add: to the console' | tee /dev/console; echo second line >/dev/console; echo rc=$?")
+    assert result.rc == 0, result
+    assert result.out.splitlines() == ["pkg_add: to the console", "rc=0"], result
+    lab.wait_for(lambda: "second line\n" in lab.console("con1"), timeout=10)
+    console = lab.console("con1")
+    # appended after the login prompt (the boot's transcript is kept, never truncated by a writer's O_TRUNC)
+    assert console.index("login: ") < console.index("pkg_add: to the console\n") < console.index("second line\n"), console
+    assert lab.vmctl("stop", "-f", "con1").rc == 0

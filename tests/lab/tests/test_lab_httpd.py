@@ -143,6 +143,32 @@ def test_httpd_lists_directories_only_with_auto_index(host):
     assert result.returncode == 0 and '<a href="index.txt">index.txt</a>' in result.stdout
 
 
+def test_httpd_lists_only_the_directories_a_location_with_auto_index_matches(host):
+    # usr.sbin/httpd/server_http.c server_getlocation(): the first `location` whose pattern fnmatch(3)es the request
+    # path (FNM_CASEFOLD, no FNM_PATHNAME: `*` also matches `/`) replaces the server's configuration for it
+    publish(host, "pub/OpenBSD/7.8/packages/amd64/rsync-3.4.1.tgz")
+    publish(host, "pub/OpenBSD/7.8/amd64/index.txt")
+    location = ('\tdirectory no auto index\n\tlocation "/pub/OpenBSD/7.8/packages/amd64/" {\n'
+                '\t\tdirectory auto index\n\t}\n')
+    assert start_httpd(host, extra=location).returncode == 0
+    result = run(host, "ftp", "-o", "-", "http://127.0.0.1/pub/OpenBSD/7.8/packages/amd64/")
+    assert result.returncode == 0, result
+    # what pkg_add's get_http_list (OpenBSD/PackageRepository.pm) reads: HREF="....tgz", case-insensitive
+    assert '<a href="rsync-3.4.1.tgz">rsync-3.4.1.tgz</a>' in result.stdout, result.stdout
+    for other in ("/pub/OpenBSD/7.8/amd64/", "/pub/OpenBSD/7.8/packages/", "/"):
+        result = run(host, "ftp", "-o", "-", "http://127.0.0.1" + other)
+        assert result.returncode == 1 and "403 Forbidden" in result.stderr, (other, result)
+    # the files of that directory are served as everywhere
+    assert run(host, "ftp", "-o", "-", "http://127.0.0.1/pub/OpenBSD/7.8/packages/amd64/rsync-3.4.1.tgz").stdout == "data\n"
+    # a pattern: the first location that matches decides
+    location = ('\tlocation "/PUB/OpenBSD/*/packages/*" {\n\t\tdirectory auto index\n\t}\n'
+                '\tlocation "/pub/*" {\n\t\tdirectory no auto index\n\t}\n')
+    httpd_conf(host, extra=location)
+    assert run(host, "rcctl", "-f", "reload", "httpd").returncode == 0
+    assert run(host, "ftp", "-o", "-", "http://127.0.0.1/pub/OpenBSD/7.8/packages/amd64/").returncode == 0
+    assert run(host, "ftp", "-o", "-", "http://127.0.0.1/pub/OpenBSD/7.8/amd64/").returncode == 1
+
+
 def test_httpd_reload_restart_stop_and_lab_vmd_stop_leave_no_process(host):
     publish(host, "a")
     assert start_httpd(host).stdout == "httpd(ok)\n"

@@ -76,3 +76,17 @@ def test_a_table_in_the_rdr_rule_lets_only_its_addresses_reach_httpd(host):
     assert run(host, "pfctl", "-a", "openbsd-vmm", "-t", "vmm_install_clients", "-T", "delete", "100.64.4.3").returncode == 0
     with pytest.raises(ConnectionRefusedError):
         network.connect("tap0", "100.64.4.3", "100.64.4.2", 80, own_address="100.64.4.2")
+
+
+def test_pfctl_table_changes_from_concurrent_runs_are_all_kept(host):
+    # The kernel changes a table in one ioctl (sys/net/pf_ioctl.c pfioctl() DIOCRADDADDRS / DIOCRDELADDRS, under
+    # PF_LOCK): two pfctl -T add at once (two image builds adding their build VMs) both land.
+    import concurrent.futures
+    load_pf(host, RDR_TABLE)
+    table = ("-a", "openbsd-vmm", "-t", "vmm_install_clients")
+    addresses = ["100.64.%d.3" % index for index in range(1, 25)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda address: run(host, "pfctl", *table, "-T", "add", address), addresses))
+    assert [result.returncode for result in results] == [0] * len(addresses)
+    shown = run(host, "pfctl", *table, "-T", "show").stdout.split()
+    assert sorted(shown) == sorted(addresses)

@@ -1,5 +1,7 @@
 """Shared plumbing of the base-tool stand-ins: where the lab lives, state files, output."""
 
+import contextlib
+import fcntl
 import json
 import os
 import sys
@@ -21,6 +23,16 @@ def lab_path(*parts):
 
 def state_path(name):
     return lab_path("lab", "basetools", name)
+
+
+@contextlib.contextmanager
+def state_lock(name):
+    """Held around a read-change-write of state file ``name`` (flock on <name>.lock beside it)."""
+    path = state_path(name) + ".lock"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def load_state(name, default):

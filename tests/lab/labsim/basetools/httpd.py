@@ -170,7 +170,17 @@ def read_servers(path, config, errors, macros, depth=0):
         elif top is None and words[0] == "include" and len(words) > 1 and depth < 8:
             read_servers(words[1], config, errors, macros, depth + 1)
         elif top is None and words[0] == "server" and len(words) > 1:
-            config["servers"].append({"name": words[1], "listen": [], "root": "/htdocs", "auto_index": False})
+            config["servers"].append({"name": words[1], "listen": [], "root": "/htdocs", "auto_index": False, "locations": []})
+        elif top == "server" and words[0] == "location" and len(words) > 1:
+            # parse.y: a location starts as its server's configuration; its own options replace the server's
+            config["servers"][-1]["locations"].append({"pattern": words[1], "auto_index": None})
+        elif top == "location" and words[0] == "directory" and config["servers"] and config["servers"][-1]["locations"]:
+            flags = " ".join(words[1:]).strip("{} ")
+            location = config["servers"][-1]["locations"][-1]
+            if re.search(r"(^|[\s,])no auto index", flags):
+                location["auto_index"] = False
+            elif re.search(r"(^|[\s,])auto index", flags):
+                location["auto_index"] = True
         elif top == "server" and words[:2] == ["listen", "on"] and len(words) >= 5:
             address, port = words[2], words[-1]
             if address == "*":
@@ -298,7 +308,9 @@ class Daemon:
         chroot = host_path(config["chroot"])
         sites = []
         for server in config["servers"]:
-            site = serving.Site(chroot, server["root"], server["auto_index"], uid, gids)
+            site = serving.Site(chroot, server["root"], server["auto_index"], uid, gids,
+                                locations=[(loc["pattern"], server["auto_index"] if loc["auto_index"] is None else loc["auto_index"])
+                                           for loc in server["locations"]])
             for address, port in server["listen"]:
                 if address not in ("0.0.0.0", "::") and address not in here:
                     # server_privinit(): bind(2) of the listening socket fails.

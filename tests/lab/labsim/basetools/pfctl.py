@@ -252,6 +252,13 @@ def main(argv=None):
                 common.err(USAGE)
                 return 1
         index += 1
+    # One change at a time, as the kernel's: pfioctl() (sys/net/pf_ioctl.c) makes each table or ruleset change under
+    # PF_LOCK, so two pfctl runs at once never lose one's change (pf.json is read, changed and written under a lock).
+    with common.state_lock("pf.json"):
+        return _run(opts, addresses)
+
+
+def _run(opts, addresses):
     state = loaded()
     if (opts["t"] is None) != (opts["T"] is None) or (addresses and opts["T"] not in ("add", "delete")) \
             or (opts["T"] is not None and opts["T"] not in ("add", "delete", "show", "flush")):
