@@ -11,6 +11,7 @@ its ``index.txt`` (the installer only offers files listed there or in SHA256).
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import json
 import os
@@ -131,7 +132,20 @@ def _index_name(line):
 
 
 def update_index(setdir, name, present):
-    """Add (or drop) ``name`` in setdir/index.txt, keeping the other lines; return True if changed."""
+    """Add (or drop) ``name`` in setdir/index.txt, keeping the other lines; return True if changed.
+
+    Two installs of one release at once (build_image.yml's variants) each add and drop their own site set: the
+    read-change-write holds an flock on the set directory, or one of them would lose the other's line.
+    """
+    directory = os.open(setdir, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | os.O_CLOEXEC)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        return _update_index(setdir, name, present)
+    finally:
+        os.close(directory)     # closing the descriptor releases the flock
+
+
+def _update_index(setdir, name, present):
     index = os.path.join(setdir, 'index.txt')
     current = read_file(index) or ''
     lines = [line if line.endswith('\n') else line + '\n' for line in current.splitlines()]
