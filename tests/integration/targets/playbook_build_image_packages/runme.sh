@@ -7,7 +7,9 @@
 # leaving nothing at the image's path and no build VM. A layer on the image (build_image_base) is a qcow2 overlay
 # booted once for another package, kept on its base (its manifest names the chain with each layer's inputs, and its
 # build VM lists the base's packages too: they are on the base's disk) or flattened; the base, forced to rebuild
-# while the layer exists, is refused naming it.
+# while the layer exists, is refused naming it. The build boot's console transcript shows pkg_add's work (written to
+# the guest's /dev/console). install_server publishes packages in a directory httpd lists (only it), so a layer names
+# a stem. A throwaway build copies files out of a layer and leaves nothing.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
@@ -24,11 +26,25 @@ lab mirror "$L/mirror" 7.8 amd64 >/dev/null
 cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
 ssh-keygen -q -t ed25519 -N '' -C build@lab -f "$L/id_ed25519"
 export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"
-ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" >"$L/host.log" 2>&1 || { cat "$L/host.log"; exit 1; }
-# the install server's package directory: pub/OpenBSD/<release>/packages/<arch>/ in the docroot
+# the install server publishes package files of the mirror (install_server_packages) in its package directory,
+# pub/OpenBSD/<release>/packages/<arch>/ in the docroot, which httpd lists (and no other directory)
+# (one flavor of vim only: the stem vim names one package there, where the mirror has two)
+packages=$(python3 -c 'import glob, json, sys
+print(json.dumps({"install_server_packages": sorted(p for p in glob.glob(sys.argv[1] + "/*.tgz") if "gtk3" not in p)}))' \
+    "$L/mirror/7.8/packages/amd64")
+# a file name that is no package name: refused naming the variable and the rule, before httpd.conf is written
+if ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" -e '{"install_server_packages": ["/tmp/rsync.tgz"]}' >"$L/host.log" 2>&1; then
+    echo "install_server took a package file without a version" >&2; exit 1
+fi
+grep -q 'install_server_packages: \\"/tmp/rsync.tgz\\" refused; must be the absolute path on the host of a package file named' "$L/host.log" \
+    || { cat "$L/host.log"; exit 1; }
+[ ! -e "$L/etc/httpd.conf" ]
+ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" -e "$packages" >"$L/host.log" 2>&1 || { cat "$L/host.log"; exit 1; }
 pkgdir=$L/var/www/htdocs/pub/OpenBSD/7.8/packages/amd64
-mkdir -p "$pkgdir"
-install -m 0644 "$L"/mirror/7.8/packages/amd64/*.tgz "$pkgdir/"
+[ "$(stat -c %a "$pkgdir/rsync-3.4.1.tgz")" = 644 ] && [ "$(stat -c %a "$pkgdir")" = 755 ]
+grep -q '^	location "/pub/OpenBSD/7.8/packages/amd64/" {$' "$L/etc/httpd.conf"
+ftp -o - http://127.0.0.1/pub/OpenBSD/7.8/packages/amd64/ | grep -q '<a href="rsync-3.4.1.tgz">'
+! ftp -o - http://127.0.0.1/pub/OpenBSD/7.8/amd64/ 2>/dev/null
 
 image=$L/var/vmm/base.qcow2
 manifest=$image.manifest.json
@@ -40,8 +56,7 @@ for key in sys.argv[2].split(":"):
     value = value[int(key)] if isinstance(value, list) else value[key]
 print(value if isinstance(value, str) else json.dumps(value, sort_keys=True))' "$1" "$2"; }
 
-# 1. a base image with packages (full names: the install server's httpd lists no directory, so pkg_add cannot look a stem up)
-# and the provisioning playbook
+# 1. a base image with packages (a full name: fetched directly) and the provisioning playbook
 play -e '{"build_image_packages": ["rsync-3.4.1"]}' -e "build_image_provision_playbook=$here/provision.yml"
 recap | grep -q ' failed=0 '
 # pkg_add ran on the build VM and fetched from the install server: rsync and its dependency, in the guest's
@@ -54,6 +69,17 @@ grep -q '"GET /pub/OpenBSD/7.8/packages/amd64/xxhash-0.8.3.tgz HTTP/1.1" 200' "$
 [ "$(cat "$guest/etc/provisioned")" = "base 7.8/amd64" ]
 # the build VM booted the installed system, showed login:, and halted by itself (no forced stop)
 grep -q 'login: ' "$L/lab/console/base-build.log"
+# the build boot's console transcript, named by the manifest: the boot, then pkg_add's work, which the build
+# VM wrote to /dev/console (com0, the VM's tty: sys/dev/cons.c cnwrite)
+transcript=$(get "$manifest" build_console_log)
+[ "$transcript" = "$image.build.log" ] && [ "$(stat -c %a "$transcript")" = 600 ]
+python3 - "$transcript" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+login, added, dependency = text.find('login: '), text.find('rsync-3.4.1: ok\n'), text.find('xxhash-0.8.3: ok\n')
+assert -1 < login < dependency < added, text[-2000:]
+assert text.find('build_image: pkg_add -I rsync-3.4.1') < dependency, text[-2000:]
+PY
 # sealed again before the halt: /etc/rc made host keys at this boot (the install left none); they are gone
 [ -z "$(find "$guest/etc/ssh" -name 'ssh_host_*' -type f)" ]
 grep -q 'Accepted publickey for root' "$guest/lab/sshd.log"
@@ -105,6 +131,45 @@ recap | grep -q ' failed=0 '
 [ "$(get "$flat.manifest.json" layers | python3 -c 'import json,sys; print([l["image"] for l in json.load(sys.stdin)])')" = "['$flat']" ]
 [ "$(get "$flat.manifest.json" built_from | python3 -c 'import json,sys; print([l["image"] for l in json.load(sys.stdin)])')" = "['$image']" ]
 [ "$(get "$flat.manifest.json" inputs:flatten)" = true ]
+
+# 1c. a package asked for by its stem: pkg_add finds it in the package directory's listing (PackageRepository.pm
+# get_http_list), which install_server has httpd make
+stem=$L/var/vmm/stem.qcow2
+play -e "build_image_path=$stem" -e "build_image_base=$image" -e '{"build_image_packages": ["vim"]}'
+recap | grep -q ' failed=0 '
+grep -q '"GET /pub/OpenBSD/7.8/packages/amd64/ HTTP/1.1" 200' "$L/var/log/httpd.log"
+[ "$(get "$stem.manifest.json" packages | python3 -c 'import json,sys; print(" ".join(p["package"] for p in json.load(sys.stdin)))')" = "rsync-3.4.1 vim-9.1.1265-no_x11 xxhash-0.8.3" ]
+[ "$(get "$stem.manifest.json" inputs:packages)" = '["vim"]' ]
+
+# 1d. a throwaway build: a layer booted on the image only for files that are copied out to the controller
+# (build_image_fetch into build_image_fetch_dest, keeping their paths), then discarded: no image, no manifest,
+# no build directory, no VM; a file that is not there fails the build with nothing copied and nothing left
+fetched=$L/fetched
+throwaway=$L/var/vmm/throwaway.qcow2
+play -e "build_image_path=$throwaway" -e "build_image_base=$image" -e "build_image_provision_playbook=$here/provision.yml" \
+    -e '{"build_image_fetch": ["/etc/provisioned", "/var/db/pkg/rsync-3.4.1/+CONTENTS"]}' -e "build_image_fetch_dest=$fetched"
+recap | grep -q ' failed=0 '
+[ "$(cat "$fetched/etc/provisioned")" = "throwaway 7.8/amd64" ]
+grep -q '^@name rsync-3.4.1$' "$fetched/var/db/pkg/rsync-3.4.1/+CONTENTS"
+grep -q "\"labhost: files copied to $fetched, nothing kept\"" "$L/play.log"
+[ -z "$(ls -a "$L/var/vmm" | grep throwaway)" ]
+! vmctl status | grep -q ' throwaway-build$'
+! grep -q 'throwaway-build' "$L/etc/vm.conf"
+[ -z "$(pfctl -a openbsd-vmm -t vmm_install_clients -T show)" ]
+if play -e "build_image_path=$throwaway" -e "build_image_base=$image" \
+        -e '{"build_image_fetch": ["/etc/motd", "/nosuch"]}' -e "build_image_fetch_dest=$L/fetched2"; then
+    echo "build_image.yml copied a file that is not there" >&2; exit 1
+fi
+[ ! -e "$L/fetched2" ]
+[ -z "$(find /tmp -maxdepth 1 -name 'build_image_fetch.*' -newer "$L/play.log")" ]
+! vmctl status | grep -q ' throwaway-build$'
+! grep -q 'throwaway-build' "$L/etc/vm.conf"
+# a throwaway build without a base is refused before anything is made
+if play -e "build_image_path=$throwaway" -e '{"build_image_fetch": ["/etc/motd"]}' -e "build_image_fetch_dest=$L/fetched3"; then
+    echo "build_image.yml took a throwaway build without a base" >&2; exit 1
+fi
+grep -q 'build_image_fetch: a throwaway build needs build_image_base' "$L/play.log"
+[ -z "$(ls -a "$L/var/vmm" | grep throwaway)" ]
 
 # 2. again: nothing changes (the same packages and playbook are the same inputs), no build VM boots
 sum_before=$(sha256sum "$image" "$manifest")
