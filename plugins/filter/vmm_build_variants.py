@@ -12,7 +12,8 @@ description:
   - 'Checks a vmm host''s C(build_image_variants) and gives one build per variant: the inventory name of the build
     (C(<vmm host>/<variant name>)) and the C(build_image_*) variables the variant sets (C(name) becomes
     C(build_image_name), C(path) C(build_image_path), and so on).'
-  - 'Every variant is a dict with C(name) (1 to 51 letters, digits, C(.), C(_) or C(-), starting with a letter or digit:
+  - 'Every variant is a dict with C(name) (1 to 51 letters, digits, C(.), C(_) or C(-), starting with a letter or digit,
+    not digits only:
     the install VM is C(<name>-ai-<digest>) and the build VM C(<name>-build), names vmd takes) and C(path) (absolute),
     both unique among the host''s variants, as are their MAC addresses (C(lladdr), else derived from the name as
     P(openbsd.vmm.vmm_lladdr#filter) does) and console transcripts (C(console_log), else C(<path>.install.log)). A
@@ -86,9 +87,10 @@ def vmm_build_variants(variants, host):
             _fail(index, variant, 'unknown key(s) %s; a variant sets only %s (build_image.yml\'s variables without '
                   'build_image_)' % (', '.join(unknown), ', '.join(KEYS)))
         name, path = variant.get('name'), variant.get('path')
-        if not isinstance(name, str) or not NAME.fullmatch(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name) or name.isdigit():
             _fail(index, variant, 'name %r must be 1 to 51 letters, digits, ".", "_" or "-", starting with a letter or '
-                  'a digit (its VMs are <name>-ai-<digest> and <name>-build)' % (name,))
+                  'a digit, not digits only (its VMs are <name>-ai-<digest> and <name>-build; vmctl reads a number as a '
+                  'VM id)' % (name,))
         if not isinstance(path, str) or not os.path.isabs(path) or os.path.normpath(path) != path or path.endswith('/'):
             _fail(index, variant, 'path %r must be an absolute, normalised file path' % (path,))
         keys = {'name': name, 'path': path,
