@@ -137,7 +137,7 @@ def update_index(setdir, name, present):
     Two installs of one release at once (build_image.yml's variants) each add and drop their own site set: the
     read-change-write holds an flock on the set directory, or one of them would lose the other's line.
     """
-    directory = os.open(setdir, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0) | os.O_CLOEXEC)
+    directory = os.open(setdir, os.O_RDONLY | os.O_DIRECTORY)     # OpenBSD's python3 has O_DIRECTORY too
     try:
         fcntl.flock(directory, fcntl.LOCK_EX)
         return _update_index(setdir, name, present)

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import io
 import json
 import os
 import stat
 import subprocess
 import tarfile
+import threading
 
 import pytest
 
@@ -101,6 +103,35 @@ def test_update_index_creates_a_missing_index(tmp_path):
     (tmp_path / 'site78.tgz').write_bytes(b'data')
     assert update_index(str(tmp_path), 'site78.tgz', True) is True
     assert (tmp_path / 'index.txt').read_text().split()[-1] == 'site78.tgz'
+
+
+def test_update_index_waits_for_another_run_holding_the_set_directory(docroot):
+    """Two installs of one release at once (build_image.yml's variants) take turns on index.txt."""
+    setdir = docroot / 'pub' / 'OpenBSD' / '7.8' / 'amd64'
+    (setdir / 'site78.tgz').write_bytes(b'data')
+    holder = os.open(str(setdir), os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(update_index(str(setdir), 'site78.tgz', True)))
+    worker.start()
+    worker.join(0.5)
+    try:
+        assert done == [] and (setdir / 'index.txt').read_text() == OTHER_INDEX_LINES     # still waiting
+    finally:
+        os.close(holder)
+    worker.join(10)
+    assert done == [True] and (setdir / 'index.txt').read_text().splitlines()[-1].split()[-1] == 'site78.tgz'
+    other = os.open(str(setdir), os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)     # released once it is done
+    finally:
+        os.close(other)
+
+
+def test_update_index_wants_a_directory(tmp_path):
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(NotADirectoryError):
+        update_index(str(tmp_path / 'file'), 'site78.tgz', True)
 
 
 # -- who may read what is published -----------------------------------------
