@@ -88,6 +88,7 @@ class Plan:
     disks: List[SourceDisk]
     backup: str                    # the directory the backup gets
     expire: List[str] = field(default_factory=list)
+    existing: List[str] = field(default_factory=list)   # this VM's backups in dest before the run, oldest first
 
     @property
     def pause(self):
@@ -261,8 +262,8 @@ def plan_backup(request, definition, state, now):
         raise BackupError('VM %s is running and if_running is fail: stop it first, or use if_running: pause for a copy '
                           'made while it is paused' % request.name)
     disks = source_disks(definition)
-    return Plan(request, definition, state, disks, new_backup_path(request, now),
-                expired(request, existing_backups(request), now))
+    existing = existing_backups(request)
+    return Plan(request, definition, state, disks, new_backup_path(request, now), expired(request, existing, now), existing)
 
 
 # -- applying ------------------------------------------------------------------
@@ -424,7 +425,7 @@ def _manifest(plan, records, paused_seconds, now, hostname):
 
 def diff(plan, made=True):
     """Ansible diff: the VM's backups in dest before and after."""
-    before = [os.path.basename(path) for path in existing_backups(plan.request)]
+    before = [os.path.basename(path) for path in plan.existing]
     gone = {os.path.basename(path) for path in plan.expire}
     after = [name for name in before if name not in gone] + ([os.path.basename(plan.backup)] if made else [])
     return {'before': {'backups': before}, 'after': {'backups': after},
