@@ -7,21 +7,9 @@
 # starts clean; one killed between the image and its manifest is completed by the next run.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-# ansible-test runs a copy of this directory; the lab and the playbooks come with the collection.
-COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-# this run's own lab root (inventory.yml reads it from the environment), removed at the end
-VMM_LAB_ROOT=$(mktemp -d /tmp/vmm-lab-playbook_build_image.XXXXXX)
-chmod 755 "$VMM_LAB_ROOT"  # as a root made by lab init
-export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT
-L=$VMM_LAB_ROOT
-trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$L"' EXIT
-lab init
-lab vmd start
-# A stand-in OpenBSD mirror; playbooks/host.yml (vmm_host, install_server) makes the host ready
-# from it as on a real host: verified sets in the docroot, httpd on 127.0.0.1, pf's rdr-to.
-lab mirror "$L/mirror" 7.8 amd64 >/dev/null
-cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
-export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"
+. "$here/../setup_lab/files/lab_host.sh" playbook_build_image
+# playbooks/host.yml (vmm_host, install_server) makes the host ready from the lab's stand-in mirror as
+# on a real host: verified sets in the docroot, httpd on 127.0.0.1, pf's rdr-to.
 ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" 2>&1 | tee "$L/host.log"
 [ "${PIPESTATUS[0]}" = 0 ]
 rcctl check httpd

@@ -6,17 +6,7 @@
 # run changes nothing. Bad variants are refused, naming the variant and the rule, before anything is made.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-VMM_LAB_ROOT=$(mktemp -d /tmp/vmm-lab-playbook_build_image_variants.XXXXXX)
-chmod 755 "$VMM_LAB_ROOT"  # as a root made by lab init
-export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT
-L=$VMM_LAB_ROOT
-trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$L"' EXIT
-lab init
-lab vmd start
-lab mirror "$L/mirror" 7.8 amd64 >/dev/null
-cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
-export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"
+. "$here/../setup_lab/files/lab_host.sh" playbook_build_image_variants
 ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/host.yml" >"$L/host.log" 2>&1 || { cat "$L/host.log"; exit 1; }
 
 play() { ansible-playbook -i "$here/inventory.yml" "$COLL/playbooks/build_image.yml" "$@" 2>&1 | tee "$L/play.log"; return "${PIPESTATUS[0]}"; }
