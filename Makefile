@@ -167,9 +167,10 @@ demo: collection
 
 # Every benchmark, each printing what it measured; fleet_scale.py (about 20 minutes) also writes
 # benchmarks/results/fleet_scale.json and .png (matplotlib, installed here: not needed by the tests).
+# benchmarks/_bench.py is what the scripts share, not a benchmark.
 bench: collection test-tools
 	$(PY) -m pip install --quiet --disable-pip-version-check 'matplotlib>=3.7'
-	@for script in benchmarks/*.py; do echo "== $$script"; \
+	@for script in benchmarks/[!_]*.py; do echo "== $$script"; \
 	  PATH=$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$(BUILD) $(PY) $$script || exit 1; done
 
 clean:

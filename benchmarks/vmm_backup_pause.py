@@ -21,32 +21,13 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAB_BIN = os.path.join(ROOT, 'tests', 'lab', 'bin')
+from _bench import ROOT, checkout_lab_env, collection_module, run_module
+
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'vmm_backup.json')
 MIB = 1024 * 1024
-
-
-def run_module(workdir, env, name, args):
-    """Run plugins/modules/<name>.py once; return (result, seconds)."""
-    args_file = os.path.join(workdir, 'args.json')
-    with open(args_file, 'w') as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    module = os.path.join(workdir, 'ansible_collections', 'openbsd', 'vmm', 'plugins', 'modules', name + '.py')
-    started = time.monotonic()
-    process = subprocess.run([sys.executable, module, args_file], env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
-    try:
-        result = json.loads(process.stdout)
-    except ValueError:
-        raise SystemExit('%s did not return JSON:\n%s\n%s' % (name, process.stdout, process.stderr))
-    if result.get('failed'):
-        raise SystemExit('%s failed: %s' % (name, result.get('msg')))
-    return result, elapsed
 
 
 def qemu_io(*args):
@@ -59,11 +40,8 @@ def main():
     options = parser.parse_args()
     records = []
     with tempfile.TemporaryDirectory(prefix='vmm-backup-bench-') as workdir:
-        os.makedirs(os.path.join(workdir, 'ansible_collections', 'openbsd'))
-        os.symlink(ROOT, os.path.join(workdir, 'ansible_collections', 'openbsd', 'vmm'))
-        lab_root = os.path.join(workdir, 'lab')
-        env = dict(os.environ, VMM_LAB_ROOT=lab_root, PATH=LAB_BIN + os.pathsep + os.environ.get('PATH', ''),
-                   PYTHONPATH=workdir + os.pathsep + os.environ.get('PYTHONPATH', ''))
+        lab_root, env = checkout_lab_env(workdir)
+        vmm_vm, vmm_backup = (collection_module(os.path.join(workdir, 'ansible_collections'), name) for name in ('vmm_vm', 'vmm_backup'))
         subprocess.run(['lab', 'init'], env=env, check=True)
         subprocess.run(['lab', 'vmd', 'start'], env=env, check=True)
         try:
@@ -79,9 +57,9 @@ def main():
                 subprocess.run(['vmctl', 'create', '-b', 'base.qcow2', overlay], cwd=disks, env=env, check=True, capture_output=True)
                 if size:
                     qemu_io('-c', 'write -P 0x5a 1G %dM' % size, overlay)
-                run_module(workdir, env, 'vmm_vm', dict(name=name, memory='64M', disks=[overlay], interfaces=[dict(local=True)],
-                                                        state='running', vm_conf=vm_conf, dev_dir=os.path.join(lab_root, 'dev')))
-                result, seconds = run_module(workdir, env, 'vmm_backup', dict(name=name, dest=dest, vm_conf=vm_conf))
+                run_module(vmm_vm, workdir, env, dict(name=name, memory='64M', disks=[overlay], interfaces=[dict(local=True)],
+                                                      state='running', vm_conf=vm_conf, dev_dir=os.path.join(lab_root, 'dev')))
+                result, seconds = run_module(vmm_backup, workdir, env, dict(name=name, dest=dest, vm_conf=vm_conf))
                 image = os.path.join(result['backup'], 'disk0.qcow2')
                 info = json.loads(subprocess.run(['qemu-img', 'info', '--output=json', image], check=True, capture_output=True,
                                                  text=True).stdout)

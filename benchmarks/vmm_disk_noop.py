@@ -18,41 +18,22 @@ a time; the script exits 1 only if a no-op ran vmctl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _bench import LAB_BIN, ROOT, collection_module, run_module
+
 COLL_ROOT = os.environ.get('COLL_ROOT', os.path.join(ROOT, '.build', 'ansible_collections'))
-LAB_BIN = os.path.join(ROOT, 'tests', 'lab', 'bin')
-MODULE = os.path.join(COLL_ROOT, 'openbsd', 'vmm', 'plugins', 'modules', 'vmm_disk.py')
+MODULE = collection_module(COLL_ROOT, 'vmm_disk')
 
 COUNTING_VMCTL = '''#!/bin/sh
 # Counts vmctl invocations for the benchmark, then runs the lab's vmctl.
 echo "$*" >> "{log}"
 exec "{real}" "$@"
 '''
-
-
-def run_module(workdir, env, args):
-    """Run vmm_disk.py once; return (result, seconds)."""
-    args_file = os.path.join(workdir, 'args.json')
-    with open(args_file, 'w') as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    started = time.monotonic()
-    process = subprocess.run([sys.executable, MODULE, args_file], env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
-    try:
-        result = json.loads(process.stdout)
-    except ValueError:
-        raise SystemExit('vmm_disk printed no JSON (exit %d): %s %s' % (process.returncode, process.stdout, process.stderr))
-    if result.get('failed'):
-        raise SystemExit('vmm_disk failed: %s' % result.get('msg'))
-    return result, elapsed
 
 
 def counted_calls(log):
@@ -67,7 +48,7 @@ def measure(workdir, env, log, requests):
     before = counted_calls(log)
     times, returned, changed = [], 0, 0
     for args in requests:
-        result, elapsed = run_module(workdir, env, args)
+        result, elapsed = run_module(MODULE, workdir, env, args)
         times.append(elapsed)
         returned += len(result['commands'])
         changed += bool(result['changed'])
@@ -124,15 +105,15 @@ def batch_case(workdir, env, log, disks, options):
     """M overlays: created in one disks: run; their no-op as M single runs vs one disks: run. True if a no-op ran vmctl."""
     count = options.batch
     golden = os.path.join(disks, 'golden.qcow2')
-    run_module(workdir, env, dict(path=golden, size=options.size))
+    run_module(MODULE, workdir, env, dict(path=golden, size=options.size))
     paths = [os.path.join(disks, 'vm%02d.qcow2' % index) for index in range(count)]
     batch = dict(base='golden.qcow2', mode='0600', disks=[dict(path=path) for path in paths])
     before = counted_calls(log)
-    created, create_time = run_module(workdir, env, batch)
+    created, create_time = run_module(MODULE, workdir, env, batch)
     create_calls = counted_calls(log) - before
     singles = measure(workdir, env, log, [dict(path=path, base='golden.qcow2', mode='0600') for path in paths])
     before = counted_calls(log)
-    noop, noop_time = run_module(workdir, env, batch)
+    noop, noop_time = run_module(MODULE, workdir, env, batch)
     noop_counted = counted_calls(log) - before
     noop_returned = sum(len(item['commands']) for item in noop['disks'])
     print('batch of %d overlays on golden.qcow2 (%s):' % (count, options.size))

@@ -17,34 +17,14 @@ Measurement only: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAB_BIN = os.path.join(ROOT, 'tests', 'lab', 'bin')
+from _bench import checkout_lab_env, collection_module, run_module
+
 DISK_SIZE = 64 * 1024 * 1024
-
-
-def run_module(workdir, env, args):
-    """Run plugins/modules/vmm_vm.py once; return (result, seconds)."""
-    args_file = os.path.join(workdir, 'args.json')
-    with open(args_file, 'w') as handle:
-        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    module = os.path.join(workdir, 'ansible_collections', 'openbsd', 'vmm', 'plugins', 'modules', 'vmm_vm.py')
-    started = time.monotonic()
-    process = subprocess.run([sys.executable, module, args_file], env=env, capture_output=True, text=True, check=False)
-    elapsed = time.monotonic() - started
-    try:
-        result = json.loads(process.stdout)
-    except ValueError:
-        raise SystemExit('vmm_vm did not return JSON:\n%s\n%s' % (process.stdout, process.stderr))
-    if result.get('failed'):
-        raise SystemExit('vmm_vm failed: %s' % result.get('msg'))
-    return result, elapsed
 
 
 def vmctl_calls(result):
@@ -59,11 +39,8 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix='vmm-vm-noop-') as workdir:
         # The collection as Python imports it: .../ansible_collections/openbsd/vmm -> this checkout.
-        os.makedirs(os.path.join(workdir, 'ansible_collections', 'openbsd'))
-        os.symlink(ROOT, os.path.join(workdir, 'ansible_collections', 'openbsd', 'vmm'))
-        lab_root = os.path.join(workdir, 'lab')
-        env = dict(os.environ, VMM_LAB_ROOT=lab_root, PATH=LAB_BIN + os.pathsep + os.environ.get('PATH', ''),
-                   PYTHONPATH=workdir + os.pathsep + os.environ.get('PYTHONPATH', ''))
+        lab_root, env = checkout_lab_env(workdir)
+        module = collection_module(os.path.join(workdir, 'ansible_collections'), 'vmm_vm')
         subprocess.run(['lab', 'init', '--taps', str(max(16, options.running))], env=env, check=True)
         subprocess.run(['lab', 'vmd', 'start'], env=env, check=True)
         try:
@@ -80,8 +57,8 @@ def main():
             # restart_on_change: an unchanged running VM (vmctl shows 68.0M for 64M) must not be restarted.
             args = dict(vms=vms, vm_conf=os.path.join(lab_root, 'etc', 'vm.conf'), dev_dir=os.path.join(lab_root, 'dev'),
                         restart_on_change=True)
-            converge, converge_time = run_module(workdir, env, args)
-            noop, noop_time = run_module(workdir, env, args)
+            converge, converge_time = run_module(module, workdir, env, args)
+            noop, noop_time = run_module(module, workdir, env, args)
         finally:
             subprocess.run(['lab', 'vmd', 'stop'], env=env, check=False)
 
