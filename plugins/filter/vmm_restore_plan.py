@@ -56,11 +56,10 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.openbsd.vmm.plugins.plugin_utils.vm_move import vm_options
+
 _IMAGE = re.compile(r'disk([0-9])\.(qcow2|raw)')
 _SHA256 = re.compile(r'[0-9a-f]{64}')
-# vm.conf options vmm_vm takes as they are, when the backup's definition has them. Not the cdrom (an ISO that
-# the target host may not have would keep the VM from starting) nor the enable flag (restore_state decides).
-_COPIED_OPTIONS = ('owner', 'boot', 'boot_device')
 
 
 def _problem(message):
@@ -105,13 +104,7 @@ def vmm_restore_plan(manifest, disk_dir=None, image_dir=None):
     if len({disk['path'] for disk in disks}) != len(disks):
         raise AnsibleFilterError('vmm_restore_plan: two disks would go to the same path in %s: %s'
                                  % (disk_dir, ', '.join(disk['path'] for disk in disks)))
-    options = dict(name=name, disks=[dict(path=disk['path'], format=disk['format']) for disk in disks],
-                   interfaces=list(definition.get('interfaces') or []))
-    if definition.get('memory'):
-        options['memory'] = str(definition['memory'])
-    for option in _COPIED_OPTIONS:
-        if definition.get(option) is not None:
-            options[option] = definition[option]
+    options = vm_options(dict(definition, disks=[dict(path=disk['path'], format=disk['format']) for disk in disks]))
     plan = dict(vm=name, disks=disks, vm_options=options)
     if image_dir is not None:
         plan['disk_options'] = [dict(path=disk['path'], source=posixpath.join(image_dir, disk['image']), format=disk['format'],

@@ -155,7 +155,7 @@ def _count(value, what):
     return int(value)
 
 
-def _human(size):
+def human_size(size):
     """8G, 512M, or fmt_scaled's 1.5G."""
     for unit, scale in (('G', 1 << 30), ('M', 1 << 20)):
         if size and size % scale == 0:
@@ -177,7 +177,7 @@ def _address(value, version, what):
     return str(address)
 
 
-class _Host:
+class Host:
     """A vmm host's room and the guests on it."""
 
     def __init__(self, name, host_vars):
@@ -210,7 +210,7 @@ class _Host:
         memory, count = self.used()
         problems = []
         if self.memory is not None and memory + self.memory_of(guest) > self.memory:
-            problems.append('%s of memory free' % _human(max(self.memory - memory, 0)))
+            problems.append('%s of memory free' % human_size(max(self.memory - memory, 0)))
         if count + 1 > self.taps:
             problems.append('%d taps free (%d in use)' % (max(self.taps - count, 0), count))
         if self.max_vms is not None and count + 1 > self.max_vms:
@@ -221,7 +221,7 @@ class _Host:
         memory, count = self.used()
         problems = []
         if self.memory is not None and memory > self.memory:
-            problems.append('they need %s of memory, it has %s (vmm_host_memory)' % (_human(memory), _human(self.memory)))
+            problems.append('they need %s of memory, it has %s (vmm_host_memory)' % (human_size(memory), human_size(self.memory)))
         if count > self.taps:
             problems.append('they need %d taps, it has %d (vmm_host_tap_count)' % (count, self.taps))
         if self.max_vms is not None and count > self.max_vms:
@@ -264,7 +264,7 @@ def fleet_plan(vmm_hosts, guests=None, state=None, lladdr_prefix=DEFAULT_LLADDR_
     for name, host_vars in vmm_hosts.items():
         if host_vars is not None and not isinstance(host_vars, Mapping):
             raise FleetPlanError('the variables of vmm host %s must be a mapping' % name)
-        host = hosts[name] = _Host(name, dict(host_vars or {}))
+        host = hosts[name] = Host(name, dict(host_vars or {}))
         for position, guest in enumerate(_guest_list(host.vars.get('vmm_guests'), 'vmm_guests of %s' % name)):
             _claim(seen, hosts, guest['name'], name)
             guest.update(host=name, _position=position, _explicit=True)
@@ -300,7 +300,7 @@ def fleet_plan(vmm_hosts, guests=None, state=None, lladdr_prefix=DEFAULT_LLADDR_
                 detail = 'the fleet has no vmm hosts'
             else:
                 detail = ', '.join('%s has %s' % (host.name, ' and '.join(host.lacks(guest))) for host in hosts.values())
-            memory = _human(_size(guest.get('memory') or DEFAULT_GUEST_MEMORY, 'guest %s: memory' % guest['name']))
+            memory = human_size(_size(guest.get('memory') or DEFAULT_GUEST_MEMORY, 'guest %s: memory' % guest['name']))
             raise FleetPlanError('no vmm host has room for guest %s (memory %s): %s' % (guest['name'], memory, detail))
         best = min(with_room, key=lambda h: (-h.free_memory(), len(h.counted()), h.name))
         best.guests.append(dict(guest, host=best.name))

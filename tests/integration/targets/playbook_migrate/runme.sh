@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# playbooks/migrate.yml against three lab hosts: one running VM moved (its base copied once, checked by sha256,
+# the overlay after the stop; data written by qemu-io read back on the target, the MAC kept, the source's
+# definition gone and its disk archived, the fleet state file's placement updated); the playbook killed after
+# each step and run again (never enabled or running on two hosts, converges, data intact); a cancel that gives
+# the VM back to its source; a drain of 10 VMs placed by room; refusals (no room, a name taken, a foreign base
+# on the target, a disk path in use) before any change.
+set -eux
+here=$(dirname "$(readlink -f "$0")")
+. "$here/../setup_lab/files/lab_hosts.sh" playbook_migrate vmm1 vmm2 vmm3
+inv=$VMM_LAB_BASE/inventory.yml
+state=$VMM_LAB_BASE/fleet.vmm.state.json
+journal=$VMM_LAB_BASE/fleet.vmm.migrate.json
+cat > "$inv" <<INV
+all:
+  children:
+    vmm_hosts:
+      hosts:
+        vmm1: {lab_root: "$(root vmm1)"}
+        vmm2: {lab_root: "$(root vmm2)", vmm_host_memory: 512M}
+        vmm3: {lab_root: "$(root vmm3)", vmm_host_memory: 512M}
+  vars:
+    ansible_connection: local
+    ansible_python_interpreter: "$LAB_PYTHON"
+    ansible_become: false
+    vmm_environment: {VMM_LAB_ROOT: "{{ lab_root }}"}
+    vmm_vm_conf: "{{ lab_root }}/etc/vm.conf"
+    vmm_host_dev_dir: "{{ lab_root }}/dev"
+    vmm_disk_dir: "{{ lab_root }}/var/vmm"
+    vmm_fleet_state_file: "$state"
+INV
+log=$VMM_LAB_BASE/play.log
+play() { ansible-playbook -i "$inv" "$@" 2>&1 | tee "$log"; return "${PIPESTATUS[0]}"; }
+migrate() { play "$COLL/playbooks/migrate.yml" "$@"; }
+vm_state() { on "$1" vmctl status "$2" | awk -v vm="$2" '$NF == vm { print $(NF-1) }'; }
+step() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["moves"].get(sys.argv[2], {}).get("step", "-"))' "$journal" "$1"; }
+disks() { echo "$(root "$1")/var/vmm"; }
+defined() { grep -q "^vm \"$2\"" "$(root "$1")/etc/vm.conf"; }
+enabled() { defined "$1" "$2" && ! awk -v vm="\"$2\"" '$1 == "vm" { on = ($2 == vm) } on && $1 == "disable" { found = 1 } END { exit !found }' "$(root "$1")/etc/vm.conf"; }
+# Never enabled nor running on two hosts.
+once() {
+    local vm=$1 running=0 enabled_on=0 h
+    for h in vmm1 vmm2 vmm3; do
+        case "$(vm_state "$h" "$vm")" in running|paused|stopping) running=$((running + 1));; esac
+        if enabled "$h" "$vm"; then enabled_on=$((enabled_on + 1)); fi
+    done
+    [ "$running" -le 1 ] && [ "$enabled_on" -le 1 ]
+}
+mkdir -p "$(disks vmm1)" "$(disks vmm2)" "$(disks vmm3)"
+
+# base and overlays on vmm1, the base named relative to the overlay's directory; data in both layers
+on vmm1 vmctl create -s 64M "$(disks vmm1)/base.qcow2"
+qemu-io -c 'write -P 0x11 0 64k' "$(disks vmm1)/base.qcow2"
+for vm in web1 web2 web3; do
+    (cd "$(disks vmm1)" && on vmm1 vmctl create -b base.qcow2 "$vm.qcow2")
+done
+qemu-io -c 'write -P 0x5a 1M 64k' "$(disks vmm1)/web1.qcow2"
+qemu-io -c 'write -P 0x5b 1M 64k' "$(disks vmm1)/web2.qcow2"
+play "$here/setup.yml" -e '{"setup_vms": ["web1", "web2", "web3"]}'
+printf '{"version": 1, "guests": {"web1": {"host": "vmm1", "placed": "2026-12-01T00:00:00Z"}}}\n' > "$state"
+
+# 1. refusals before any change: no host has room (vmm2 and vmm3 have 512M, the VM asks 1G)
+cp "$(root vmm1)/etc/vm.conf" "$VMM_LAB_BASE/vm.conf.before"
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1", "nosuch"]}'; then echo "a VM that does not exist was moved" >&2; exit 1; fi
+grep -q 'nosuch is not defined in the vm.conf of vmm1' "$log"
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm2 -e '{"vmm_host_memory": "32M"}'; then
+    echo "a VM was moved to a host without room" >&2; exit 1
+fi
+grep -q 'no vmm host has room for web1 (memory 64M): vmm2 has 32M of memory free; nothing was moved' "$log"
+[ ! -e "$journal" ] && cmp "$(root vmm1)/etc/vm.conf" "$VMM_LAB_BASE/vm.conf.before"
+[ "$(vm_state vmm1 web1)" = running ]
+
+# 2. web1 moves to vmm2: base first (the VM runs), overlay after the stop; running there with its MAC and data
+mac=$(grep -A8 '^vm "web1"' "$(root vmm1)/etc/vm.conf" | grep -o 'lladdr "[0-9a-f:]*"' | head -1)
+[ -n "$mac" ]
+migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm2
+[ "$(vm_state vmm2 web1)" = running ] && ! defined vmm1 web1 && [ "$(step web1)" = done ]
+[ "$(sha256sum < "$(disks vmm2)/base.qcow2")" = "$(sha256sum < "$(disks vmm1)/base.qcow2")" ]
+qemu-img check -q -U "$(disks vmm2)/web1.qcow2"
+qemu-img info -U "$(disks vmm2)/web1.qcow2" | grep -q '^backing file: base.qcow2'
+qemu-io -r -U -c 'read -P 0x5a 1M 64k' "$(disks vmm2)/web1.qcow2" | grep -q 'read 65536/65536'
+qemu-io -r -U -c 'read -P 0x11 0 64k' "$(disks vmm2)/web1.qcow2" | grep -q 'read 65536/65536'
+grep -q "$mac" "$(root vmm2)/etc/vm.conf"
+on vmm2 vmd -n -f "$(root vmm2)/etc/vm.conf"
+[ ! -e "$(disks vmm1)/web1.qcow2" ] && ls "$(disks vmm1)/archive" | grep -q '^web1-.*\.qcow2$'
+[ -e "$(disks vmm1)/base.qcow2" ]   # the base stays: web2 and web3 use it
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["guests"]["web1"]["host"] == "vmm2", s' "$state"
+grep -q 'web1: stopped vm 1 successfully\|web1.*stopped' "$(root vmm1)/var/log/vmd.log"
+# asked again: nothing to do, nothing changed
+migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm2
+grep -q 'changed=0' "$log"
+
+# 3. killed after each step and run again: web2 to vmm3 (which has no base yet)
+mkdir -p "$VMM_LAB_BASE/killremote"
+for wanted in planned base_ready stopped copied defined answering; do
+    ANSIBLE_REMOTE_TMP="$VMM_LAB_BASE/killremote" setsid ansible-playbook -i "$inv" "$COLL/playbooks/migrate.yml" \
+        -e migrate_from=vmm1 -e '{"migrate_vms": ["web2"]}' -e migrate_to=vmm3 > "$VMM_LAB_BASE/killed.log" 2>&1 &
+    leader=$!
+    for _ in $(seq 600); do [ -e "$journal" ] && [ "$(step web2)" = "$wanted" ] && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.05; done
+    kill -9 -- "-$leader" 2>/dev/null || true
+    pkill -9 -f "$VMM_LAB_BASE/killremote/" || true
+    wait "$leader" || true
+    once web2
+    echo "killed after $(step web2) (wanted $wanted)"
+done
+migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web2"]}' -e migrate_to=vmm3
+[ "$(step web2)" = done ] && [ "$(vm_state vmm3 web2)" = running ] && ! defined vmm1 web2
+once web2
+qemu-io -r -U -c 'read -P 0x5b 1M 64k' "$(disks vmm3)/web2.qcow2" | grep -q 'read 65536/65536'
+[ -z "$(ls -A "$(disks vmm3)" | grep -v '^web2.qcow2$\|^base.qcow2$' || true)" ]   # no half copy left behind
+
+# 4. cancel: web3's move killed after its stop (the copy comes next), then rolled back: running on vmm1 again, vmm2 keeps nothing of it
+ANSIBLE_REMOTE_TMP="$VMM_LAB_BASE/killremote" setsid ansible-playbook -i "$inv" "$COLL/playbooks/migrate.yml" \
+    -e migrate_from=vmm1 -e '{"migrate_vms": ["web3"]}' -e migrate_to=vmm2 > "$VMM_LAB_BASE/killed.log" 2>&1 &
+leader=$!
+for _ in $(seq 600); do [ "$(step web3)" = stopped ] && break; sleep 0.05; done
+kill -9 -- "-$leader" 2>/dev/null || true
+pkill -9 -f "$VMM_LAB_BASE/killremote/" || true
+wait "$leader" || true
+once web3
+migrate -e migrate_cancel=true
+[ "$(vm_state vmm1 web3)" = running ] && enabled vmm1 web3 && ! defined vmm2 web3 && [ "$(step web3)" = - ]
+[ ! -e "$(disks vmm2)/web3.qcow2" ]
+# a cancel of a move whose VM was started on its target is refused
+python3 - "$journal" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["moves"]["web1"]["step"] = "defined"
+json.dump(j, open(sys.argv[1], "w"))
+PY
+if migrate -e migrate_cancel=true; then echo "a move was cancelled after its VM started on the target" >&2; exit 1; fi
+grep -q 'cannot cancel the move of web1: the VM was started on its target (step defined)' "$log"
+[ "$(vm_state vmm2 web1)" = running ] && [ "$(step web1)" = defined ]
+# ... and a re-run finishes that move first (web1 is asked for again: it is the journal's)
+migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm2
+[ "$(step web1)" = done ] && [ "$(vm_state vmm2 web1)" = running ] && once web1
+
+# 5. refused before any change on the target: a base of the same name that is another image there, then a file
+#    where the disk would go; each move cancelled at "planned"
+on vmm1 vmctl create -s 32M "$(disks vmm1)/other.qcow2"
+(cd "$(disks vmm1)" && on vmm1 vmctl create -b other.qcow2 web4.qcow2)
+play "$here/setup.yml" -e '{"setup_vms": ["web4"]}'
+on vmm2 vmctl create -s 32M "$(disks vmm2)/other.qcow2"
+qemu-io -c 'write -P 0x99 0 64k' "$(disks vmm2)/other.qcow2"
+foreign=$(sha256sum < "$(disks vmm2)/other.qcow2")
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web4"]}' -e migrate_to=vmm2; then echo "a foreign base was used" >&2; exit 1; fi
+grep -q "other.qcow2 on vmm2 is another image than .*other.qcow2 on vmm1 .*web4's overlay would read the wrong base there; nothing was moved" "$log"
+[ "$(sha256sum < "$(disks vmm2)/other.qcow2")" = "$foreign" ] && [ "$(vm_state vmm1 web4)" = running ] && [ "$(step web4)" = planned ]
+migrate -e migrate_cancel=true
+[ "$(step web4)" = - ] && [ "$(vm_state vmm1 web4)" = running ] && enabled vmm1 web4
+rm "$(disks vmm2)/other.qcow2"
+printf 'someone else' > "$(disks vmm2)/web4.qcow2"
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web4"]}' -e migrate_to=vmm2; then echo "a disk was overwritten" >&2; exit 1; fi
+grep -q 'web4: nothing is where its disks go on vmm2' "$log"
+[ "$(cat "$(disks vmm2)/web4.qcow2")" = 'someone else' ] && [ ! -e "$(disks vmm2)/other.qcow2" ]
+migrate -e migrate_cancel=true
+[ "$(cat "$(disks vmm2)/web4.qcow2")" = 'someone else' ]   # cancel archives only the copies a move made
+rm "$(disks vmm2)/web4.qcow2"
+
+# 6. drain of 10 VMs: web3, web4 and d01..d08 (d08 stopped), placed by room (vmm2 and vmm3 have 512M each, 64M per
+#    VM; web1 and web2 are there already)
+names=$(seq -f 'd%02g' 1 8 | tr '\n' ' ')
+for vm in $names; do (cd "$(disks vmm1)" && on vmm1 vmctl create -b base.qcow2 "$vm.qcow2"); done
+play "$here/setup.yml" -e "{\"setup_vms\": [$(printf '"%s",' $names | sed 's/,$//')], \"setup_stopped\": [\"d08\"]}"
+migrate -e migrate_from=vmm1 -e migrate_drain=true
+for vm in $names web3 web4; do
+    [ "$(step "$vm")" = done ] && ! defined vmm1 "$vm"
+    once "$vm"
+done
+[ -z "$(on vmm1 vmctl status | awk 'NR > 1')" ]
+[ "$(vm_state vmm2 d08)$(vm_state vmm3 d08)" = stopped ]
+# placement: most free memory first, then the fewest VMs, then the name; 512M hosts hold 8 VMs of 64M each
+python3 - "$journal" <<'PY'
+import json, sys
+moves = json.load(open(sys.argv[1]))["moves"]
+targets = {name: move["target"] for name, move in moves.items() if name.startswith("d")}
+counts = {host: list(targets.values()).count(host) for host in ("vmm2", "vmm3")}
+assert sum(counts.values()) == 8, counts
+# each host ends with 6 VMs of 64M (the most free memory first, ties to the name): vmm2 and vmm3 alternate
+assert sorted(moves[name]["target"] for name in moves) == ["vmm2"] * 6 + ["vmm3"] * 6, moves
+for name, move in moves.items():
+    steps = ["base_ready", "stopped", "copied", "defined", "answering", "done"]
+    assert sorted(move["times"]) == sorted(steps) or name in ("web1", "web2"), move
+    assert [move["times"][step] for step in steps] == sorted(move["times"][step] for step in steps), move
+PY
