@@ -124,8 +124,6 @@ HARMLESS = {
         'at offset == size the extra turn reads min(chunk, 0) = 0 bytes, gets b"" and breaks: the same copy',
     ('plugins/module_utils/disk_image.py', 'os.ftruncate(descriptor, 0)', '0 -> 1'):
         "the pid written next from offset 0 is at least two bytes ('N\\n'): it covers the one byte a truncate to 1 keeps",
-    ('plugins/module_utils/disk_image.py', 'descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)', '384 -> 385'):
-        "0o601 adds only others' execute bit, no read or write: the copy stays private until the chmod to the image's mode",
     ('plugins/module_utils/image_catalog.py', 'CHUNK = 1024 * 1024', '* -> //'):
         'the read size of the sha256 loop: any positive size gives the same digest (1024 // 1024 is 1 byte per read)',
     ('plugins/module_utils/image_catalog.py', 'CHUNK = 1024 * 1024', '1024 -> 1025'):

@@ -364,3 +364,27 @@ def test_a_short_copy_across_file_systems_keeps_the_image(dirs, monkeypatch):
     assert str(info.value) == ('archive: the copy of %s in %s has %d bytes instead of %d; the image is kept'
                                % (path, archive, MIB, 2 * MIB))
     assert os.path.getsize(path) == 2 * MIB and os.listdir(archive) == []
+
+
+@pytest.mark.parametrize('umask', [0o000, 0o022])
+def test_a_copy_across_file_systems_is_0600_until_it_is_complete(dirs, monkeypatch, umask):
+    # The image may hold secrets: whatever the umask, nobody but the owner may open the copy while it is
+    # written; the image's own mode (0644 here) is set only once the copy is complete.
+    images, archive = dirs
+    path = write_raw(os.path.join(images, 'plain.raw'), size=2 * MIB, data=b'\x01' * MIB)
+    os.chmod(path, 0o644)
+    across_file_systems(monkeypatch, path)
+    real_copy, modes = disk_image._copy_sparse, []
+
+    def copy_sparse(source, target, size):
+        modes.append(os.fstat(target.fileno()).st_mode & 0o7777)
+        return real_copy(source, target, size)
+
+    monkeypatch.setattr(disk_image, '_copy_sparse', copy_sparse)
+    old = os.umask(umask)
+    try:
+        archived = archive_image(path, archive, 'raw', now=NOW)
+    finally:
+        os.umask(old)
+    assert [oct(mode) for mode in modes] == [oct(0o600)]
+    assert oct(os.stat(archived).st_mode & 0o7777) == oct(0o644)

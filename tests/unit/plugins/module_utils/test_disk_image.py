@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import io
 import os
+import re
 import subprocess
 import time
 
@@ -464,6 +465,18 @@ def test_run_lock_removes_only_this_images_leftovers(lab_dir):
     with disk_image.run_lock(str(lab_dir / 'plain.raw'), timeout=0):
         assert not mine.exists() and other.exists() and similar.exists()
     assert not (lab_dir / '.plain.raw.vmm_disk-lock').exists()
+
+
+def test_a_temporary_name_is_hidden_beside_the_image_with_8_random_hex_digits(tmp_path):
+    # leftovers() finds a killed run's temporary images by this form: '.NAME.vmm_disk-' and '.tmp'.
+    path = str(tmp_path / 'web1.qcow2')
+    names = {disk_image.temporary_path(path) for _ in range(20)}
+    assert len(names) == 20
+    for name in names:
+        assert os.path.dirname(name) == str(tmp_path)
+        assert re.fullmatch(r'\.web1\.qcow2\.vmm_disk-[0-9a-f]{8}\.tmp', os.path.basename(name)), name
+        open(name, 'wb').close()
+    assert disk_image.leftovers(path) == sorted(names)
 
 
 def test_a_second_run_waits_then_names_the_holder(lab_dir):

@@ -119,6 +119,17 @@ def test_the_nearest_questions_compare_the_key_with_runs_of_as_many_words_anywhe
     assert nearest_questions('root account')[:2] == ['Password for root account?', 'Public ssh key for root account?']
 
 
+def test_the_nearest_questions_compare_only_whole_runs_of_the_keys_length():
+    # "host nam" (two words) is compared with two-word runs: "(host) name" is closer than "or hostname"; a one-word
+    # run "hostname" at the end of "Server IP address or hostname?" would put that question first.
+    assert nearest_questions('host nam') == [
+        'Symbolic (host) name for <if>?', 'Server IP address or hostname?', "HTTP Server? (hostname or 'done')"]
+    # A question no longer than the key is compared whole: "Netmask for <if>?" has no run "for <if>" of its own.
+    assert nearest_questions('for <if> (or') == [
+        "IPv4 address for <if>? (or 'autoconf' or 'none')", "IPv6 address for <if>? (or 'autoconf' or 'none')",
+        'Symbolic (host) name for <if>?']
+
+
 def test_the_nearest_questions_leave_out_those_a_response_file_cannot_answer():
     nearest = nearest_questions('Response file locatoin')
     assert len(nearest) == 3 and 'Response file location?' not in nearest
