@@ -45,7 +45,7 @@ def main():
     parser.add_argument('--sizes', type=int, nargs='+', default=[0, 16, 64, 256], help='MiB written into each overlay')
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='vmm-migrate-bench-') as workdir:
-        _, env = checkout_lab_env(workdir)
+        env = checkout_lab_env(workdir)[1]
         roots = {host: os.path.join(workdir, host) for host in ('vmm1', 'vmm2')}
         for root in roots.values():
             subprocess.run(['lab', 'init'], env=dict(env, VMM_LAB_ROOT=root), check=True)

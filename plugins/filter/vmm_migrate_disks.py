@@ -47,7 +47,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(disks) and C(bases), each a list of C({source, target}) paths; C(definition), the definition with the target's disk paths.
+  description: "C(disks) and C(bases), each a list of C({source, target}) paths; C(definition), the definition with the target's disk paths."
   type: dict
   sample: {"disks": [{"source": "/var/vmm/web1.qcow2", "target": "/data/vmm/web1.qcow2"}],
            "bases": [{"source": "/var/vmm/golden.qcow2", "target": "/data/vmm/golden.qcow2"}],

@@ -21,14 +21,14 @@ description:
     its target already (step C(defined) or later) cannot be cancelled.
 options:
   _input:
-    description: The journal (C({"version": 1, "moves": {...}})), or null for none yet.
+    description: 'The journal (C({"version": 1, "moves": {...}})), or null for none yet.'
     type: dict
     required: true
   source:
     description: The vmm host the VMs leave.
     type: str
   hosts:
-    description: Every vmm host that takes part, mapped to C({"vars": its inventory variables, "vms": the vms of vmm_vm_info}).
+    description: 'Every vmm host that takes part, mapped to C({"vars": its inventory variables, "vms": the vms of vmm_vm_info}).'
     type: dict
     required: true
   vms:
