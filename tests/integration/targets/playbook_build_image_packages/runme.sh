@@ -12,20 +12,10 @@
 # a stem. A throwaway build copies files out of a layer and leaves nothing.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
-COLL=$(readlink -f "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/openbsd/vmm")
-# short: ssh control sockets live in it (a unix socket path has at most 104 bytes)
-VMM_LAB_ROOT=$(mktemp -d /tmp/vmm-bip.XXXXXX)
-chmod 755 "$VMM_LAB_ROOT"
-export PATH="$COLL/tests/lab/bin:$PATH" VMM_LAB_ROOT
-L=$VMM_LAB_ROOT
-trap 'lab vmd stop >/dev/null 2>&1 || true; rm -rf "$L"' EXIT
+# a short name: ssh control sockets live in the lab root (a unix socket path has at most 104 bytes)
+. "$here/../setup_lab/files/lab_host.sh" bip
 lab net-check || exit 0   # (77) no network namespaces here: the build VM could not be reached
-lab init
-lab vmd start
-lab mirror "$L/mirror" 7.8 amd64 >/dev/null
-cp "$COLL/tests/lab/bin/MAKEDEV" "$L/dev/"
 ssh-keygen -q -t ed25519 -N '' -C build@lab -f "$L/id_ed25519"
-export LAB_PYTHON="$COLL/tests/lab/bin/python3-openbsd"
 # the install server publishes package files of the mirror (install_server_packages) in its package directory,
 # pub/OpenBSD/<release>/packages/<arch>/ in the docroot, which httpd lists (and no other directory)
 # (one flavor of vim only: the stem vim names one package there, where the mirror has two)
