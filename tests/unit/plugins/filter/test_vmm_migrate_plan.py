@@ -272,3 +272,40 @@ def test_cancel_with_nothing_to_cancel_needs_no_hosts():
     assert vmm_migrate_plan(None, cancel=True, hosts={}) == {'moves': [], 'journal': {'version': 1, 'moves': {}}}
     with pytest.raises(AnsibleFilterError, match='hosts must map vmm hosts'):
         vmm_migrate_plan(None, source='vmm1', vms=['web1'], hosts={})
+
+
+def test_the_plan_defaults_are_neither_drain_nor_cancel():
+    from ansible_collections.openbsd.vmm.plugins.plugin_utils.vm_move import MovePlanError, migrate_plan
+    # no drain by default: without vms the request is refused (a drain would move web1 and web2)
+    with pytest.raises(MovePlanError, match='vms must be a list of VM names'):
+        migrate_plan(None, 'vmm1', hosts())
+    # no cancel by default: a pending move is continued, not marked for roll back
+    assert [('cancel' in m, m['step']) for m in migrate_plan(journal_with('stopped'), 'vmm1', hosts(), vms=['web1'])['moves']] == [
+        (False, 'stopped')]
+
+
+def test_a_pending_move_counts_once_against_its_target():
+    # web1 is moving to vmm2 (room for 2 VMs): web2 goes to vmm3, whose one other VM makes it no emptier than vmm2
+    reports = hosts(vmm2=dict(vars=dict(vmm_host_max_vms=1), vms=[]), vmm3=dict(vars={}, vms=[]))
+    assert [m['target'] for m in plan(journal_with('stopped', target='vmm2'), drain=True, hosts=reports)['moves']] == ['vmm2', 'vmm3']
+    # once defined there, vmm2 reports web1 itself: it is not counted twice (vmm2 has room for one more, and wins by name)
+    reports = hosts(vmm2=dict(vars=dict(vmm_host_max_vms=2), vms=[vm('web1')]), vmm3=dict(vars={}, vms=[vm('other')]))
+    assert [m['target'] for m in plan(journal_with('defined', target='vmm2'), drain=True, hosts=reports)['moves']] == ['vmm2', 'vmm2']
+
+
+def test_a_name_taken_on_a_full_target_is_named_once():
+    reports = hosts(vmm2=dict(vars=dict(vmm_host_max_vms=1), vms=[vm('web1')]))
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_plan: a VM named web1 is already on vmm2; nothing was moved$'):
+        plan(vms=['web1'], target='vmm2', hosts=reports)
+
+
+def test_a_base_without_its_report_refused():
+    images = [image('/var/vmm/web1.qcow2', None, ['/var/vmm/web1.qcow2', '/var/vmm/golden.qcow2']), image('/var/vmm/golden.qcow2')]
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_disks: web1 cannot move: the base of /var/vmm/web1\.qcow2 is not reported$'):
+        vmm_migrate_disks(config('web1'), images)
+
+
+@pytest.mark.parametrize('definition, images', [(None, []), (dict(name=1), []), (config('web1'), None)])
+def test_migrate_disks_input_refused(definition, images):
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_disks: expected a VM definition and vmm_image_info images$'):
+        vmm_migrate_disks(definition, images)
