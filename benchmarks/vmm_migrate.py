@@ -44,6 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--sizes', type=int, nargs='+', default=[0, 16, 64, 256], help='MiB written into each overlay')
     options = parser.parse_args()
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix='vmm-migrate-bench-') as workdir:
         env = checkout_lab_env(workdir)[1]
         roots = {host: os.path.join(workdir, host) for host in ('vmm1', 'vmm2')}
@@ -93,7 +94,9 @@ def main():
                                     capture_output=True, text=True).stdout
             records = []
             previous = started
-            for size, name in zip(options.sizes, names):
+            # the moves run in the journal's (name) order; each move's whole time runs from the end of the one before
+            for name in sorted(names, key=lambda vm: when(moves[vm]['times']['done'])):
+                size = options.sizes[names.index(name)]
                 times = {step: when(stamp) for step, stamp in moves[name]['times'].items()}
                 target = os.path.join(roots['vmm2'], 'var', 'vmm', name + '.qcow2')
                 running = any(line.split()[-1:] == [name] and ' running ' in line for line in status.splitlines())
@@ -101,25 +104,32 @@ def main():
                     not size or 'read 65536/65536' in qemu_io('-r', '-U', '-c', 'read -P 0x5a 1G 64k', target))
                 if not (running and intact):
                     raise SystemExit('%s: running on vmm2 %s, data intact %s' % (name, running, intact))
+                first = not records
                 records.append(dict(
                     vm=name, written_mib=size, virtual_size=4 << 30,
                     downtime_seconds=round(times['answering'] - times['base_ready'], 3),
+                    # the downtime's parts: vmm_vm stop, the copy through the controller, vmm_vm define and start, the check
+                    stop_seconds=round(times['stopped'] - times['base_ready'], 3),
+                    copy_seconds=round(times['copied'] - times['stopped'], 3),
+                    define_seconds=round(times['defined'] - times['copied'], 3),
+                    answer_seconds=round(times['answering'] - times['defined'], 3),
                     move_seconds=round(times['done'] - previous, 3),
                     bytes_while_down=overlay_bytes[name],
-                    bytes_while_running=base_bytes if name == names[0] else 0,
-                    copied_percent_of_disk=round(100.0 * (overlay_bytes[name] + (base_bytes if name == names[0] else 0)) / (4 << 30), 2)))
+                    bytes_while_running=base_bytes if first else 0,
+                    copied_percent_of_disk=round(100.0 * (overlay_bytes[name] + (base_bytes if first else 0)) / (4 << 30), 2)))
                 previous = times['done']
         finally:
             for root in roots.values():
                 subprocess.run(['lab', 'vmd', 'stop'], env=dict(env, VMM_LAB_ROOT=root), check=False, capture_output=True)
     result = dict(benchmark='vmm_migrate', machine=platform.machine(), python=platform.python_version(),
-                  cpus=os.cpu_count(), base_bytes=base_bytes, records=records)
+                  cpus=os.cpu_count(), load_before=load_before, base_bytes=base_bytes, records=records)
     with open(RESULTS, 'w', encoding='utf-8') as handle:
         json.dump(result, handle, indent=2)
         handle.write('\n')
     for record in records:
-        print('%(vm)s: %(written_mib)d MiB written, down %(downtime_seconds).2f s, move %(move_seconds).2f s, '
-              '%(bytes_while_down)d bytes while down, %(bytes_while_running)d while running' % record)
+        print('%(vm)s: %(written_mib)d MiB written, down %(downtime_seconds).2f s (stop %(stop_seconds).2f, copy %(copy_seconds).2f, '
+              'define %(define_seconds).2f, check %(answer_seconds).2f), move %(move_seconds).2f s, %(bytes_while_down)d bytes while '
+              'down, %(bytes_while_running)d while running' % record)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""benchmarks/README.md's tables say what results/fleet_scale.json and results/vmm_backup.json recorded."""
+"""benchmarks/README.md's tables say what results/fleet_scale.json, vmm_backup.json and vmm_migrate.json recorded."""
 from __future__ import annotations
 
 import json
@@ -33,10 +33,30 @@ def test_the_backup_table_is_the_recorded_run():
         recorded = json.load(stream)
     with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
         readme = stream.read()
-    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in readme.splitlines()
+    section = readme[readme.index('## vmm_backup_pause.py'):]
+    end = section.find('\n## ', 1)
+    section = section if end < 0 else section[:end]
+    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in section.splitlines()
             if re.fullmatch(r'\| [0-9]+ MiB \|.*\|', line)]
     assert [row[0] for row in rows] == ['%d MiB' % size['written_mib'] for size in recorded['sizes']]
     for row, size in zip(rows, recorded['sizes']):
         assert row[1:] == ['%.3f s' % size['paused_seconds'], '%.1f MiB' % (size['overlay_bytes'] / 1048576),
                            '%.2f s' % size['run_seconds'], '%.1f MiB' % (size['backup_bytes'] / 1048576),
                            '%.1f %%' % (100.0 * size['backup_bytes'] / size['virtual_size']), str(size['vmctl_calls'])]
+
+
+def test_the_migrate_table_is_the_recorded_run():
+    with open(os.path.join(ROOT, 'benchmarks', 'results', 'vmm_migrate.json'), encoding='utf-8') as stream:
+        recorded = json.load(stream)
+    with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
+        readme = stream.read()
+    section = readme[readme.index('## vmm_migrate.py'):]
+    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in section.splitlines()
+            if re.fullmatch(r'\| [0-9]+ MiB \|.*\|', line)]
+    assert 'load %.2f as it started' % recorded['load_before'] in section
+    assert [row[0] for row in rows] == ['%d MiB' % move['written_mib'] for move in recorded['records']]
+    for row, move in zip(rows, recorded['records']):
+        assert row[1:] == ['%.2f s' % move[key] for key in ('downtime_seconds', 'stop_seconds', 'copy_seconds', 'define_seconds',
+                                                            'answer_seconds')] + [
+            '%.1f MiB' % (move['bytes_while_down'] / 1048576), '%.1f MiB' % (move['bytes_while_running'] / 1048576),
+            '%.2f %%' % move['copied_percent_of_disk'], '%.1f s' % move['move_seconds']]
