@@ -470,7 +470,7 @@ def test_run_lock_removes_only_this_images_leftovers(lab_dir):
 def test_a_temporary_name_is_hidden_beside_the_image_with_8_random_hex_digits(tmp_path):
     # leftovers() finds a killed run's temporary images by this form: '.NAME.vmm_disk-' and '.tmp'.
     path = str(tmp_path / 'web1.qcow2')
-    names = {disk_image.temporary_path(path) for _ in range(20)}
+    names = set(map(disk_image.temporary_path, [path] * 20))
     assert len(names) == 20
     for name in names:
         assert os.path.dirname(name) == str(tmp_path)
