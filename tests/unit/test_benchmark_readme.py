@@ -8,6 +8,23 @@ import re
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 
 
+def recorded_and_section(results, title):
+    """The JSON a benchmark recorded, and its section of benchmarks/README.md (up to the next heading)."""
+    with open(os.path.join(ROOT, 'benchmarks', 'results', results), encoding='utf-8') as stream:
+        recorded = json.load(stream)
+    with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
+        readme = stream.read()
+    section = readme[readme.index(title):]
+    end = section.find('\n## ', 1)
+    return recorded, section if end < 0 else section[:end]
+
+
+def mib_rows(section):
+    """The table rows of a section whose first cell is a size in MiB, as lists of cells."""
+    return [[cell.strip() for cell in line.strip('|').split('|')] for line in section.splitlines()
+            if re.fullmatch(r'\| [0-9]+ MiB \|.*\|', line)]
+
+
 def test_the_fleet_scale_table_is_the_recorded_run():
     with open(os.path.join(ROOT, 'benchmarks', 'results', 'fleet_scale.json'), encoding='utf-8') as stream:
         recorded = json.load(stream)
@@ -29,15 +46,8 @@ def test_the_fleet_scale_table_is_the_recorded_run():
 
 
 def test_the_backup_table_is_the_recorded_run():
-    with open(os.path.join(ROOT, 'benchmarks', 'results', 'vmm_backup.json'), encoding='utf-8') as stream:
-        recorded = json.load(stream)
-    with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
-        readme = stream.read()
-    section = readme[readme.index('## vmm_backup_pause.py'):]
-    end = section.find('\n## ', 1)
-    section = section if end < 0 else section[:end]
-    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in section.splitlines()
-            if re.fullmatch(r'\| [0-9]+ MiB \|.*\|', line)]
+    recorded, section = recorded_and_section('vmm_backup.json', '## vmm_backup_pause.py')
+    rows = mib_rows(section)
     assert [row[0] for row in rows] == ['%d MiB' % size['written_mib'] for size in recorded['sizes']]
     for row, size in zip(rows, recorded['sizes']):
         assert row[1:] == ['%.3f s' % size['paused_seconds'], '%.1f MiB' % (size['overlay_bytes'] / 1048576),
@@ -46,13 +56,8 @@ def test_the_backup_table_is_the_recorded_run():
 
 
 def test_the_migrate_table_is_the_recorded_run():
-    with open(os.path.join(ROOT, 'benchmarks', 'results', 'vmm_migrate.json'), encoding='utf-8') as stream:
-        recorded = json.load(stream)
-    with open(os.path.join(ROOT, 'benchmarks', 'README.md'), encoding='utf-8') as stream:
-        readme = stream.read()
-    section = readme[readme.index('## vmm_migrate.py'):]
-    rows = [[cell.strip() for cell in line.strip('|').split('|')] for line in section.splitlines()
-            if re.fullmatch(r'\| [0-9]+ MiB \|.*\|', line)]
+    recorded, section = recorded_and_section('vmm_migrate.json', '## vmm_migrate.py')
+    rows = mib_rows(section)
     assert 'load %.2f as it started' % recorded['load_before'] in section
     assert [row[0] for row in rows] == ['%d MiB' % move['written_mib'] for move in recorded['records']]
     for row, move in zip(rows, recorded['records']):
