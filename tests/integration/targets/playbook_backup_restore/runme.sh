@@ -16,12 +16,7 @@ all:
     vmm1: {lab_root: "$(root vmm1)"}
     vmm2: {lab_root: "$(root vmm2)"}
   vars:
-    ansible_connection: local
-    ansible_python_interpreter: "$LAB_PYTHON"
-    ansible_become: false
-    vmm_environment: {VMM_LAB_ROOT: "{{ lab_root }}"}
-    vmm_vm_conf: "{{ lab_root }}/etc/vm.conf"
-    vmm_host_dev_dir: "{{ lab_root }}/dev"
+$(lab_inventory_vars)
 INV
 log=$VMM_LAB_BASE/play.log
 result=$VMM_LAB_BASE/result.json

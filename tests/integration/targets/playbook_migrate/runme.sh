@@ -20,12 +20,7 @@ all:
         vmm2: {lab_root: "$(root vmm2)", vmm_host_memory: 512M}
         vmm3: {lab_root: "$(root vmm3)", vmm_host_memory: 512M}
   vars:
-    ansible_connection: local
-    ansible_python_interpreter: "$LAB_PYTHON"
-    ansible_become: false
-    vmm_environment: {VMM_LAB_ROOT: "{{ lab_root }}"}
-    vmm_vm_conf: "{{ lab_root }}/etc/vm.conf"
-    vmm_host_dev_dir: "{{ lab_root }}/dev"
+$(lab_inventory_vars)
     vmm_disk_dir: "{{ lab_root }}/var/vmm"
     vmm_fleet_state_file: "$state"
 INV
@@ -85,6 +80,13 @@ on vmm2 vmd -n -f "$(root vmm2)/etc/vm.conf"
 [ ! -e "$(disks vmm1)/web1.qcow2" ] && ls "$(disks vmm1)/archive" | grep -q '^web1-.*\.qcow2$'
 [ -e "$(disks vmm1)/base.qcow2" ]   # the base stays: web2 and web3 use it
 python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["guests"]["web1"]["host"] == "vmm2", s' "$state"
+# the fleet's inventory now places web1 (a guest of `guests:`) on vmm2: provision.yml keeps it there
+cat > "$VMM_LAB_BASE/fleet.vmm.yml" <<FLEET
+plugin: openbsd.vmm.vmm
+vmm_hosts: {vmm1: {}, vmm2: {}, vmm3: {}}
+guests: [{name: web1, memory: 64M}]
+FLEET
+[ "$(ANSIBLE_INVENTORY_UNPARSED_FAILED=1 ansible-inventory -i "$VMM_LAB_BASE/fleet.vmm.yml" --host web1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["vmm_host"])')" = vmm2 ]
 grep -q 'web1: stopped vm 1 successfully\|web1.*stopped' "$(root vmm1)/var/log/vmd.log"
 # asked again: nothing to do, nothing changed
 migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm2
@@ -108,6 +110,7 @@ migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web2"]}' -e migrate_to=vmm3
 once web2
 qemu-io -r -U -c 'read -P 0x5b 1M 64k' "$(disks vmm3)/web2.qcow2" | grep -q 'read 65536/65536'
 [ -z "$(ls -A "$(disks vmm3)" | grep -v '^web2.qcow2$\|^base.qcow2$' || true)" ]   # no half copy left behind
+[ ! -e "$journal.transfer" ]   # nor the controller's copies of a killed run
 
 # 4. cancel: web3's move killed after its stop (the copy comes next), then rolled back: running on vmm1 again, vmm2 keeps nothing of it
 ANSIBLE_REMOTE_TMP="$VMM_LAB_BASE/killremote" setsid ansible-playbook -i "$inv" "$COLL/playbooks/migrate.yml" \
