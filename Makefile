@@ -152,15 +152,23 @@ integration: collection test-tools
 	$(ANSIBLE_TEST) integration --local --python $(PYVER) --color no $(TARGETS)
 
 test: venv test-tools collection
+	@# each step's start time (UTC) in the log: CI's limit is 90 minutes on 2 cores
+	@date -u '+== %T sanity'
 	$(MAKE) --no-print-directory sanity
+	@date -u '+== %T units'
 	$(MAKE) --no-print-directory units
 	@# the older ansible-core releases (the newest is the .venv's): units and sanity on each, MATRIX_TARGETS on the oldest
+	@date -u '+== %T matrix'
 	$(MAKE) --no-print-directory matrix MATRIX="$(filter-out $(lastword $(MATRIX)),$(MATRIX))"
 	@# every module's EXAMPLES as a playbook, ansible-playbook --syntax-check (release-check adds ansible-lint)
+	@date -u '+== %T examples, ee-check'
 	PATH=$(VENV)/bin:$$PATH $(PY) scripts/lint-examples --collection $(COLL_DIR) --syntax-only
 	$(MAKE) --no-print-directory ee-check
+	@date -u '+== %T lab-tests'
 	$(MAKE) --no-print-directory lab-tests
+	@date -u '+== %T integration'
 	$(MAKE) --no-print-directory integration
+	@date -u '+== %T end'
 
 demo: collection
 	PATH=$(VENV)/bin:$$PATH BUILD=$(BUILD) scripts/demo
