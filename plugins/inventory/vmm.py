@@ -50,7 +50,9 @@ description:
   - Every vmm host gets C(vmm_guests) (its guests, planned as above), C(vmm_fleet_state_file), the absolute path of
     the state file, so a playbook knows where to record placements and observed addresses, and C(vmm_guest_leases),
     the DHCP host entries C({name, mac, address}) of its guests on a switch with an address (not C(state=absent)),
-    which the install_server role serves (C(install_server_dhcp_guest_hosts)).
+    which the install_server role serves (C(install_server_dhcp_guest_hosts)), and C(vmm_guests_listed), the names of
+    the guests the file lists under that host (not the placed ones), which stay there whatever the state file says
+    (so C(playbooks/migrate.yml) refuses to move them elsewhere).
   - O(compose), O(groups) and O(keyed_groups) apply to the guest hosts (the vmm hosts' variables are in the file already).
   - Host variables used for placement and addresses (C(vmm_host_memory), C(vmm_host_tap_count), C(vmm_host_max_vms),
     C(vmm_guest_memory), C(vmm_guest_network), C(vmm_guest_network_reserved), C(vmm_guest_network6)) are read as
@@ -173,6 +175,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                               lladdr_with_host=self.get_option('lladdr_with_host'))
         except FleetNetError as exc:  # FleetPlanError too
             raise AnsibleParserError('%s: %s' % (path, exc))
+        # fleet_plan checked the file: each listed guest is a mapping with a name
+        listed = {guest['name'] for host_vars in (self.get_option('vmm_hosts') or {}).values()
+                  for guest in (host_vars or {}).get('vmm_guests') or []}
         host_group = self.inventory.add_group(self.get_option('host_group'))
         guest_group = self.inventory.add_group(self.get_option('guest_group'))
         for name, variables in plan['hosts'].items():
@@ -181,6 +186,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 self.inventory.set_variable(name, key, value)
             self.inventory.set_variable(name, 'vmm_fleet_state_file', state_file)
             self.inventory.set_variable(name, 'vmm_guest_leases', guest_leases(variables['vmm_guests']))
+            self.inventory.set_variable(name, 'vmm_guests_listed', [guest['name'] for guest in variables['vmm_guests']
+                                                                    if guest['name'] in listed])
         for name, guest in plan['guests'].items():
             per_host_group = self.inventory.add_group('%s_guests' % guest['host'])
             self.inventory.add_host(name, group=guest_group)

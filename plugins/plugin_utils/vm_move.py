@@ -15,7 +15,14 @@ import posixpath
 import re
 from collections.abc import Mapping
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.openbsd.vmm.plugins.plugin_utils.fleet_plan import FleetPlanError, Host, human_size
+
+try:
+    import netaddr
+except ImportError:  # only a move that takes a DHCP lease along needs it
+    netaddr = None
 
 JOURNAL_VERSION = 1
 # Last step finished: planned (checked, nothing changed), base_ready (the bases are on the target), stopped (on
@@ -147,21 +154,105 @@ def migrate_plan(journal, source, hosts, vms=None, drain=False, target=None, can
         if taken:
             problems.append('a VM named %s is already on %s' % (vm['name'], ', '.join(taken)))
             continue
-        with_room = [host for host in room.values() if not host.lacks(guest)]
+        # a fleet file's guest listed under a host stays there (the inventory plugin's vmm_guests_listed)
+        listed = sorted(name for name in hosts if vm['name'] in _listed(hosts, name))
+        if source in listed:
+            problems.append('%s is listed under %s in the fleet file, which keeps it there (provision.yml would define it '
+                            'there again): list it under the host it goes to, or among the guests to place, first'
+                            % (vm['name'], source))
+            continue
+        if listed and listed[0] not in room:
+            problems.append('%s is listed under %s in the fleet file: it can move only there' % (vm['name'], listed[0]))
+            continue
+        with_room = [host for host in room.values() if not host.lacks(guest) and (not listed or host.name == listed[0])]
         if not with_room:
             memory = human_size(room[candidates[0]].memory_of(guest))
             problems.append('no vmm host has room for %s (memory %s): %s' % (vm['name'], memory, ', '.join(
                 '%s has %s' % (host.name, ' and '.join(host.lacks(guest))) for host in room.values())))
             continue
-        best = min(with_room, key=lambda h: (-h.free_memory(), len(h.counted()), h.name))
+        # the VM keeps its address: only a host that can give it counts
+        leases = {host.name: moved_lease(vm['name'], source, host.name, hosts[source].get('vars') or {},
+                                         hosts[host.name].get('vars') or {}) for host in with_room}
+        fitting = [host for host in with_room if leases[host.name][1] is None]
+        if not fitting:
+            problems.extend(leases[host.name][1] for host in with_room)
+            continue
+        best = min(fitting, key=lambda h: (-h.free_memory(), len(h.counted()), h.name))
         best.guests.append(guest)
+        lease = leases[best.name][0]
         entry = dict(source=source, target=best.name, step='planned', definition=dict(vm['config']),
                      was_running=vm.get('state') in ('running', 'paused', 'waiting'))
+        if lease:
+            entry['lease'] = lease
         journal['moves'][vm['name']] = entry
         moves.append(dict(entry, vm=vm['name']))
     if problems:
         raise MovePlanError('; '.join(problems) + '; nothing was moved')
     return {'moves': moves, 'journal': journal}
+
+
+def _listed(hosts, host):
+    names = (hosts[host].get('vars') or {}).get('vmm_guests_listed') or []
+    if not isinstance(names, list):
+        raise MovePlanError('vmm_guests_listed of %s must be a list of guest names' % host)
+    return names
+
+
+def _serves_dhcp(host_vars):
+    try:
+        return boolean(host_vars.get('install_server_dhcpd') or False, strict=True)
+    except TypeError:
+        raise MovePlanError('install_server_dhcpd must be a boolean, got %r' % (host_vars.get('install_server_dhcpd'),))
+
+
+def moved_lease(name, source, target, source_vars, target_vars):
+    """(lease, problem): the source's static DHCP lease of VM ``name`` that the move takes along, as the inventory
+    plugin gives a host's leases (vmm_guest_leases, written to dhcpd.conf when install_server_dhcpd), or None.
+
+    The VM keeps its address, so the target must serve DHCP on a subnet (install_server_dhcp_subnets) holding it,
+    with no lease of another VM for that address or MAC; else the problem says why (nothing is moved).
+    """
+    if not _serves_dhcp(source_vars):
+        return None, None
+    lease = next((item for item in source_vars.get('vmm_guest_leases') or []
+                  if isinstance(item, Mapping) and item.get('name') == name), None)
+    if lease is None:
+        return None, None
+    lease = dict(name=name, mac=str(lease.get('mac', '')).lower(), address=str(lease.get('address', '')))
+    where = '%s has the DHCP lease %s (%s) on %s' % (name, lease['address'], lease['mac'], source)
+    if not _serves_dhcp(target_vars):
+        return None, '%s, and %s serves no DHCP (install_server_dhcpd): the VM would lose its address' % (where, target)
+    if netaddr is None:
+        raise MovePlanError('moving a DHCP lease needs the Python library netaddr on the controller (pip install netaddr)')
+    try:
+        address = netaddr.IPAddress(lease['address'], 4)
+        networks = [netaddr.IPNetwork(subnet['network']) for subnet in target_vars.get('install_server_dhcp_subnets') or []]
+    except (netaddr.AddrFormatError, ValueError, TypeError, KeyError) as exc:
+        raise MovePlanError('%s: the lease or a DHCP subnet of %s is not valid: %s' % (where, target, exc))
+    if not any(address in network for network in networks):
+        return None, '%s, which is in none of the DHCP subnets of %s (%s): the VM keeps its address only on a host of ' \
+                     'that network' % (where, target, ', '.join(str(network) for network in networks) or 'none')
+    for other in target_vars.get('vmm_guest_leases') or []:
+        if isinstance(other, Mapping) and other.get('name') != name and (
+                str(other.get('address')) == lease['address'] or str(other.get('mac', '')).lower() == lease['mac']):
+            return None, '%s, and %s has a lease of %s for the same address or MAC (%s, %s)' % (
+                where, target, other.get('name'), other.get('address'), other.get('mac'))
+    return lease, None
+
+
+def host_leases(journal, host, leases, leaving=None):
+    """The DHCP leases of vmm host ``host`` while the journal's moves go on: its inventory ``leases`` (its
+    vmm_guest_leases), where a moving VM's lease is on the target from the copy on (it is written there before the VM
+    is defined), and on the source until the move is done or the VM ``leaving`` is removed from it."""
+    journal = check_journal(journal)
+    moving = {name: move for name, move in journal['moves'].items() if isinstance(move.get('lease'), Mapping)}
+    result = [dict(lease) for lease in leases or [] if isinstance(lease, Mapping) and lease.get('name') not in moving]
+    for name, move in sorted(moving.items()):
+        step = STEPS.index(move['step'])
+        if (move['target'] == host and step >= STEPS.index('copied')) or (
+                move['source'] == host and move['step'] != 'done' and name != leaving):
+            result.append(dict(move['lease']))
+    return result
 
 
 def _under(path, directory):

@@ -11,6 +11,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.openbsd.vmm.plugins.filter.vmm_migrate_leases import vmm_migrate_leases
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_migrate_plan import vmm_migrate_plan
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_vm_options import vmm_vm_options
 
@@ -309,3 +310,150 @@ def test_a_base_without_its_report_refused():
 def test_migrate_disks_input_refused(definition, images):
     with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_disks: expected a VM definition and vmm_image_info images$'):
         vmm_migrate_disks(definition, images)
+
+
+# DHCP leases: the VM keeps its address, so its lease goes along to a host serving that network.
+LEASE = dict(name='web1', mac='FE:E1:BA:D0:01:02', address='198.51.100.10')
+NET = [dict(network='198.51.100.0/24', routers='198.51.100.1')]
+
+
+def dhcp_hosts(vmm2_vars=None, vmm3_vars=None, source_vars=None):
+    return hosts(vmm1=dict(vars=dict(dict(install_server_dhcpd=True, install_server_dhcp_subnets=NET,
+                                          vmm_guest_leases=[dict(name='web0', mac='fe:e1:ba:d0:01:01', address='198.51.100.9'),
+                                                            LEASE]), **(source_vars or {})),
+                           vms=[vm('web1'), vm('web2', state='stopped')]),
+                 vmm2=dict(vars=dict(dict(vmm_host_memory='2G', install_server_dhcpd='yes', install_server_dhcp_subnets=NET,
+                                          vmm_guest_leases=[]), **(vmm2_vars or {})), vms=[]),
+                 vmm3=dict(vars=dict(dict(vmm_host_memory='4G'), **(vmm3_vars or {})), vms=[]))
+
+
+def test_a_lease_goes_along_to_a_host_of_its_network():
+    # vmm3 has more room but serves no DHCP: web1 goes to vmm2, its lease (MAC in lower case) recorded in the journal
+    result = plan(vms=['web1'], hosts=dhcp_hosts())
+    assert result['moves'][0]['target'] == 'vmm2'
+    assert result['moves'][0]['lease'] == dict(name='web1', mac='fe:e1:ba:d0:01:02', address='198.51.100.10')
+    assert result['journal']['moves']['web1']['lease'] == result['moves'][0]['lease']
+    # a VM without a lease takes none along, and may go anywhere
+    assert 'lease' not in plan(vms=['web2'], hosts=dhcp_hosts())['moves'][0]
+    assert plan(vms=['web2'], hosts=dhcp_hosts())['moves'][0]['target'] == 'vmm3'
+    # no DHCP on the source: nothing to take along
+    assert 'lease' not in plan(vms=['web1'], target='vmm3', hosts=dhcp_hosts(source_vars=dict(install_server_dhcpd=False)))['moves'][0]
+
+
+@pytest.mark.parametrize('target, vmm2_vars, message', [
+    ('vmm3', None, r'web1 has the DHCP lease 198\.51\.100\.10 \(fe:e1:ba:d0:01:02\) on vmm1, and vmm3 serves no DHCP '
+                   r'\(install_server_dhcpd\): the VM would lose its address; nothing was moved$'),
+    ('vmm2', dict(install_server_dhcp_subnets=[dict(network='203.0.113.0/24')]),
+     r'on vmm1, which is in none of the DHCP subnets of vmm2 \(203\.0\.113\.0/24\): the VM keeps its address only on a '
+     r'host of that network; nothing was moved$'),
+    ('vmm2', dict(install_server_dhcp_subnets=[]), r'in none of the DHCP subnets of vmm2 \(none\)'),
+    ('vmm2', dict(vmm_guest_leases=[dict(name='db1', mac='fe:e1:ba:d0:09:09', address='198.51.100.10')]),
+     r'and vmm2 has a lease of db1 for the same address or MAC \(198\.51\.100\.10, fe:e1:ba:d0:09:09\)'),
+    ('vmm2', dict(vmm_guest_leases=[dict(name='db1', mac='fe:e1:ba:d0:01:02', address='198.51.100.99')]),
+     r'and vmm2 has a lease of db1 for the same address or MAC'),
+])
+def test_a_move_that_would_lose_the_address_is_refused(target, vmm2_vars, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        plan(vms=['web1'], target=target, hosts=dhcp_hosts(vmm2_vars=vmm2_vars))
+
+
+def test_placement_names_every_host_that_cannot_give_the_address():
+    reports = dhcp_hosts(vmm2_vars=dict(install_server_dhcp_subnets=[dict(network='203.0.113.0/24')]))
+    with pytest.raises(AnsibleFilterError) as error:
+        plan(vms=['web1'], hosts=reports)
+    assert 'none of the DHCP subnets of vmm2' in str(error.value) and 'vmm3 serves no DHCP' in str(error.value)
+
+
+def test_the_target_may_already_hold_the_vms_own_lease():
+    # a re-run after the target's dhcpd.conf got the lease, or an inventory that lists it there already
+    reports = dhcp_hosts(vmm2_vars=dict(vmm_guest_leases=[dict(LEASE, mac='fe:e1:ba:d0:01:02')]))
+    assert plan(vms=['web1'], target='vmm2', hosts=reports)['moves'][0]['lease']['address'] == '198.51.100.10'
+
+
+@pytest.mark.parametrize('source_vars, message', [
+    (dict(install_server_dhcpd='maybe'), r"install_server_dhcpd must be a boolean, got 'maybe'"),
+    (dict(vmm_guest_leases=[dict(LEASE, address='198.51.100.300')]), r'web1 has the DHCP lease 198\.51\.100\.300 .*is not valid'),
+])
+def test_bad_dhcp_variables_refused(source_vars, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        plan(vms=['web1'], target='vmm2', hosts=dhcp_hosts(source_vars=source_vars))
+
+
+def lease_journal(**steps):
+    """Moves of web1 (vmm1 -> vmm2, with its lease) and web2 (vmm1 -> vmm3, no lease) at the given steps."""
+    moves = {'web1': dict(source='vmm1', target='vmm2', step=steps.get('web1', 'planned'), definition=config('web1'),
+                          was_running=True, lease=dict(LEASE, mac='fe:e1:ba:d0:01:02'))}
+    if 'web2' in steps:
+        moves['web2'] = dict(source='vmm1', target='vmm3', step=steps['web2'], definition=config('web2'), was_running=True)
+    return {'version': 1, 'moves': moves}
+
+
+INVENTORY_VMM1 = [dict(name='web0', mac='fe:e1:ba:d0:01:01', address='198.51.100.9'), dict(LEASE, mac='fe:e1:ba:d0:01:02')]
+INVENTORY_VMM2 = [dict(name='db1', mac='fe:e1:ba:d0:02:01', address='198.51.100.20')]
+
+
+@pytest.mark.parametrize('step, on_source, on_target', [
+    ('planned', True, False),
+    ('base_ready', True, False),
+    ('stopped', True, False),
+    ('copied', True, True),     # written to the target before the VM is defined there
+    ('defined', True, True),
+    ('answering', True, True),
+    ('done', False, True),
+])
+def test_a_moving_lease_is_on_its_target_from_the_copy_on_and_on_its_source_until_done(step, on_source, on_target):
+    journal = lease_journal(web1=step)
+    source = vmm_migrate_leases(journal, 'vmm1', leases=INVENTORY_VMM1)
+    target = vmm_migrate_leases(journal, 'vmm2', leases=INVENTORY_VMM2)
+    assert ('web1' in [lease['name'] for lease in source]) is on_source
+    assert ('web1' in [lease['name'] for lease in target]) is on_target
+    assert [lease['name'] for lease in source if lease['name'] != 'web1'] == ['web0']
+    assert [lease['name'] for lease in target if lease['name'] != 'web1'] == ['db1']
+
+
+def test_the_leaving_vm_loses_its_source_lease_and_other_moves_keep_theirs():
+    # a drain: web1's lease is on vmm2 already when web3 moves there; web1 leaving vmm1 takes only its own
+    journal = lease_journal(web1='answering', web2='copied')
+    journal['moves']['web3'] = dict(source='vmm1', target='vmm2', step='copied', definition=config('web3'), was_running=True,
+                                    lease=dict(name='web3', mac='fe:e1:ba:d0:01:03', address='198.51.100.11'))
+    assert [lease['name'] for lease in vmm_migrate_leases(journal, 'vmm2', leases=INVENTORY_VMM2)] == ['db1', 'web1', 'web3']
+    assert [lease['name'] for lease in vmm_migrate_leases(journal, 'vmm1', leases=INVENTORY_VMM1, leaving='web1')] == ['web0', 'web3']
+    # the inventory already placing web1 on vmm2 (the state file was written) gives the same leases, once
+    assert [lease['name'] for lease in vmm_migrate_leases(journal, 'vmm2', leases=INVENTORY_VMM2 + [INVENTORY_VMM1[1]])] == [
+        'db1', 'web1', 'web3']
+    # a host the moves do not touch keeps its inventory leases
+    assert vmm_migrate_leases(journal, 'vmm3', leases=[]) == []
+
+
+def test_bad_lease_arguments_refused():
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_leases: host must be a vmm host name'):
+        vmm_migrate_leases(lease_journal(), None)
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_leases: the journal must be'):
+        vmm_migrate_leases({'moves': {}}, 'vmm1')
+
+
+def test_a_guest_listed_under_its_source_in_the_fleet_file_is_refused():
+    reports = hosts()
+    reports['vmm1']['vars'] = dict(vmm_guests_listed=['web1'])
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_plan: web1 is listed under vmm1 in the fleet file, which keeps '
+                       r'it there \(provision\.yml would define it there again\): list it under the host it goes to, or '
+                       r'among the guests to place, first; nothing was moved$'):
+        plan(vms=['web1'], hosts=reports)
+    # web2 is not listed: it moves
+    assert [m['vm'] for m in plan(vms=['web2'], hosts=reports)['moves']] == ['web2']
+
+
+def test_a_guest_listed_under_another_host_goes_there():
+    # vmm3 has more room, but the fleet file lists web1 under vmm2 already (the operator moved its entry)
+    reports = hosts(vmm3=dict(vars=dict(vmm_host_memory='8G'), vms=[]))
+    reports['vmm2']['vars'] = dict(vmm_host_memory='2G', vmm_guests_listed=['web1'])
+    assert plan(vms=['web1'], hosts=reports)['moves'][0]['target'] == 'vmm2'
+    assert plan(vms=['web2'], hosts=reports)['moves'][0]['target'] == 'vmm3'
+    with pytest.raises(AnsibleFilterError, match=r'web1 is listed under vmm2 in the fleet file: it can move only there'):
+        plan(vms=['web1'], target='vmm3', hosts=reports)
+    reports['vmm2']['vars']['vmm_host_memory'] = '256M'
+    with pytest.raises(AnsibleFilterError, match=r'no vmm host has room for web1'):
+        plan(vms=['web1'], hosts=reports)
+    reports['vmm2']['vars']['vmm_guests_listed'] = 'web1'
+    with pytest.raises(AnsibleFilterError, match=r'vmm_guests_listed of vmm2 must be a list of guest names'):
+        plan(vms=['web1'], hosts=reports)

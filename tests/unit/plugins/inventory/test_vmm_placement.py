@@ -80,6 +80,18 @@ def test_every_vmm_host_has_the_dhcp_leases_of_its_switch_guests(tmp_path):
     assert hostvars(inventory, 'vmm2')['vmm_guest_leases'] == [], 'tmp1 is on a local interface: vmd answers its DHCP'
 
 
+def test_every_vmm_host_names_the_guests_the_file_lists_under_it(tmp_path):
+    # web1 is listed under vmm1; ci1 and tmp1 are placed (the state file could move them, the file does not)
+    inventory = parse(tmp_path, FLEET)
+    assert hostvars(inventory, 'vmm1')['vmm_guests_listed'] == ['web1']
+    assert hostvars(inventory, 'vmm2')['vmm_guests_listed'] == []
+    # a guest placed on vmm1 by the state file is not listed there, even when the file lists another under vmm1
+    (tmp_path / 'fleet.vmm.state.json').write_text(json.dumps({'version': 1, 'guests': {'tmp1': {'host': 'vmm1'}}}))
+    inventory = parse(tmp_path, FLEET)
+    assert group(inventory, 'vmm1_guests') == ['tmp1', 'web1']
+    assert hostvars(inventory, 'vmm1')['vmm_guests_listed'] == ['web1']
+
+
 def test_every_vmm_host_knows_the_state_file(tmp_path):
     inventory = parse(tmp_path, FLEET)
     assert hostvars(inventory, 'vmm1')['vmm_fleet_state_file'] == str(tmp_path / 'fleet.vmm.state.json')
