@@ -615,10 +615,13 @@ class Daemon:
             self.remove_vm(vm)
 
     def guest_network_down(self, vm):
-        """The guest's namespace and sshd (labsim.guestnet) end with its VM process, whatever ended it."""
+        """The guest's namespace and sshd (labsim.guestnet) end with its VM process, whatever ended it; what the
+        guest did goes into its first disk (guestnet.guest_ended) before anyone learns that the VM stopped."""
         try:
             from labsim import guestnet
-            guestnet.guest_down(self.root, vm.name, vm.proc.pid if vm.proc is not None else None)
+            saved = guestnet.guest_ended(self.root, vm.name, vm.proc.pid if vm.proc is not None else None)
+            if saved:
+                self.log("%s: guest state saved to its disk (%d bytes, %.3f s)" % (vm.name, saved["bytes"], saved["seconds"]))
         except Exception as exc:  # pylint: disable=broad-except
             self.log("%s: guest network teardown failed: %s" % (vm.name, exc))
 
@@ -981,7 +984,8 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 pass
         with self.cond:
-            self.cond.wait_for(lambda: all(vm.exit_gen != gen for vm, gen in gens.items()), 2)
+            # (each exit saves its guest's state into its disk: guest_network_down)
+            self.cond.wait_for(lambda: all(vm.exit_gen != gen for vm, gen in gens.items()), 10)
         try:
             self.server.close()
         except OSError:

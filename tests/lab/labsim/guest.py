@@ -121,7 +121,7 @@ def die_with_vmd(daemon_pid, spec=None):
         if spec is not None:
             try:
                 from labsim import guestnet
-                guestnet.guest_down(spec["lab_root"], spec["name"], os.getpid())
+                guestnet.guest_ended(spec["lab_root"], spec["name"], os.getpid())
             except Exception:  # pylint: disable=broad-except
                 pass
         os._exit(1)
@@ -153,7 +153,7 @@ def network_up(spec, installer):
         from labsim import guestnet
         record = installer.read_install_record(spec["disks"][0]["path"]) or {}
         guestnet.guest_up(spec["lab_root"], spec["name"], spec["vm_id"], spec["interfaces"],
-                          spec.get("local_prefix"), record, os.getpid())
+                          spec.get("local_prefix"), record, os.getpid(), disk=spec["disks"][0]["path"])
     except Exception as exc:  # pylint: disable=broad-except
         sys.stderr.write("guest network: %s\n" % exc)
         sys.stderr.flush()

@@ -24,9 +24,30 @@ the install record), and the host key, sshd_config and root's authorized_keys se
 guest directory's first boot from the install record (what install.sub wrote). The network
 comes up at /etc/rc's `starting network` (netstart), before `login:`; everything is torn
 down when the VM process ends.
+
+A guest's state follows its disk, as an OpenBSD guest's files are on its disk: when the VM process
+ends, however it ends (halt, reboot, `vmctl stop [-f]`, vmd stopped or killed), guest_ended saves the
+guest dir's etc/, root/, home/ and var/ (never its lab/) into the VM's first disk, the one the install
+record is read from; a guest booting a disk that holds a saved state starts from it (replacing what a
+guest dir of that name had on this lab root), so a disk copied to another lab root (migrate.yml) or
+restored under another name boots with everything the guest did. Layout on the disk (labsim.images
+read_data/write_data: raw, or qcow2 whose writes go to the top image, never into a base):
+
+    RECORD_OFFSET (1 MiB)     the install record (labsim.installer), at most RECORD_AREA (1 MiB)
+    STATE_OFFSET (4 MiB)      STATE_HEADER (512) bytes: b"LAB-OPENBSD-GUEST-STATE 1 <length> <sha256 hex>\n", NULs
+    STATE_OFFSET + 512        <length> bytes: gzip of a GNU tar (POSIX format, numeric owners, trusted.*
+                              xattrs: overlayfs whiteouts are 0/0 character devices, opaque dirs an xattr)
+
+The whole region (header and payload) ends before STATE_OFFSET + STATE_AREA (64 MiB); a disk too
+small for it gets no saved state and a header whose sha256 does not match is ignored (both lab-only
+safeguards, see save_disk_state and read_disk_state): the guest then seeds from the install record.
+The guest dir's lab/disk-state holds the sha256 of the state it last saved or restored; a disk without
+a saved state booting a guest dir that came from one starts from its install record (a fresh guest
+dir), a guest dir that never had one (a disk too small) stays as it is.
 """
 
 import fcntl
+import gzip
 import hashlib
 import ipaddress
 import json
@@ -40,6 +61,7 @@ import subprocess
 import sys
 import time
 
+from labsim import images
 from labsim.basetools.common import atomic_write
 
 IP = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin") or "/usr/sbin/ip"
@@ -54,6 +76,17 @@ ALLOWED = tuple(ipaddress.ip_network(net) for net in (
     "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "fd00::/8", "100.64.0.0/10"))
 OVERLAID = ("etc", "root", "home", "var")
 SSHD_WAIT_SECONDS = 10.0
+TAR = shutil.which("tar", path="/usr/bin:/bin") or "/usr/bin/tar"
+# The guest's saved state on its first disk (see the module docstring).
+STATE_MAGIC = b"LAB-OPENBSD-GUEST-STATE"
+STATE_OFFSET = 4 * 1024 * 1024
+STATE_HEADER = 512
+STATE_AREA = 60 * 1024 * 1024
+STATE_MARKER = "disk-state"
+# GNU tar: overlayfs's trusted.* xattrs, numeric owners (the guest's own /etc/passwd), and no atime, ctime nor
+# pid in the archive, so a guest dir that did not change saves the same bytes (the disk is not written again).
+TAR_OPTIONS = ["--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+               "--xattrs", "--xattrs-include=trusted.*", "--numeric-owner", "--sort=name"]
 # The guest's own OVERLAID directories, over this machine's (upper dirs under the guest's $dir).
 OVERLAY_MOUNTS = r"""for sub in %s; do
     [ -d "/$sub" ] || continue
@@ -358,10 +391,12 @@ def _make_links(root, netns, host, entries):
     _ip([], batch="\n".join(lines) + "\n")
 
 
-def guest_up(root, name, vm_id, interfaces, local_prefix, record, owner_pid):
+def guest_up(root, name, vm_id, interfaces, local_prefix, record, owner_pid, disk=None):
     """Bring up a booting guest's network (and its sshd when the install enabled it).
 
     interfaces: the VM's NICs as the daemon describes them (mac, tap, local, switch_interface).
+    disk: the VM's first disk, whose saved state the guest dir starts from (adopt_disk_state), and where
+    guest_ended saves it.
     Returns the guest's state (addresses, netns, sshd pid), or None when no NIC got an address.
     """
     began = time.monotonic()
@@ -398,6 +433,11 @@ def guest_up(root, name, vm_id, interfaces, local_prefix, record, owner_pid):
                "sshd_pid": None, "release": (record or {}).get("release"), "arch": (record or {}).get("arch")}
     _save_state(root, name, current)
     if record and record.get("sshd"):
+        if disk:
+            adopted = time.monotonic()
+            current["disk_state"] = adopt_disk_state(root, name, disk)
+            current["disk_state_seconds"] = round(time.monotonic() - adopted, 3)
+            current["disk"] = disk
         learned = [(server, e["dev"]) for e in entries for server in e["nameservers"]]
         current["sshd_pid"] = start_sshd(root, name, netns, current["addresses"], record, learned)
     current["setup_seconds"] = round(time.monotonic() - began, 3)
@@ -424,6 +464,19 @@ def guest_down(root, name, owner_pid=None):
     remove_netns(current["netns"])
     _remove_state(root, name)
     return True
+
+
+def guest_ended(root, name, owner_pid=None):
+    """The VM process ended: its network goes (guest_down), then the guest dir it booted is saved into its disk.
+
+    Only a guest dir this very process used (its state names the disk and the process): a VM of the same name
+    that never started the guest's system (an install, a guest without sshd) leaves the disk as it is.
+    Returns save_disk_state's answer, or None when nothing was saved.
+    """
+    current = load_state(root, name)
+    if not guest_down(root, name, owner_pid) or not current.get("disk"):
+        return None
+    return save_disk_state(root, name, current["disk"])
 
 
 def signal_guest(root, name, sig):
@@ -464,6 +517,137 @@ def addresses(root, name):
     if current is None or not _alive(current.get("pid")) or not _exists(current["netns"]):
         return []
     return list(current["addresses"])
+
+
+# ---------------------------------------------------------------------------------- the guest's state on its disk
+
+def _read_text(path):
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def read_disk_state(disk):
+    """(sha256 hex, gzip'ed tar) of the guest state saved on the disk (through a qcow2's backing chain), or None.
+
+    None too when the disk is too small for the region or the payload does not match its sha256: a lab-only
+    safeguard (a real guest's file system is checked by fsck, not a checksum), since a partial write or
+    something written over the region would restore a truncated archive into the guest dir.
+    """
+    try:
+        size = images.virtual_size(disk)
+        if size < STATE_OFFSET + STATE_HEADER:
+            return None
+        head = images.read_data(disk, STATE_OFFSET, STATE_HEADER)
+    except (OSError, images.ImageError):
+        return None
+    match = re.fullmatch(re.escape(STATE_MAGIC) + rb" 1 ([0-9]{1,9}) ([0-9a-f]{64})", head.split(b"\n", 1)[0])
+    if match is None:
+        return None
+    length = int(match.group(1))
+    if STATE_HEADER + length > STATE_AREA or STATE_OFFSET + STATE_HEADER + length > size:
+        return None
+    try:
+        payload = images.read_data(disk, STATE_OFFSET + STATE_HEADER, length)
+    except (OSError, images.ImageError):
+        return None
+    digest = match.group(2).decode()
+    if hashlib.sha256(payload).hexdigest() != digest:
+        return None
+    return digest, payload
+
+
+def write_disk_state(disk, payload):
+    """Put a saved state on the disk: the payload, then the header naming it (a write cut short leaves the old
+    header, whose sha256 no longer matches). Returns the sha256, or None when the disk or region is too small."""
+    if STATE_HEADER + len(payload) > STATE_AREA or images.virtual_size(disk) < STATE_OFFSET + STATE_HEADER + len(payload):
+        return None
+    digest = hashlib.sha256(payload).hexdigest()
+    saved = read_disk_state(disk)
+    if saved is None or saved[0] != digest:
+        images.write_data(disk, STATE_OFFSET + STATE_HEADER, payload)
+        header = STATE_MAGIC + b" 1 %d %s\n" % (len(payload), digest.encode())
+        images.write_data(disk, STATE_OFFSET, header.ljust(STATE_HEADER, b"\0"))
+    return digest
+
+
+def clear_disk_state(disk):
+    """newfs on the disk (labsim.installer): no saved state any more."""
+    try:
+        if images.virtual_size(disk) >= STATE_OFFSET + STATE_HEADER and read_disk_state(disk) is not None:
+            images.write_data(disk, STATE_OFFSET, b"\0" * STATE_HEADER)
+    except (OSError, images.ImageError):
+        pass
+
+
+def save_disk_state(root, name, disk):
+    """Save the guest dir's OVERLAID dirs into the disk; {"bytes", "seconds", "sha256"}, or None when there is
+    no seeded guest dir or the disk is too small (the guest dir then keeps its state beside the disk only)."""
+    began = time.monotonic()
+    top = guest_dir(root, name)
+    marker = os.path.join(top, "lab", STATE_MARKER)
+    if not os.path.exists(os.path.join(top, "lab", "seeded")):
+        return None
+    members = [sub for sub in OVERLAID if os.path.isdir(os.path.join(top, sub))]
+    proc = subprocess.run([TAR, "--create", "--file", "-"] + TAR_OPTIONS + ["--directory", top, "--"] + members,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise GuestNetError("saving the state of %s: tar: %s" % (name, proc.stderr.decode(errors="replace").strip()))
+    payload = gzip.compress(proc.stdout, compresslevel=6, mtime=0)
+    digest = write_disk_state(disk, payload)
+    if digest is None:
+        try:
+            os.unlink(marker)
+        except OSError:
+            pass
+        return None
+    _write_atomic(marker, digest + "\n")
+    return {"bytes": len(payload), "sha256": digest, "seconds": round(time.monotonic() - began, 3)}
+
+
+def _clear_guest_dir(top):
+    """The guest dir of another disk's guest goes: its OVERLAID dirs, overlay work dirs and seed markers."""
+    for sub in OVERLAID + ("lab/work",):
+        shutil.rmtree(os.path.join(top, sub), ignore_errors=True)
+    for entry in ("seeded", STATE_MARKER, "unsynced-packages.json"):
+        try:
+            os.unlink(os.path.join(top, "lab", entry))
+        except OSError:
+            pass
+
+
+def adopt_disk_state(root, name, disk):
+    """At boot, before the seed: the guest dir as the disk has it.
+
+    "kept": the guest dir already holds the disk's saved state (a reboot on this lab root); "restored": it was
+    replaced by the disk's saved state; "fresh": the disk has none but the guest dir came from one (another
+    disk's guest, or this disk before a copy of it without state came back), so it starts again from the
+    install record; None: neither has one (the seed goes on as before).
+    """
+    top = guest_dir(root, name)
+    current = _read_text(os.path.join(top, "lab", STATE_MARKER))
+    saved = read_disk_state(disk)
+    if saved is None:
+        if current is None:
+            return None
+        _clear_guest_dir(top)
+        return "fresh"
+    if current == saved[0] and os.path.exists(os.path.join(top, "lab", "seeded")):
+        return "kept"
+    _clear_guest_dir(top)
+    os.makedirs(os.path.join(top, "lab"), exist_ok=True)
+    proc = subprocess.run([TAR, "--extract", "--file", "-", "--xattrs", "--xattrs-include=trusted.*", "--numeric-owner",
+                           "--same-owner", "--preserve-permissions", "--directory", top],
+                          input=gzip.decompress(saved[1]), capture_output=True, check=False)
+    if proc.returncode != 0:
+        _clear_guest_dir(top)
+        raise GuestNetError("restoring the state of %s from %s: tar: %s"
+                            % (name, disk, proc.stderr.decode(errors="replace").strip()))
+    _write_atomic(os.path.join(top, "lab", STATE_MARKER), saved[0] + "\n")
+    _write_atomic(os.path.join(top, "lab", "seeded"), time.strftime("%Y-%m-%dT%H:%M:%SZ restored\n", time.gmtime()))
+    return "restored"
 
 
 # ---------------------------------------------------------------------------------- sshd

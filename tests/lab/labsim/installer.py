@@ -267,7 +267,10 @@ def write_install_record(disk_path, record):
 
 
 def clear_install_record(disk_path):
+    """newfs: the install record goes, and the state a guest of the disk saved (labsim.guestnet)."""
     _write_disk(disk_path, RECORD_OFFSET, b'\0' * 4096)
+    from labsim import guestnet  # pylint: disable=import-outside-toplevel
+    guestnet.clear_disk_state(disk_path)
 
 
 def read_install_record(disk_path):

@@ -52,7 +52,7 @@ def test_pkg_add_over_ssh_installs_into_the_guest_and_halt_stops_the_vm(served, 
         assert '"GET /pub/OpenBSD/7.8/packages/amd64%s HTTP/1.1" 200' % path in served_log
     ssh(lab, address, key, "halt -p")
     lab.wait_for(lambda: lab.row("pkg1") is None or lab.row("pkg1").state == "stopped", timeout=30)
-    # the packages are on the disk: the same disk booted under another name has them (and pkg1's other files not)
+    # the packages are on the disk: the same disk booted under another name has them (with pkg1's other files)
     assert lab.vmctl("start", "-L", "-d", disk, "pkg2").rc == 0
     lab.wait_for(lambda: lab.console("pkg2").endswith("login: "), timeout=30)
     result = ssh(lab, address_of(lab, "pkg2")[0], key, "pkg_info; ls /var/db/pkg/rsync-3.4.1")
