@@ -171,6 +171,11 @@ HARMLESS = {
         'bounds select the same VMs',
     ('plugins/module_utils/vmconf.py', 'if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:', '< -> <='):
         'no line starts with both markers, so the END line is never the BEGIN line',
+    ('plugins/plugin_utils/vm_move.py',
+     "'%s has %s' % (host.name, ' and '.join(host.lacks(guest))) for host in room.values())))" + '\n' + 'continue',
+     'delete continue'):
+        'after "no vmm host has room": with no host with room, the lease check that follows finds no host either, '
+        'adds no problem and continues all the same',
 }
 
 _CMP_SWAP = {

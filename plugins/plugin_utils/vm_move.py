@@ -242,15 +242,14 @@ def moved_lease(name, source, target, source_vars, target_vars):
 
 def host_leases(journal, host, leases, leaving=None):
     """The DHCP leases of vmm host ``host`` while the journal's moves go on: its inventory ``leases`` (its
-    vmm_guest_leases), where a moving VM's lease is on the target from the copy on (it is written there before the VM
-    is defined), and on the source until the move is done or the VM ``leaving`` is removed from it."""
+    vmm_guest_leases), where a moving VM's lease is on the target from the plan on (written there while the VM still
+    runs on the source, so its downtime does not include it; both hosts serve the same address on one network), and
+    on the source until the move is done or the VM ``leaving`` is removed from it."""
     journal = check_journal(journal)
     moving = {name: move for name, move in journal['moves'].items() if isinstance(move.get('lease'), Mapping)}
     result = [dict(lease) for lease in leases or [] if isinstance(lease, Mapping) and lease.get('name') not in moving]
     for name, move in sorted(moving.items()):
-        step = STEPS.index(move['step'])
-        if (move['target'] == host and step >= STEPS.index('copied')) or (
-                move['source'] == host and move['step'] != 'done' and name != leaving):
+        if move['target'] == host or (move['source'] == host and move['step'] != 'done' and name != leaving):
             result.append(dict(move['lease']))
     return result
 

@@ -160,6 +160,15 @@ grep -q 'web4: nothing is where its disks go on vmm2' "$log"
 migrate -e migrate_cancel=true
 [ "$(cat "$(disks vmm2)/web4.qcow2")" = 'someone else' ]   # cancel archives only the copies a move made
 rm "$(disks vmm2)/web4.qcow2"
+# a base that no longer has its build manifest's sha256 (changed after it was built) is not copied anywhere
+manifest=$(disks vmm1)/other.qcow2.manifest.json
+printf '{"image": "%s", "sha256": "%064d"}\n' "$(disks vmm1)/other.qcow2" 0 > "$manifest"
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web4"]}' -e migrate_to=vmm2; then echo "a changed base was moved" >&2; exit 1; fi
+grep -q "other.qcow2 on vmm1: not the sha256 of $manifest (the image changed after it was built); web4 was not moved" "$log"
+[ ! -e "$(disks vmm2)/other.qcow2" ] && [ "$(vm_state vmm1 web4)" = running ] && [ "$(step web4)" = planned ]
+migrate -e migrate_cancel=true
+# with the right sha256 it moves (the drain below takes it)
+printf '{"image": "%s", "sha256": "%s"}\n' "$(disks vmm1)/other.qcow2" "$(sha256sum < "$(disks vmm1)/other.qcow2" | cut -d' ' -f1)" > "$manifest"
 
 # 6. drain of 10 VMs: web3, web4 and d01..d08 (d08 stopped), placed by room (vmm2 and vmm3 have 512M each, 64M per
 #    VM; web1 and web2 are there already)
@@ -250,6 +259,13 @@ grep -q 'pin1 is listed under vmm1 in the fleet file, which keeps it there' "$lo
 [ "$(step lw1)$(step pin1)" = -- ] && [ "$(vm_state vmm1 lw1)" = running ]
 # placed where its address lives: vmm2 (vmm3 has no room for the address)
 fmigrate -e migrate_from=vmm1 -e '{"migrate_vms": ["lw1"]}'
+# the lease went to vmm2 while lw1 still ran on vmm1 (before the stop: not in its downtime); checked again, unchanged,
+# before the definition
+lease_at=$(grep -n '^TASK \[lw1: its DHCP lease (198.51.100.11) on vmm2\]' "$log" | cut -d: -f1)
+stop_at=$(grep -n '^TASK \[lw1: stopped and disabled on vmm1' "$log" | cut -d: -f1)
+[ -n "$lease_at" ] && [ -n "$stop_at" ] && [ "$lease_at" -lt "$stop_at" ]
+[ "$(grep -A1 '^TASK \[lw1: the DHCP leases of vmm2\]' "$log" | grep -c '^changed: ')" = 1 ]
+[ "$(grep -A1 '^TASK \[lw1: the DHCP leases of vmm2\]' "$log" | grep -c '^ok: ')" = 1 ]
 [ "$(step lw1)" = done ] && [ "$(vm_state vmm2 lw1)" = running ] && ! defined vmm1 lw1 && once lw1
 grep -A3 '^host lw1 {' "$(root vmm2)/etc/dhcpd.conf" | grep -q "hardware ethernet $lw1_mac;"
 grep -A3 '^host lw1 {' "$(root vmm2)/etc/dhcpd.conf" | grep -q 'fixed-address 198.51.100.11;'
@@ -310,3 +326,5 @@ echo "sg1: $address1 on vmm1, $address3 on vmm3"
 grep -A1 "^TASK \[sg1: answers SSH at $address3\]" "$log" | grep -q '^ok: \[localhost -> sg1\]'
 python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guests"]["sg1"]; assert (g["host"], g["address"]) == ("vmm3", sys.argv[2]), g' "$state" "$address3"
 ansible -i "$guests" sg1 -e "ansible_host=$address3" -e vmm_host=vmm3 -m ansible.builtin.ping
+# ... and what was done on it before the move is there: it is on its disk (the lab keeps a guest's state in it)
+ansible -i "$guests" sg1 -e "ansible_host=$address3" -e vmm_host=vmm3 -m ansible.builtin.command -a 'ls /root/written-on-vmm1'

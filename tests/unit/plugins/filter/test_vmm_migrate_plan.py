@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_migrate_leases import vmm_migrate_leases
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_migrate_plan import vmm_migrate_plan
 from ansible_collections.openbsd.vmm.plugins.filter.vmm_vm_options import vmm_vm_options
+from ansible_collections.openbsd.vmm.plugins.plugin_utils import vm_move
 
 MIB = 1 << 20
 INTERFACE = dict(switch='uplink', lladdr='fe:e1:ba:d0:01:02', locked=False, group=None, rdomain=None, local=False)
@@ -370,6 +371,14 @@ def test_the_target_may_already_hold_the_vms_own_lease():
     assert plan(vms=['web1'], target='vmm2', hosts=reports)['moves'][0]['lease']['address'] == '198.51.100.10'
 
 
+def test_moving_a_lease_without_netaddr_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(vm_move, 'netaddr', None)
+    with pytest.raises(AnsibleFilterError, match=r'moving a DHCP lease needs the Python library netaddr on the controller'):
+        plan(vms=['web1'], target='vmm2', hosts=dhcp_hosts())
+    # a VM without a lease does not need it
+    assert plan(vms=['web2'], target='vmm2', hosts=dhcp_hosts())['moves'][0]['target'] == 'vmm2'
+
+
 @pytest.mark.parametrize('source_vars, message', [
     (dict(install_server_dhcpd='maybe'), r"install_server_dhcpd must be a boolean, got 'maybe'"),
     (dict(vmm_guest_leases=[dict(LEASE, address='198.51.100.300')]), r'web1 has the DHCP lease 198\.51\.100\.300 .*is not valid'),
@@ -393,15 +402,15 @@ INVENTORY_VMM2 = [dict(name='db1', mac='fe:e1:ba:d0:02:01', address='198.51.100.
 
 
 @pytest.mark.parametrize('step, on_source, on_target', [
-    ('planned', True, False),
-    ('base_ready', True, False),
-    ('stopped', True, False),
-    ('copied', True, True),     # written to the target before the VM is defined there
+    ('planned', True, True),     # written to the target while the VM runs on the source (not in its downtime)
+    ('base_ready', True, True),
+    ('stopped', True, True),
+    ('copied', True, True),
     ('defined', True, True),
     ('answering', True, True),
     ('done', False, True),
 ])
-def test_a_moving_lease_is_on_its_target_from_the_copy_on_and_on_its_source_until_done(step, on_source, on_target):
+def test_a_moving_lease_is_on_its_target_from_the_plan_on_and_on_its_source_until_done(step, on_source, on_target):
     journal = lease_journal(web1=step)
     source = vmm_migrate_leases(journal, 'vmm1', leases=INVENTORY_VMM1)
     target = vmm_migrate_leases(journal, 'vmm2', leases=INVENTORY_VMM2)
@@ -414,7 +423,7 @@ def test_a_moving_lease_is_on_its_target_from_the_copy_on_and_on_its_source_unti
 def test_the_leaving_vm_loses_its_source_lease_and_other_moves_keep_theirs():
     # a drain: web1's lease is on vmm2 already when web3 moves there; web1 leaving vmm1 takes only its own
     journal = lease_journal(web1='answering', web2='copied')
-    journal['moves']['web3'] = dict(source='vmm1', target='vmm2', step='copied', definition=config('web3'), was_running=True,
+    journal['moves']['web3'] = dict(source='vmm1', target='vmm2', step='planned', definition=config('web3'), was_running=True,
                                     lease=dict(name='web3', mac='fe:e1:ba:d0:01:03', address='198.51.100.11'))
     assert [lease['name'] for lease in vmm_migrate_leases(journal, 'vmm2', leases=INVENTORY_VMM2)] == ['db1', 'web1', 'web3']
     assert [lease['name'] for lease in vmm_migrate_leases(journal, 'vmm1', leases=INVENTORY_VMM1, leaving='web1')] == ['web0', 'web3']
@@ -449,7 +458,8 @@ def test_a_guest_listed_under_another_host_goes_there():
     reports['vmm2']['vars'] = dict(vmm_host_memory='2G', vmm_guests_listed=['web1'])
     assert plan(vms=['web1'], hosts=reports)['moves'][0]['target'] == 'vmm2'
     assert plan(vms=['web2'], hosts=reports)['moves'][0]['target'] == 'vmm3'
-    with pytest.raises(AnsibleFilterError, match=r'web1 is listed under vmm2 in the fleet file: it can move only there'):
+    with pytest.raises(AnsibleFilterError, match=r'^vmm_migrate_plan: web1 is listed under vmm2 in the fleet file: it can move only '
+                       r'there; nothing was moved$'):
         plan(vms=['web1'], target='vmm3', hosts=reports)
     reports['vmm2']['vars']['vmm_host_memory'] = '256M'
     with pytest.raises(AnsibleFilterError, match=r'no vmm host has room for web1'):
