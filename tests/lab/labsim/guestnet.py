@@ -667,16 +667,26 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
 
 def _seed(root, name, record):
-    """First boot of the guest dir: what the installed system has in /etc and /root."""
+    """Every boot of the guest dir: at its first, what the installed system has in /etc and /root; then /etc/rc's keys."""
     top = guest_dir(root, name)
     for sub in OVERLAID:
         os.makedirs(os.path.join(top, sub), exist_ok=True)
         os.makedirs(os.path.join(top, "lab", "work", sub), exist_ok=True)
     os.chmod(os.path.join(top, "root"), 0o700)
-    marker = os.path.join(top, "lab", "seeded")
-    if os.path.exists(marker):
-        return
     ssh = os.path.join(top, "etc", "ssh")
+    marker = os.path.join(top, "lab", "seeded")
+    if not os.path.exists(marker):
+        _seed_first_boot(top, name, record, ssh)
+        _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+    # /etc/rc make_keys at every boot (not only the first): ssh-keygen -A makes the host keys that are missing,
+    # those the install or its install.site left out and those a seal removed since (etc/rc: make_keys)
+    if not os.path.isfile(os.path.join(ssh, "ssh_host_ed25519_key")):     # absent or whited out
+        os.makedirs(ssh, exist_ok=True)
+        _host_key(top, record, name)
+
+
+def _seed_first_boot(top, name, record, ssh):
+    """The first boot of a guest dir without saved state: the installed system's /etc and /root (install record)."""
     os.makedirs(ssh, exist_ok=True)
     permit = record.get("permit_root_login") or "prohibit-password"
     if permit not in ("yes", "no", "prohibit-password", "without-password", "forced-commands-only"):
@@ -704,10 +714,6 @@ def _seed(root, name, record):
         _write_atomic(os.path.join(dot_ssh, "authorized_keys"), keys if keys.endswith("\n") else keys + "\n", 0o600)
     if record.get("install_site_script"):
         _run_install_site(top, record["install_site_script"])
-    # /etc/rc at boot: ssh-keygen -A makes the host keys the install (or its install.site) left out
-    if not os.path.isfile(os.path.join(ssh, "ssh_host_ed25519_key")):     # absent or whited out
-        _host_key(top, record, name)
-    _write_atomic(marker, time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
 
 
 GUEST_TOOLS = ("pkg_add", "pkg_info", "halt")

@@ -211,3 +211,24 @@ def test_newfs_by_the_installer_clears_the_saved_state(tmp_path):
     assert guestnet.read_disk_state(disk) == (hashlib.sha256(payload).hexdigest(), payload)
     installer.clear_install_record(disk)
     assert guestnet.read_disk_state(disk) is None
+
+
+def test_a_sealed_disk_makes_new_host_keys_at_every_boot(lab_factory, key):
+    """/etc/rc runs make_keys (ssh-keygen -A) at every boot, not only the first: a guest whose host key was removed
+    (build_image.yml's seal) answers SSH with a new one when its disk boots again, here or copied elsewhere."""
+    first, second = lab_factory(), lab_factory()
+    disk = installed_disk(first, "sealed", "sealed.my.domain", key)
+    address = boot(first, disk, "sealed")
+    before = ssh(first, address, key, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+    assert before.rc == 0, before
+    assert ssh(first, address, key, "rm -f /etc/ssh/ssh_host_* && echo sealed").out == "sealed\n"
+    stop(first, "sealed")
+    address = boot(first, disk, "sealed")       # a reboot on the same lab root
+    again = ssh(first, address, key, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+    assert again.rc == 0 and again.out.startswith("ssh-ed25519 ") and again.out != before.out, again
+    assert ssh(first, address, key, "rm -f /etc/ssh/ssh_host_* && echo sealed").out == "sealed\n"
+    stop(first, "sealed")
+    shutil.copyfile(disk, second.path("clone.img"))     # a clone of the sealed disk elsewhere
+    address = boot(second, second.path("clone.img"), "clone")
+    clone = ssh(second, address, key, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+    assert clone.rc == 0 and clone.out.startswith("ssh-ed25519 ") and clone.out not in (before.out, again.out), clone
