@@ -148,8 +148,12 @@ release-check: collection test-tools $(RELEASE_VENV)/.installed
 lab-tests: venv test-tools
 	PATH=$(VENV)/bin:$$PATH $(PY) -m pytest -q $(or $(LABTESTS),tests/lab/tests)
 
+# Each target's minutes after the run, passed or not (ansible-test's tests/output/data/integration-*.json):
+# CI's 90 minutes are mostly these.
 integration: collection test-tools
-	$(ANSIBLE_TEST) integration --local --python $(PYVER) --color no $(TARGETS)
+	rm -f $(COLL_DIR)/tests/output/data/integration-*.json
+	$(ANSIBLE_TEST) integration --local --python $(PYVER) --color no $(TARGETS); status=$$?; \
+	  $(PY) $(ROOT)/scripts/integration-times $(COLL_DIR)/tests/output/data; exit $$status
 
 test: venv test-tools collection
 	@# each step's start time (UTC) in the log: CI's limit is 90 minutes on 2 cores
