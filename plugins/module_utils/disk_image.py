@@ -35,6 +35,7 @@ FORMATS = ('raw', 'qcow2')
 # vmctl's extension rule for a new file (case-insensitive, only these two).
 _EXTENSIONS = {'.raw': 'raw', '.qcow2': 'qcow2'}
 MAX_CHAIN = 4  # vmd opens at most the disk plus 3 bases
+VMCTL_CLUSTER_BITS = 16  # vmctl create writes 64 KiB clusters (qcow2-facts.md §1), into overlays too
 
 
 class DiskError(Exception):
@@ -528,7 +529,9 @@ def _existing_format(path):
 
 
 def _chain_length(path):
-    """Number of images in the backing chain starting at ``path`` (itself included)."""
+    """Number of images in the backing chain starting at ``path`` (itself included), each checked for the cluster size
+    of the overlay vmctl will put on top: vmd's qc2_open (usr.sbin/vmd/vioqcow2.c) refuses a chain whose images differ
+    (fatalx "all disk parts must share clustersize") when the VM starts, while vmctl create -b makes the overlay."""
     length, current, seen = 0, path, set()
     while current and length <= MAX_CHAIN:
         real = os.path.realpath(current)
@@ -537,10 +540,16 @@ def _chain_length(path):
         seen.add(real)
         length += 1
         try:
-            backing = qcow2.read_header(current).backing_file if qcow2.is_qcow2(current) else None
+            header = qcow2.read_header(current) if qcow2.is_qcow2(current) else None
         except (OSError, qcow2.Qcow2Error) as exc:
             raise DiskError('base: cannot read %s in the backing chain of %s: %s' % (current, path, exc))
-        current = resolve_base(current, backing) if backing else None
+        if header is not None and header.cluster_bits != VMCTL_CLUSTER_BITS:
+            raise DiskError('base: %s%s has %d KiB clusters; vmctl makes the overlay with %d KiB clusters and vmd starts a '
+                            'VM only when every image of its disk shares one cluster size (vmd: all disk parts must share '
+                            'clustersize); convert it first (qemu-img convert -O qcow2 -o cluster_size=64k)'
+                            % (current, '' if current == path else ' (in the backing chain of %s)' % path,
+                               header.cluster_size // 1024, (1 << VMCTL_CLUSTER_BITS) // 1024))
+        current = resolve_base(current, header.backing_file) if header is not None and header.backing_file else None
     return length
 
 

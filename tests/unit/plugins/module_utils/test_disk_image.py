@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -623,6 +624,26 @@ def test_an_overlay_on_a_chain_of_four_is_refused(lab_dir):
     top = chain(lab_dir, 4)
     with pytest.raises(DiskError, match='base: %s already has a chain of 4 images; vmd opens at most 4 per disk' % (lab_dir / top)):
         plan_for(path=lab_dir / 'o.qcow2', base=top)
+
+
+@pytest.mark.skipif(shutil.which('qemu-img') is None, reason='qemu-img (qemu-utils) is not installed')
+@pytest.mark.parametrize('overlays', [0, 1])
+def test_an_overlay_on_a_chain_with_other_clusters_than_vmctl_writes_is_refused(lab_dir, overlays):
+    # qemu-img's image with 512 KiB clusters (an import, another tool's base); vmd would refuse the chain at start
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512k',
+                    str(lab_dir / 'wide.qcow2'), '1G'], check=True)
+    base = 'wide.qcow2'
+    if overlays:
+        write_vmctl_qcow2(str(lab_dir / 'mid.qcow2'), GIB, base='wide.qcow2')
+        base = 'mid.qcow2'
+    before = snapshot(lab_dir)
+    within = ' (in the backing chain of %s)' % (lab_dir / 'mid.qcow2') if overlays else ''
+    with pytest.raises(DiskError, match=re.escape(
+            'base: %s%s has 512 KiB clusters; vmctl makes the overlay with 64 KiB clusters and vmd starts a VM only '
+            'when every image of its disk shares one cluster size (vmd: all disk parts must share clustersize)'
+            % (lab_dir / 'wide.qcow2', within))):
+        plan_for(path=lab_dir / 'o.qcow2', base=base)
+    assert snapshot(lab_dir) == before
 
 
 def test_a_backing_chain_that_loops_is_refused(lab_dir):
