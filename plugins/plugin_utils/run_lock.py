@@ -37,9 +37,10 @@ def process_start(pid):
         with open('/proc/%d/stat' % pid) as stat:
             # the command (field 2) may hold spaces and parentheses: count from the last ')'
             fields = stat.read().rsplit(')', 1)[1].split()
-        return '%s:%s' % (boot_id, fields[19])
+        start = fields[19]
     except (OSError, IndexError):
         return None
+    return '%s:%s' % (boot_id, start)
 
 
 def pid_alive(pid):
@@ -48,7 +49,7 @@ def pid_alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:     # alive, another user's
-        return True
+        pass
     return True
 
 
@@ -100,7 +101,7 @@ class _DirectoryGuard:
         self.fd = None
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        self.fd = os.open(self.path, os.O_RDONLY)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 

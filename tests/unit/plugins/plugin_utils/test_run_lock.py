@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -51,6 +52,8 @@ def test_a_free_lock_is_taken_once_and_kept_by_its_run(lock):
     me = holder_of(os.getpid(), 'ansible-playbook migrate.yml')
     assert acquire(lock, me) == (True, None)
     assert read(lock) == me
+    with open(lock) as handle:
+        assert handle.read() == json.dumps(me, indent=1, sort_keys=True) + '\n'
     assert oct(os.stat(lock).st_mode & 0o777) == '0o600'
     # the next task of the same run
     assert acquire(lock, dict(me, since='later')) == (False, None)
@@ -65,6 +68,7 @@ def test_a_live_run_holds_it_and_is_named(lock, sleeper):
     assert 'another run holds %s: pid %d on %s' % (lock, sleeper.pid, socket.gethostname()) in str(refused.value)
     assert 'migrate_drain=true' in str(refused.value)
     assert read(lock) == other
+    assert sleeper.poll() is None       # asked whether it runs, not signalled
 
 
 def test_the_lock_of_a_run_that_is_gone_is_taken_over_and_named(lock):
@@ -145,11 +149,64 @@ def test_of_runs_that_find_the_same_stale_lock_only_one_takes_it(lock, monkeypat
     monkeypatch.setattr(run_lock, 'holder_gone', slow_holder_gone)
     context = multiprocessing.get_context('fork')
     barrier, results = context.Barrier(4), context.Queue()
-    racers = [context.Process(target=_race, args=(lock, barrier, results)) for racer in range(4)]
+    # three racers in child processes and this process the fourth (so that a line coverage of this process sees the
+    # lock's code run by this test)
+    racers = [context.Process(target=_race, args=(lock, barrier, results)) for racer in range(3)]
     for racer in racers:
         racer.start()
-    outcomes = sorted(results.get(timeout=30)[0] for racer in racers)
+    _race(lock, barrier, results)
+    outcomes = sorted(results.get(timeout=30)[0] for racer in range(4))
     for racer in racers:
         racer.join(30)
     assert outcomes == ['refused', 'refused', 'refused', 'took']
-    assert read(lock)['pid'] in [racer.pid for racer in racers]
+    assert read(lock)['pid'] in [racer.pid for racer in racers] + [os.getpid()]
+
+
+def test_a_relative_lock_path_is_locked_in_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    me = holder_of(os.getpid(), 'me')
+    assert acquire('journal.lock', me) == (True, None)
+    assert read(str(tmp_path / 'journal.lock')) == me
+
+
+def test_a_holder_names_at_most_400_characters_of_its_command():
+    assert holder_of(os.getpid(), 'x' * 1000)['command'] == 'x' * 400
+
+
+def test_a_process_of_another_user_counts_as_running(monkeypatch):
+    def kill(pid, signal):
+        raise PermissionError(1, 'Operation not permitted')
+
+    monkeypatch.setattr(run_lock.os, 'kill', kill)
+    assert run_lock.pid_alive(1) is True
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/stat'), reason='no /proc')
+def test_a_process_start_is_stable_while_it_runs_and_later_for_a_later_process(sleeper):
+    mine = run_lock.process_start(os.getpid())
+    assert mine is not None and mine == run_lock.process_start(os.getpid())
+    with open('/proc/sys/kernel/random/boot_id') as boot:
+        assert mine.split(':')[0] == boot.read().strip()
+    # the start time in clock ticks since boot (stat field 22): the sleeper started after this process
+    assert int(run_lock.process_start(sleeper.pid).split(':')[1]) >= int(mine.split(':')[1])
+    assert run_lock.process_start(gone_pid()) is None
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/stat'), reason='no /proc')
+def test_a_process_start_is_read_past_a_command_name_with_parentheses(tmp_path):
+    # /proc/<pid>/stat's second field is the command name in parentheses, which may hold ") ("
+    odd = tmp_path / 'x) y (z'
+    os.symlink(shutil.which('sleep'), str(odd))
+    before = run_lock.process_start(os.getpid())
+    process = subprocess.Popen([str(odd), '60'])
+    try:
+        after = subprocess.Popen(['sleep', '60'])
+        try:
+            ticks = [int(run_lock.process_start(pid).split(':')[1]) for pid in (os.getpid(), process.pid, after.pid)]
+        finally:
+            after.kill()
+            after.wait()
+    finally:
+        process.kill()
+        process.wait()
+    assert before is not None and ticks == sorted(ticks)
