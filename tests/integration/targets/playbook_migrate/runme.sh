@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # playbooks/migrate.yml against three lab hosts: one running VM moved (its base copied once, checked by sha256,
-# the overlay after the stop; data written by qemu-io read back on the target, the MAC kept, the source's
-# definition gone and its disk archived, the fleet state file's placement updated); the playbook killed after
-# each step and run again (never enabled or running on two hosts, converges, data intact); a cancel that gives
-# the VM back to its source; a drain of 10 VMs placed by room; refusals (no room, a name taken, a foreign base
-# on the target, a disk path in use) before any change.
+# the overlay pre-copied while it runs and only its changed blocks sent after the stop, arriving with the source's
+# sha256; data written by qemu-io read back on the target, the MAC kept, the source's definition gone and its disk
+# archived, the fleet state file's placement updated); the playbook killed after each step (and after the overlay's
+# pre-copy) and run again (never enabled or running on two hosts, converges, data intact, no pre-copy or delta
+# left); a cancel that gives the VM back to its source; a drain of 10 VMs placed by room; refusals (no room, a name
+# taken, a foreign base on the target, a disk path in use) before any change.
 set -eux
 here=$(dirname "$(readlink -f "$0")")
 . "$here/../setup_lab/files/lab_hosts.sh" playbook_migrate vmm1 vmm2 vmm3
@@ -87,6 +88,22 @@ vmm_hosts: {vmm1: {}, vmm2: {}, vmm3: {}}
 guests: [{name: web1, memory: 64M}]
 FLEET
 [ "$(ANSIBLE_INVENTORY_UNPARSED_FAILED=1 ansible-inventory -i "$VMM_LAB_BASE/fleet.vmm.yml" --host web1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["vmm_host"])')" = vmm2 ]
+# the overlay was pre-copied while web1 ran; its stop changed it (the lab writes the guest's state into the first
+# disk, as vmd's guest does), and only the changed blocks were sent while it was down: the copy is the source's disk
+# as it was at the stop (archived on vmm1 by a rename), byte for byte
+archived=$(ls "$(disks vmm1)"/archive/web1-*.qcow2)
+[ "$(sha256sum < "$(disks vmm2)/web1.qcow2")" = "$(sha256sum < "$archived")" ]
+python3 - "$journal" "$(stat -c %s "$archived")" "$(sha256sum < "$archived" | cut -d' ' -f1)" <<'PY'
+import json, sys
+move = json.load(open(sys.argv[1]))["moves"]["web1"]
+overlay, sha256 = int(sys.argv[2]), sys.argv[3]
+sent = move["sent_bytes"]
+assert list(move["sha256"].values()) == [sha256], move
+assert 0 < int(sent["while_down"]) < overlay, (sent, overlay)
+assert int(sent["while_running"]) >= overlay, (sent, overlay)   # the base (it lacked) and the pre-copy
+PY
+leftovers() { find "$(root vmm1)" "$(root vmm2)" "$(root vmm3)" \( -name '*.precopy' -o -name '*.delta' -o -name '.*.precopy.*' -o -name '.*.delta.*' \) -print; }
+[ -z "$(leftovers)" ]
 # stopped on vmm1 before it was defined on vmm2 (the journal's step times)
 python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["moves"]["web1"]["times"]; assert t["stopped"] < t["copied"] < t["defined"], t' "$journal"
 # asked again: nothing to do, nothing changed
@@ -95,11 +112,15 @@ grep -q 'changed=0' "$log"
 
 # 3. killed after each step and run again: web2 to vmm3 (which has no base yet)
 mkdir -p "$VMM_LAB_BASE/killremote"
-for wanted in planned base_ready stopped copied defined answering; do
+# "precopy": killed once the overlay's pre-copy is on vmm3, before base_ready is journaled
+reached() {
+    if [ "$1" = precopy ]; then [ -e "$(disks vmm3)/web2.qcow2.precopy" ]; else [ -e "$journal" ] && [ "$(step web2)" = "$1" ]; fi
+}
+for wanted in planned precopy base_ready stopped copied defined answering; do
     ANSIBLE_REMOTE_TMP="$VMM_LAB_BASE/killremote" setsid ansible-playbook -i "$inv" "$COLL/playbooks/migrate.yml" \
         -e migrate_from=vmm1 -e '{"migrate_vms": ["web2"]}' -e migrate_to=vmm3 > "$VMM_LAB_BASE/killed.log" 2>&1 &
     leader=$!
-    for _ in $(seq 600); do [ -e "$journal" ] && [ "$(step web2)" = "$wanted" ] && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.05; done
+    for _ in $(seq 600); do reached "$wanted" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.05; done
     kill -9 -- "-$leader" 2>/dev/null || true
     pkill -9 -f "$VMM_LAB_BASE/killremote/" || true
     wait "$leader" || true
@@ -112,6 +133,7 @@ once web2
 qemu-io -r -U -c 'read -P 0x5b 1M 64k' "$(disks vmm3)/web2.qcow2" | grep -q 'read 65536/65536'
 [ -z "$(ls -A "$(disks vmm3)" | grep -v '^web2.qcow2$\|^base.qcow2$' || true)" ]   # no half copy left behind
 [ ! -e "$journal.transfer" ]   # nor the controller's copies of a killed run
+[ -z "$(leftovers)" ]   # nor a pre-copy or a delta on any host
 
 # 4. cancel: web3's move killed after its stop (the copy comes next), then rolled back: running on vmm1 again, vmm2 keeps nothing of it
 ANSIBLE_REMOTE_TMP="$VMM_LAB_BASE/killremote" setsid ansible-playbook -i "$inv" "$COLL/playbooks/migrate.yml" \
@@ -124,7 +146,7 @@ wait "$leader" || true
 once web3
 migrate -e migrate_cancel=true
 [ "$(vm_state vmm1 web3)" = running ] && enabled vmm1 web3 && ! defined vmm2 web3 && [ "$(step web3)" = - ]
-[ ! -e "$(disks vmm2)/web3.qcow2" ]
+[ ! -e "$(disks vmm2)/web3.qcow2" ] && [ -z "$(leftovers)" ]
 # a cancel of a move whose VM was started on its target is refused
 python3 - "$journal" <<'PY'
 import json, sys
@@ -264,8 +286,8 @@ fmigrate -e migrate_from=vmm1 -e '{"migrate_vms": ["lw1"]}'
 lease_at=$(grep -n '^TASK \[lw1: its DHCP lease (198.51.100.11) on vmm2\]' "$log" | cut -d: -f1)
 stop_at=$(grep -n '^TASK \[lw1: stopped and disabled on vmm1' "$log" | cut -d: -f1)
 [ -n "$lease_at" ] && [ -n "$stop_at" ] && [ "$lease_at" -lt "$stop_at" ]
-[ "$(grep -A1 '^TASK \[lw1: the DHCP leases of vmm2\]' "$log" | grep -c '^changed: ')" = 1 ]
-[ "$(grep -A1 '^TASK \[lw1: the DHCP leases of vmm2\]' "$log" | grep -c '^ok: ')" = 1 ]
+[ "$(grep -A1 '^TASK \[lw1: the dhcpd.conf of vmm2\]' "$log" | grep -c '^changed: ')" = 1 ]
+[ "$(grep -A1 '^TASK \[lw1: the dhcpd.conf of vmm2\]' "$log" | grep -c '^ok: ')" = 1 ]
 [ "$(step lw1)" = done ] && [ "$(vm_state vmm2 lw1)" = running ] && ! defined vmm1 lw1 && once lw1
 grep -A3 '^host lw1 {' "$(root vmm2)/etc/dhcpd.conf" | grep -q "hardware ethernet $lw1_mac;"
 grep -A3 '^host lw1 {' "$(root vmm2)/etc/dhcpd.conf" | grep -q 'fixed-address 198.51.100.11;'
