@@ -6,8 +6,10 @@
 A fresh lab with two hosts; on vmm1 a 4G base with 64M of data (qemu-io) and, per size, a running VM on an
 overlay of it into which --sizes MiB were written. One migrate.yml run moves them all to vmm2, in name order.
 Recorded per VM from the journal's step times: the downtime (from the end of `base_ready`, when the stop begins,
-to `answering`, running on the target), the whole move, the bytes copied while the VM was down (its overlay) and
-while it ran (the base, copied once: only the first VM's move copies it), against the disk's virtual size;
+to `answering`, running on the target), the whole move, the bytes sent while the VM was down (the blocks of its
+overlay that changed after the overlay's pre-copy, or the overlay when it had none) and while it ran (the base,
+copied once: only the first VM's move copies it, and the pre-copy of the overlay), as the journal records them
+(`sent_bytes`), against the disk's virtual size;
 written to benchmarks/results/vmm_migrate.json. Exits 1 when a VM does not run on vmm2 afterwards or its data
 reads back wrong. Measurement only: nothing asserts a time.
 
@@ -104,7 +106,7 @@ def main():
                     not size or 'read 65536/65536' in qemu_io('-r', '-U', '-c', 'read -P 0x5a 1G 64k', target))
                 if not (running and intact):
                     raise SystemExit('%s: running on vmm2 %s, data intact %s' % (name, running, intact))
-                first = not records
+                sent = moves[name]['sent_bytes']
                 records.append(dict(
                     vm=name, written_mib=size, virtual_size=4 << 30,
                     downtime_seconds=round(times['answering'] - times['base_ready'], 3),
@@ -114,9 +116,10 @@ def main():
                     define_seconds=round(times['defined'] - times['copied'], 3),
                     answer_seconds=round(times['answering'] - times['defined'], 3),
                     move_seconds=round(times['done'] - previous, 3),
-                    bytes_while_down=overlay_bytes[name],
-                    bytes_while_running=base_bytes if first else 0,
-                    copied_percent_of_disk=round(100.0 * (overlay_bytes[name] + (base_bytes if first else 0)) / (4 << 30), 2)))
+                    overlay_bytes=overlay_bytes[name],
+                    bytes_while_down=int(sent['while_down']),
+                    bytes_while_running=int(sent['while_running']),
+                    copied_percent_of_disk=round(100.0 * (int(sent['while_down']) + int(sent['while_running'])) / (4 << 30), 2)))
                 previous = times['done']
         finally:
             for root in roots.values():
