@@ -182,7 +182,7 @@ def read_delta(delta_path):
             index, length = ENTRY.unpack(raw)
             end = min(size, (index + 1) * block_size)
             if index <= last or index * block_size >= size or length != end - index * block_size:
-                raise DeltaError(problem % 'block %d of %d bytes does not fit a %d-byte file' % (index, length, size))
+                raise DeltaError(problem % 'block %d of %d bytes is out of order or does not fit a %d-byte file' % (index, length, size))
             offset += ENTRY.size
             entries.append((index, offset, length))
             offset += length

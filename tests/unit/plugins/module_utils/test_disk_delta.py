@@ -136,7 +136,7 @@ def test_a_delta_of_another_image_is_refused_before_writing(tmp_path):
     (lambda data: data[:20], 'its header is cut'),
     (lambda data: data[:10] + (3000).to_bytes(8, 'big') + data[18:], 'block size 3000'),
     # the first block's index made 99, beyond the file
-    (lambda data: data[:66] + (99).to_bytes(8, 'big') + data[74:], 'block 99 of 4096 bytes does not fit'),
+    (lambda data: data[:66] + (99).to_bytes(8, 'big') + data[74:], 'block 99 of 4096 bytes is out of order or does not fit'),
 ])
 def test_a_damaged_delta_is_refused_before_writing(tmp_path, damage, reason):
     new = patched(patched(OLD, 0, 1, 14), 9 * BLOCK, 1, 15)
@@ -146,6 +146,27 @@ def test_a_damaged_delta_is_refused_before_writing(tmp_path, damage, reason):
         disk_delta.apply_delta(str(copy), str(delta), str(dest), sha(new))
     assert str(caught.value).startswith('delta: %s is not a complete delta file (%s' % (delta, reason))
     assert copy.read_bytes() == OLD and not dest.exists()
+
+
+def entry(index, data):
+    return disk_delta.ENTRY.pack(index, len(data)) + data
+
+
+@pytest.mark.parametrize('entries, reason', [
+    ([entry(1, b'a' * BLOCK), entry(1, b'b' * BLOCK)], 'block 1 of 4096 bytes is out of order'),   # the same block twice
+    ([entry(2, b'a' * BLOCK), entry(1, b'b' * BLOCK)], 'block 1 of 4096 bytes is out of order'),
+    ([entry(4, b'')], 'block 4 of 0 bytes is out of order or does not fit a 16384-byte file'),      # past the end
+    ([entry(0, b'a' * 100)], 'block 0 of 100 bytes is out of order or does not fit'),               # a short block
+])
+def test_a_forged_delta_is_refused_before_writing(tmp_path, entries, reason):
+    copy, delta, dest = tmp_path / 'copy', tmp_path / 'delta', tmp_path / 'dest'
+    copy.write_bytes(OLD[:4 * BLOCK])
+    delta.write_bytes(disk_delta.MAGIC + disk_delta.HEADER.pack(BLOCK, 4 * BLOCK, len(entries), bytes.fromhex(sha(OLD[:4 * BLOCK])))
+                      + b''.join(entries))
+    with pytest.raises(DeltaError) as caught:
+        disk_delta.apply_delta(str(copy), str(delta), str(dest), sha(OLD[:4 * BLOCK]))
+    assert str(caught.value).startswith('delta: %s is not a complete delta file (%s' % (delta, reason))
+    assert copy.read_bytes() == OLD[:4 * BLOCK] and not dest.exists()
 
 
 def test_nothing_is_written_without_write(tmp_path):
