@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.openbsd.vmm.plugins.module_utils.atomic_file import file_state, read_file, remove_file, write_atomic
 from ansible_collections.openbsd.vmm.plugins.module_utils.console_follow import redact
+from ansible_collections.openbsd.vmm.plugins.module_utils.processes import process_alive
 from ansible_collections.openbsd.vmm.plugins.module_utils.site_set import pack_site_set, read_site_set
 
 # Stands for the install server in what the action plugin rendered, until the module knows it.
@@ -55,16 +56,6 @@ def records_dir(docroot):
     return os.path.normpath(docroot) + RECORDS_SUFFIX
 
 
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)     # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                # it exists, as another user's process
-    return True
-
-
 def _inside(path, docroot):
     root = os.path.normpath(docroot)
     return os.path.normpath(path).startswith(root + os.sep)
@@ -94,7 +85,7 @@ def remove_stale(docroot, check_mode=False, delete_client=None):
             pid = int(record['pid'])
         except (ValueError, KeyError, TypeError):
             record, pid = {}, None
-        if pid is not None and (pid == os.getpid() or _process_alive(pid)):
+        if pid is not None and (pid == os.getpid() or process_alive(pid)):
             continue
         for stale in record.get('paths') or []:
             if _inside(stale, docroot) and os.path.lexists(stale):

@@ -24,6 +24,8 @@ import json
 import os
 import socket
 
+from ansible_collections.openbsd.vmm.plugins.module_utils.processes import process_alive
+
 
 class RunLockHeld(Exception):
     """Another live run holds the lock, or one on another host that cannot be checked."""
@@ -41,16 +43,6 @@ def process_start(pid):
     except (OSError, IndexError):
         return None
     return '%s:%s' % (boot_id, start)
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:     # alive, another user's
-        pass
-    return True
 
 
 def holder_of(pid, command):
@@ -72,7 +64,7 @@ def holder_gone(holder):
     """True when holder (read from a lock file) is a process of this host that no longer runs."""
     if holder.get('host') != socket.gethostname() or not isinstance(holder.get('pid'), int):
         return False
-    if not pid_alive(holder['pid']):
+    if not process_alive(holder['pid']):
         return True
     start = holder.get('start')
     return start is not None and process_start(holder['pid']) not in (None, start)

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ansible_collections.openbsd.vmm.plugins.module_utils import autoinstall_publish
+from ansible_collections.openbsd.vmm.plugins.module_utils import autoinstall_publish, processes
 from ansible_collections.openbsd.vmm.plugins.module_utils.autoinstall_publish import Publication, PublishError, update_index
 
 MAC = 'fe:e1:bb:d1:00:01'
@@ -256,17 +256,17 @@ def sleeper():
 
 
 def test_process_alive_probes_with_signal_0_only(sleeper):
-    assert autoinstall_publish._process_alive(sleeper.pid) is True
+    assert processes.process_alive(sleeper.pid) is True
     with pytest.raises(subprocess.TimeoutExpired):   # a real signal (SIGHUP) would end sleep(1)
         sleeper.wait(timeout=0.5)
-    assert autoinstall_publish._process_alive(dead_pid()) is False
+    assert processes.process_alive(dead_pid()) is False
 
 
 def test_a_process_of_another_user_counts_as_alive(monkeypatch):
     def refused(pid, sig):
         raise PermissionError(1, 'Operation not permitted')
     monkeypatch.setattr(os, 'kill', refused)
-    assert autoinstall_publish._process_alive(4242) is True
+    assert processes.process_alive(4242) is True
 
 
 def write_record(docroot, name, **record):

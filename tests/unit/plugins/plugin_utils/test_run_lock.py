@@ -173,14 +173,6 @@ def test_a_holder_names_at_most_400_characters_of_its_command():
     assert holder_of(os.getpid(), 'x' * 1000)['command'] == 'x' * 400
 
 
-def test_a_process_of_another_user_counts_as_running(monkeypatch):
-    def kill(pid, signal):
-        raise PermissionError(1, 'Operation not permitted')
-
-    monkeypatch.setattr(run_lock.os, 'kill', kill)
-    assert run_lock.pid_alive(1) is True
-
-
 @pytest.mark.skipif(not os.path.exists('/proc/self/stat'), reason='no /proc')
 def test_a_process_start_is_stable_while_it_runs_and_later_for_a_later_process(sleeper):
     mine = run_lock.process_start(os.getpid())
