@@ -25,6 +25,7 @@ HEADER = struct.Struct('>QQQ32s')
 ENTRY = struct.Struct('>QI')
 MIN_BLOCK = 4096
 MAX_BLOCK = 16 * 1024 * 1024
+MAX_DIGESTS = 16384
 DIGEST = re.compile(r'[0-9a-f]{64}')
 OPERATIONS = ('digest', 'delta', 'apply')
 CHUNK = 1024 * 1024
@@ -108,8 +109,19 @@ def _blocks(handle, block_size):
         yield data
 
 
+def digest_block_size(size, block_size):
+    """``block_size``, doubled (up to MAX_BLOCK) until a file of ``size`` bytes has at most MAX_DIGESTS blocks: the
+    digests go through Ansible twice (registered, then the delta's argument), and 64 KiB blocks would give a 20 GiB
+    overlay 327,680 of them (about 21 MB of JSON); 2 MiB blocks give it 10,240."""
+    while block_size < MAX_BLOCK and -(-size // block_size) > MAX_DIGESTS:
+        block_size *= 2
+    return block_size
+
+
 def digest(path, block_size):
-    """{'size', 'block_size', 'digests'}: the sha256 of each block of ``path`` (the last one may be shorter)."""
+    """{'size', 'block_size', 'digests'}: the sha256 of each block of ``path`` (the last one may be shorter), in
+    blocks of ``block_size`` or larger (digest_block_size); the delta must be made with the block_size returned."""
+    block_size = digest_block_size(os.path.getsize(path), block_size)
     with open(path, 'rb') as handle:
         digests = [hashlib.sha256(data).hexdigest() for data in _blocks(handle, block_size)]
     return dict(size=os.path.getsize(path), block_size=block_size, digests=digests)

@@ -13,7 +13,9 @@ version_added: 0.1.0
 description:
   - Brings a copy of a disk image made earlier (for example while its VM ran) up to date by sending only the blocks
     that changed, in three operations run on the two hosts (C(playbooks/migrate.yml) uses it).
-  - V(digest) on the host with the copy gives the sha256 of each O(block_size) block of O(path) (read-only).
+  - V(digest) on the host with the copy gives the sha256 of each O(block_size) block of O(path) (read-only). A file
+    of more than 16384 such blocks is read in larger ones, the smallest power of two (up to 16777216) that keeps it
+    to 16384, so that the list of digests stays small; RV(block_size) says which, and V(delta) must be given it.
   - V(delta) on the host with the image reads O(path) and writes into O(delta) the blocks whose sha256 is not the one
     O(digests) has at the same index, and the image's final length and sha256. The delta file is written under a
     temporary name and renamed, mode 0600; a run overwrites what an earlier one left there.
@@ -103,7 +105,7 @@ size:
   type: int
   sample: 2097152
 block_size:
-  description: The block size used.
+  description: The block size used (for V(digest), at least O(block_size), see above).
   returned: success
   type: int
   sample: 1048576

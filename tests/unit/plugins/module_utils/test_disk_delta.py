@@ -99,6 +99,35 @@ def test_digest_of_each_block(tmp_path):
     assert path.read_bytes() == data
 
 
+@pytest.mark.parametrize('size, block_size', [
+    (16384 * BLOCK, BLOCK),              # exactly the most digests: the block size asked for
+    (16384 * BLOCK + 1, 2 * BLOCK),      # one byte more: the next power of two
+    (16384 * 4 * BLOCK + 1, 8 * BLOCK),
+    (16384 * disk_delta.MAX_BLOCK + 1, disk_delta.MAX_BLOCK),   # no block larger than MAX_BLOCK, however large
+    (0, BLOCK),
+])
+def test_digest_block_size_keeps_the_digests_to_16384(size, block_size):
+    assert disk_delta.digest_block_size(size, BLOCK) == block_size
+
+
+def test_a_large_file_is_digested_in_larger_blocks_and_its_delta_applies(tmp_path):
+    # 16384 blocks of 4 KiB and one byte more: 8 KiB blocks, 8193 digests; the delta made with that block size
+    # (what the playbook passes on) brings the copy up to date
+    size = 16384 * BLOCK + 1
+    old = bytearray(size)
+    new = bytearray(old)
+    new[5 * BLOCK:5 * BLOCK + 10] = b'x' * 10
+    copy, image, delta, dest = (tmp_path / name for name in ('copy', 'image', 'delta', 'dest'))
+    copy.write_bytes(old)
+    image.write_bytes(new)
+    result = disk_delta.digest(str(copy), BLOCK)
+    assert (result['block_size'], len(result['digests'])) == (2 * BLOCK, 8193)
+    made = disk_delta.make_delta(str(image), result['block_size'], result['digests'], str(delta))
+    assert made['blocks_changed'] == 1
+    disk_delta.apply_delta(str(copy), str(delta), str(dest), sha(bytes(new)))
+    assert dest.read_bytes() == bytes(new)
+
+
 def prepared(tmp_path, old, new):
     copy, image, delta = (tmp_path / name for name in ('copy', 'image', 'delta'))
     copy.write_bytes(old)
