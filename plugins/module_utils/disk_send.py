@@ -90,7 +90,8 @@ def validate_progress(params):
 
 
 def validate_host(host):
-    rule = 'host: must be a host name (letters, digits, -, _ and dots, starting and ending with a letter or digit), an IPv4 address or an IPv6 address without brackets'
+    rule = ('host: must be a host name (letters, digits, -, _ and dots, starting and ending with a letter or digit), an IPv4 address or an IPv6 '
+            'address without brackets')
     if not isinstance(host, str):
         raise SendError('%s (got %r)' % (rule, host))
     if ':' in host:
@@ -357,7 +358,8 @@ def send(request, ssh, progress, clock=time.monotonic, sleep=time.sleep):
         size = os.fstat(source.fileno()).st_size
         step = 10 if size else 100
         progress.reach(0, step)
-        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, bufsize=0)
+        # not run_command: the file goes to ssh's stdin a chunk at a time, at the rate allowed, while the progress is written
+        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, bufsize=0)  # pylint: disable=ansible-bad-function
         broken = False
         try:
             while True:
@@ -385,12 +387,14 @@ def send(request, ssh, progress, clock=time.monotonic, sleep=time.sleep):
         if status:
             raise SendError('writing %s.send on %s failed (exit %d): %s' % (request['dest'], request['host'], status, _output(errors) or 'no message'))
         if broken:
-            raise SendError('writing %s.send on %s failed: ssh ended after %d bytes of %s without an error' % (request['dest'], request['host'], sent, request['src']))
+            raise SendError('writing %s.send on %s failed: ssh ended after %d bytes of %s without an error'
+                            % (request['dest'], request['host'], sent, request['src']))
         progress.reach(100, step)
     sha256 = digest.hexdigest()
     check = ssh_argv(ssh, request, verify_command(request['dest'], sha256, request['mode']))
     with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(check, stdin=subprocess.DEVNULL, stdout=output, stderr=errors)
+        # not run_command: SIGTERM (a newer send) must be able to stop this ssh too (_end)
+        process = subprocess.Popen(check, stdin=subprocess.DEVNULL, stdout=output, stderr=errors)  # pylint: disable=ansible-bad-function
         try:
             status = process.wait()
         finally:

@@ -64,7 +64,9 @@ options:
     type: str
     required: true
   user:
-    description: The login name on the peer (C(ssh -l)); lower-case letters, digits, V(_), V(.) and V(-), not starting with a digit, V(.) or V(-), at most 32 characters.
+    description:
+      - The login name on the peer (C(ssh -l)); lower-case letters, digits, V(_), V(.) and V(-), not starting with a digit,
+        V(.) or V(-), at most 32 characters.
     type: str
     default: root
   port:
@@ -125,7 +127,7 @@ EXAMPLES = r'''
 - name: Follow the progress file until the send ends
   ansible.builtin.wait_for:
     path: /var/vmm/web1.qcow2.send-progress
-    search_regex: "(?m)^{{ item }}%$|^done.*$|^failed.*$"
+    search_regex: "^{{ item }}%$|^done.*$|^failed.*$"
     timeout: 3600
   delegate_to: vmm1
   loop: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]

@@ -479,14 +479,16 @@ def test_an_unexpected_error_still_ends_the_progress_file(peer, monkeypatch):
     with open(peer.src, 'wb') as handle:
         handle.write(b'disk')
 
-    def broken(*args, **kwargs):
-        raise KeyError('boom')
+    def raising(error):
+        def broken(*args, **kwargs):
+            raise error
+        return broken
 
-    monkeypatch.setattr(disk_send, 'send', broken)
+    monkeypatch.setattr(disk_send, 'send', raising(KeyError('boom')))
     with pytest.raises(KeyError):
         disk_send.run(peer.params(), peer.ssh)
     assert peer.lines() == ['pid %d' % os.getpid(), "failed: KeyError: 'boom'"]
-    monkeypatch.setattr(disk_send, 'send', lambda *args, **kwargs: (_ for _ in ()).throw(OSError(5, 'Input/output error')))
+    monkeypatch.setattr(disk_send, 'send', raising(OSError(5, 'Input/output error')))
     with pytest.raises(SendError, match=r'^\[Errno 5\] Input/output error$'):
         disk_send.run(peer.params(), peer.ssh)
     assert peer.lines()[-1] == 'failed: [Errno 5] Input/output error'
@@ -623,7 +625,8 @@ def test_a_holder_that_never_goes_is_reported(peer, processes):
     holder = python(HOLDER, peer.progress, 'ignore')    # not reaped: after SIGKILL it stays a zombie that holds no lock
     processes.append(holder)
     assert holder.stdout.readline() == 'ready\n'
-    with pytest.raises(SendError, match='^progress: pid %d, the older send of %s, is still there 0.3 s after SIGKILL$' % (holder.pid, re.escape(peer.progress))):
+    message = '^progress: pid %d, the older send of %s, is still there 0.3 s after SIGKILL$' % (holder.pid, re.escape(peer.progress))
+    with pytest.raises(SendError, match=message):
         Progress(peer.progress, grace=0.3).acquire()
 
 
