@@ -293,10 +293,9 @@ class Progress(object):
         return stopped
 
     def line(self, text):
-        os.lseek(self.fd, 0, os.SEEK_END)
         os.write(self.fd, (one_line(text) + '\n').encode('utf-8', 'backslashreplace'))
 
-    def reach(self, percent, step=10):
+    def reach(self, percent, step):
         """Write each multiple of ``step`` percent from the last one written up to ``percent`` (an empty file: 0%
         then 100%, step 100)."""
         start = 0 if self.percent is None else self.percent + step
@@ -315,21 +314,17 @@ def _stopped(signum, frame):
     raise Stopped('stopped by SIGTERM (a newer send of the same progress file takes over, or someone stopped it)')
 
 
-def _end(process):
-    """Terminate an ssh that still runs (the send failed or was stopped) and reap it."""
-    if process.stdin:
+def _end(process, grace=GRACE):
+    """Terminate an ssh that still runs (the send failed or was stopped), SIGKILL after ``grace`` seconds, reap it."""
+    if process.poll() is None:
+        process.terminate()
         try:
-            process.stdin.close()
-        except OSError:
-            pass
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(GRACE)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if process.stdin:
+        process.stdin.close()
 
 
 def _output(handle):
@@ -375,10 +370,7 @@ def send(request, ssh, progress, clock=time.monotonic, sleep=time.sleep):
                     break
                 sent += len(data)
                 progress.reach(reached(sent, size), step)
-            try:
-                process.stdin.close()
-            except BrokenPipeError:
-                broken = True
+            process.stdin.close()        # unbuffered: closing writes nothing, so it cannot fail on a broken pipe
             status = process.wait()
         finally:
             _end(process)
@@ -434,10 +426,11 @@ def run(params, ssh, check_mode=False, clock=time.monotonic, sleep=time.sleep, g
             if ssh is None:
                 raise SendError('ssh: no ssh command found on PATH')
             result = send(request, ssh, progress, clock=clock, sleep=sleep)
-        except (SendError, Stopped, OSError) as exc:
+        except SendError as exc:
             outcome = 'failed: %s' % exc
-            if isinstance(exc, SendError):
-                raise
+            raise
+        except (Stopped, OSError) as exc:
+            outcome = 'failed: %s' % exc
             raise SendError(str(exc))
         except BaseException as exc:
             outcome = 'failed: %s: %s' % (type(exc).__name__, exc)

@@ -51,6 +51,7 @@ FAKE_SHA256 = r'''#!/bin/sh
 # OpenBSD's sha256 -q FILE prints the hex digest alone (md5(1)); sha256sum prints it before the name.
 [ "$1" = -q ] || { echo "fake sha256: only -q FILE" >&2; exit 64; }
 [ -z "$FAKE_SHA256_FAIL" ] || { echo "sha256: $2: Input/output error" >&2; exit 1; }
+[ -z "$FAKE_SHA256_SLEEP" ] || { echo $$ > "${FAKE_SSH_LOG%/*}/sha256.pid"; exec sleep "$FAKE_SHA256_SLEEP"; }
 if [ -n "$FAKE_SHA256_WRONG" ]; then echo "$FAKE_SHA256_WRONG"; exit 0; fi
 out=$(sha256sum -- "$2") || exit 1
 echo "${out%% *}"
@@ -70,7 +71,7 @@ class Peer(object):
         self.log = tmp_path / 'ssh.log'
         monkeypatch.setenv('PATH', '%s:%s' % (self.bin, os.environ['PATH']))
         monkeypatch.setenv('FAKE_SSH_LOG', str(self.log))
-        for name in ('FAKE_SSH_EXIT', 'FAKE_SSH_EXIT_WHEN', 'FAKE_SHA256_FAIL', 'FAKE_SHA256_WRONG'):
+        for name in ('FAKE_SSH_EXIT', 'FAKE_SSH_EXIT_WHEN', 'FAKE_SHA256_FAIL', 'FAKE_SHA256_SLEEP', 'FAKE_SHA256_WRONG'):
             monkeypatch.delenv(name, raising=False)
         self.ssh = str(self.bin / 'ssh')
         (tmp_path / 'peer').mkdir()
@@ -194,7 +195,7 @@ def test_a_file_that_grows_while_it_is_sent_ends_at_100_percent_with_what_was_re
 
 def test_percent_lines_are_each_multiple_of_ten_first_reached():
     assert [disk_send.reached(sent, 100) for sent in (0, 9, 10, 19, 20, 99, 100, 150)] == [0, 0, 10, 10, 20, 90, 100, 100]
-    assert disk_send.reached(0, 0) == 100
+    assert disk_send.reached(0, 0) == 100 and disk_send.reached(0, 1) == 0 and disk_send.reached(1, 1) == 100
     assert disk_send.reached(CHUNK, 10 * CHUNK) == 10 and disk_send.reached(CHUNK - 1, 10 * CHUNK) == 0
 
 
@@ -319,7 +320,7 @@ def test_refusals_name_the_parameter_and_its_rule_and_end_the_progress_file(peer
     assert peer.calls() == [] and os.listdir(os.path.dirname(peer.dest)) == []
 
 
-@pytest.mark.parametrize('host', ['peer', 'vmm2.example.org', 'a' * 63, 'vmm_2', '192.0.2.10', '2001:db8::10', 'fe80::1%em0', '::ffff:192.0.2.1'])
+@pytest.mark.parametrize('host', ['peer', 'vmm2.example.org', 'a' * 63, 'vmm_2', '1und1.de', '192.0.2.10', '2001:db8::10', 'fe80::1%em0', '::ffff:192.0.2.1'])
 def test_host_names_and_addresses_are_accepted(host):
     assert disk_send.validate_host(host) == host
 
@@ -415,10 +416,12 @@ def test_an_ssh_that_ends_without_taking_the_file_and_without_an_error_is_a_fail
     with open(peer.src, 'wb') as handle:
         handle.write(data(64 * CHUNK))
     monkeypatch.setenv('FAKE_SSH_EXIT', '0')
-    with pytest.raises(SendError, match=r'^writing %s\.send on peer failed: ssh ended after [0-9]+ bytes of %s without an error$'
-                       % (re.escape(peer.dest), re.escape(peer.src))):
+    with pytest.raises(SendError) as failed:
         disk_send.run(peer.params(), peer.ssh)
-    assert peer.lines()[-1].startswith('failed: writing ')
+    match = re.fullmatch(r'writing %s\.send on peer failed: ssh ended after ([0-9]+) bytes of %s without an error'
+                         % (re.escape(peer.dest), re.escape(peer.src)), str(failed.value))
+    assert match and int(match.group(1)) < 64 * CHUNK and int(match.group(1)) % CHUNK == 0
+    assert peer.lines()[-1].startswith('failed: writing ') and '100%' not in peer.lines()
 
 
 def test_a_missing_directory_on_the_peer_names_dest_host_and_the_error(peer, tmp_path):
@@ -512,11 +515,119 @@ def test_check_mode_runs_nothing_and_leaves_the_progress_file(peer):
 
 def test_the_sigterm_handler_is_put_back(peer):
     open(peer.src, 'wb').close()
+
+    def mine(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        disk_send.run(peer.params(), peer.ssh)
+        assert signal.getsignal(signal.SIGTERM) is mine
+        with pytest.raises(SendError):
+            disk_send.run(peer.params(host='-x'), peer.ssh)
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def started_processes(monkeypatch):
+    """The ssh processes a send starts, as Popen objects."""
+    started = []
+    popen = subprocess.Popen
+
+    def recording(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(disk_send.subprocess, 'Popen', recording)
+    return started
+
+
+STOPPED = 'stopped by SIGTERM (a newer send of the same progress file takes over, or someone stopped it)'
+
+
+def test_sigterm_stops_the_send_and_terminates_its_ssh(peer, monkeypatch):
+    with open(peer.src, 'wb') as handle:
+        handle.write(data(8 * CHUNK))
+    started = started_processes(monkeypatch)
+    clock = Clock()
+    end = disk_send._end
+
+    def sigterm(seconds):
+        os.kill(os.getpid(), signal.SIGTERM)
+        clock.sleep(seconds)
+
+    def sigterm_again(process, grace=disk_send.GRACE):
+        os.kill(os.getpid(), signal.SIGTERM)        # a second one while it cleans up: ignored
+        return end(process, grace)
+
+    monkeypatch.setattr(disk_send, '_end', sigterm_again)
     before = signal.getsignal(signal.SIGTERM)
-    disk_send.run(peer.params(), peer.ssh)
-    with pytest.raises(SendError):
-        disk_send.run(peer.params(host='-x'), peer.ssh)
+    with pytest.raises(SendError, match='^%s$' % re.escape(STOPPED)):
+        disk_send.run(peer.params(bwlimit='64K'), peer.ssh, clock=clock, sleep=sigterm)
+    assert len(started) == 1 and started[0].returncode == -signal.SIGTERM
+    assert peer.lines()[1:] == ['0%', '10%', 'failed: ' + STOPPED]
     assert signal.getsignal(signal.SIGTERM) is before
+    assert not os.path.exists(peer.dest)
+
+
+def test_sigterm_while_the_peer_checks_terminates_that_ssh(peer, monkeypatch):
+    with open(peer.src, 'wb') as handle:
+        handle.write(b'disk')
+    started = started_processes(monkeypatch)
+    monkeypatch.setenv('FAKE_SHA256_SLEEP', '30')
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(SendError, match='^%s$' % re.escape(STOPPED)):
+            disk_send.run(peer.params(), peer.ssh)
+    finally:
+        timer.cancel()
+        sleeper = peer.bin.parent / 'sha256.pid'
+        if sleeper.exists():
+            try:
+                os.kill(int(sleeper.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert len(started) == 2 and started[1].returncode == -signal.SIGTERM
+    assert peer.lines()[-2:] == ['100%', 'failed: ' + STOPPED]
+
+
+def test_an_ssh_deaf_to_sigterm_is_killed(processes):
+    deaf = python('import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print("ready", flush=True); time.sleep(60)')
+    processes.append(deaf)
+    assert deaf.stdout.readline() == 'ready\n'
+    started = time.monotonic()
+    disk_send._end(deaf, grace=0.3)
+    assert deaf.returncode == -signal.SIGKILL and time.monotonic() - started >= 0.3
+
+
+def test_an_ssh_that_cannot_start_leaves_0_percent_and_the_error(peer, tmp_path):
+    with open(peer.src, 'wb') as handle:
+        handle.write(b'disk')
+    (tmp_path / 'not-a-program').write_text('')
+    with pytest.raises(SendError, match=r'^\[Errno 13\] Permission denied'):
+        disk_send.run(peer.params(), str(tmp_path / 'not-a-program'))
+    assert peer.lines()[1:-1] == ['0%'] and peer.lines()[-1].startswith('failed: [Errno 13] Permission denied')
+
+
+def test_defaults_of_the_options(peer):
+    open(peer.src, 'wb').close()
+    request = disk_send.validate_request(dict(src=peer.src, dest=peer.dest, host='peer', progress=peer.progress))
+    assert (request['user'], request['port'], request['ssh_options'], request['bwlimit'], request['mode']) == ('root', 22, [], None, 0o600)
+    for port in (1, 65535):
+        assert disk_send.validate_request(peer.params(port=port))['port'] == port
+
+
+def test_seconds_and_rate_are_rounded(peer):
+    with open(peer.src, 'wb') as handle:
+        handle.write(data(16 * CHUNK))
+    clock = Clock()
+    result = disk_send.run(peer.params(bwlimit='100000'), peer.ssh, clock=clock, sleep=clock.sleep)
+    assert result['seconds'] == 9.83 and result['rate'] == round(16 * CHUNK / 9.8304, 1)
+    assert peer.lines()[-1] == 'done %d bytes in 9.8 s' % (16 * CHUNK)
+    result = disk_send.run(peer.params(), peer.ssh, clock=clock, sleep=clock.sleep)
+    assert result['seconds'] == 0.0 and result['rate'] == 0.0
 
 
 # --- the progress file held by an older sender: real processes ------------------------------------------------------
@@ -692,3 +803,59 @@ def test_a_sender_locks_the_file_for_others(peer):
     finally:
         progress.close()
     assert progress.fd is None
+
+
+def test_the_progress_file_is_made_0644(peer):
+    old = os.umask(0o022)
+    try:
+        progress = Progress(peer.progress)
+        progress.acquire()
+        progress.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(peer.progress).st_mode) == 0o644
+
+
+def test_a_progress_file_that_cannot_be_opened_is_named(tmp_path):
+    path = str(tmp_path / ('p' * 300))
+    progress = Progress(path)
+    with pytest.raises(SendError, match='^progress: cannot open %s: File name too long$' % re.escape(path)):
+        progress.acquire()
+    assert progress.fd is None
+
+
+def test_waits_end_at_their_deadline_without_a_sleep_too_many(processes, peer):
+    sleeper = reaped(subprocess.Popen(['sleep', '60']))
+    processes.append(sleeper)
+    clock = Clock()
+    assert Progress(peer.progress, clock=clock, sleep=clock.sleep, grace=0)._gone(sleeper.pid) is False and clock.slept == []
+    assert Progress(peer.progress, clock=clock, sleep=clock.sleep, grace=0.3)._gone(sleeper.pid) is False
+    assert clock.slept == [disk_send.POLL] * 3
+    holder = reaped(python(HOLDER, peer.progress, 'silent'))
+    processes.append(holder)
+    assert holder.stdout.readline() == 'ready\n'
+    clock = Clock()
+    progress = Progress(peer.progress, clock=clock, sleep=clock.sleep, grace=0)
+    with pytest.raises(SendError, match='does not write its pid'):
+        progress.acquire()
+    assert clock.slept == [] and progress.fd is None
+
+
+def test_a_file_taken_by_a_third_send_while_the_older_one_stops_is_refused(peer, processes, monkeypatch):
+    first = reaped(python(HOLDER, peer.progress, 'plain'))
+    processes.append(first)
+    assert first.stdout.readline() == 'ready\n'
+    third = []
+
+    def stop_and_lose_the_race(self, pid):
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: first.returncode is not None)
+        third.append(reaped(python(HOLDER, peer.progress, 'plain')))
+        processes.append(third[0])
+        assert third[0].stdout.readline() == 'ready\n'
+
+    monkeypatch.setattr(Progress, 'stop', stop_and_lose_the_race)
+    progress = Progress(peer.progress)
+    with pytest.raises(SendError, match='^progress: %s was taken by another send while pid %d stopped$' % (re.escape(peer.progress), first.pid)):
+        progress.acquire()
+    assert progress.fd is None and third[0].poll() is None
