@@ -565,7 +565,7 @@ def test_sigterm_stops_the_send_and_terminates_its_ssh(peer, monkeypatch):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SendError, match='^%s$' % re.escape(STOPPED)):
         disk_send.run(peer.params(bwlimit='64K'), peer.ssh, clock=clock, sleep=sigterm)
-    assert len(started) == 1 and started[0].returncode == -signal.SIGTERM
+    assert len(started) == 1 and started[0].returncode == -signal.SIGTERM and started[0].stdin.closed
     assert peer.lines()[1:] == ['0%', '10%', 'failed: ' + STOPPED]
     assert signal.getsignal(signal.SIGTERM) is before
     assert not os.path.exists(peer.dest)
@@ -859,3 +859,21 @@ def test_a_file_taken_by_a_third_send_while_the_older_one_stops_is_refused(peer,
     with pytest.raises(SendError, match='^progress: %s was taken by another send while pid %d stopped$' % (re.escape(peer.progress), first.pid)):
         progress.acquire()
     assert progress.fd is None and third[0].poll() is None
+
+
+def test_a_sender_that_goes_at_sigterm_gets_no_sigkill(peer, processes, monkeypatch):
+    sleeper = reaped(subprocess.Popen(['sleep', '60']))
+    processes.append(sleeper)
+    sent = []
+    kill = os.kill
+
+    def recorded(pid, signum):
+        if signum:                  # not process_alive's signal 0
+            sent.append((pid, signum))
+        return kill(pid, signum)
+
+    monkeypatch.setattr(disk_send.os, 'kill', recorded)
+    Progress(peer.progress).stop(sleeper.pid)
+    assert sent == [(sleeper.pid, signal.SIGTERM)] and sleeper.returncode == -signal.SIGTERM
+    Progress(peer.progress).stop(sleeper.pid)       # gone already: asked once, nothing more
+    assert sent[1:] == [(sleeper.pid, signal.SIGTERM)]
