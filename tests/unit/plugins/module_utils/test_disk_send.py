@@ -715,6 +715,7 @@ def test_a_newer_send_stops_the_live_older_one_and_starts_over(peer, processes):
     with open(peer.src, 'wb') as handle:
         handle.write(content)
     result = disk_send.run(peer.params(), peer.ssh)
+    wait_for(lambda: sender.returncode is not None, timeout=5)
     assert result['stopped'] == sender.pid and sender.returncode == 1
     lines = peer.lines()
     assert lines[0] == 'pid %d' % os.getpid() and lines[1:-1] == PERCENTS and DONE.fullmatch(lines[-1])
@@ -729,6 +730,7 @@ def test_a_holder_deaf_to_sigterm_is_killed(peer, processes):
     assert holder.stdout.readline() == 'ready\n'
     started = time.monotonic()
     assert Progress(peer.progress, grace=0.5).acquire() == holder.pid
+    wait_for(lambda: holder.returncode is not None, timeout=5)     # the reaper sets it just after the process is gone
     assert holder.returncode == -signal.SIGKILL and time.monotonic() - started >= 0.5
 
 
@@ -874,6 +876,7 @@ def test_a_sender_that_goes_at_sigterm_gets_no_sigkill(peer, processes, monkeypa
 
     monkeypatch.setattr(disk_send.os, 'kill', recorded)
     Progress(peer.progress).stop(sleeper.pid)
+    wait_for(lambda: sleeper.returncode is not None, timeout=5)
     assert sent == [(sleeper.pid, signal.SIGTERM)] and sleeper.returncode == -signal.SIGTERM
     Progress(peer.progress).stop(sleeper.pid)       # gone already: asked once, nothing more
     assert sent[1:] == [(sleeper.pid, signal.SIGTERM)]
