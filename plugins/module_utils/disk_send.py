@@ -5,7 +5,7 @@
 
 Two ssh runs, argv lists only (no local shell):
 
-1. ``ssh ... -- HOST "umask 077 && exec cat > '<dest>.send'"`` with the file on ssh's stdin in 64 KiB chunks, its
+1. ``ssh ... -- HOST "umask 077 && rm -f '<dest>.send' && exec cat > '<dest>.send'"`` with the file on ssh's stdin in 64 KiB chunks, its
    sha256 computed while it is read (a file that changes while it is sent, a running VM's disk, is checked against
    the bytes that were sent) and the chunks spaced so that the bytes sent by time t never exceed ``bwlimit * t`` plus
    one chunk;
@@ -168,7 +168,8 @@ def ssh_argv(ssh, request, command):
 
 
 def receive_command(dest):
-    return 'umask 077 && exec cat > %s' % shlex.quote(dest + '.send')
+    # removed first: the cat of a stopped older send may still be draining into the old file, which is then unlinked
+    return 'umask 077 && rm -f %s && exec cat > %s' % (shlex.quote(dest + '.send'), shlex.quote(dest + '.send'))
 
 
 def verify_command(dest, sha256, mode):

@@ -178,7 +178,17 @@ cmd:
   returned: success
   type: list
   elements: str
-  sample: [/usr/bin/ssh, -o, BatchMode=yes, -p, '22', -l, root, --, vmm2.example.org, 'umask 077 && exec cat > /var/vmm/web1.qcow2.precopy.send']
+  sample:
+    - /usr/bin/ssh
+    - -o
+    - BatchMode=yes
+    - -p
+    - '22'
+    - -l
+    - root
+    - --
+    - vmm2.example.org
+    - umask 077 && rm -f /var/vmm/web1.qcow2.precopy.send && exec cat > /var/vmm/web1.qcow2.precopy.send
 stopped:
   description: The pid of an older send of the same progress file that this run stopped, or null.
   returned: success and not check mode

@@ -87,4 +87,3 @@ def test_sha256_q_prints_only_the_digest_and_the_default_is_bsd_style(base):
     missing = run(base / "vmm2", "sha256", "-q", str(image) + ".nosuch")
     assert missing.returncode == 1
     assert missing.stderr == "sha256: cannot open %s.nosuch: No such file or directory\n" % image
-

@@ -137,7 +137,7 @@ def test_a_file_arrives_byte_for_byte_with_its_mode(peer):
     assert stat.S_IMODE(os.stat(peer.dest).st_mode) == 0o640
     assert sorted(os.listdir(os.path.dirname(peer.dest))) == ['image.copy']
     sha256 = hashlib.sha256(content).hexdigest()
-    receive = "umask 077 && exec cat > %s.send" % peer.dest
+    receive = "umask 077 && rm -f %s.send && exec cat > %s.send" % (peer.dest, peer.dest)
     expected = [peer.ssh, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=accept-new', '-o', 'ConnectTimeout=5', '-p', '2222', '-l', 'vmmsend',
                 '--', 'peer']
     assert result['cmd'] == expected + [receive]
@@ -503,7 +503,7 @@ def test_check_mode_runs_nothing_and_leaves_the_progress_file(peer):
     result = disk_send.run(peer.params(host='2001:db8::10'), peer.ssh, check_mode=True)
     assert result == dict(changed=True, bytes=4, dest=peer.dest, host='2001:db8::10',
                           cmd=[peer.ssh, '-o', 'BatchMode=yes', '-p', '22', '-l', 'root', '--', '2001:db8::10',
-                               'umask 077 && exec cat > %s.send' % peer.dest])
+                               'umask 077 && rm -f %s.send && exec cat > %s.send' % (peer.dest, peer.dest)])
     assert not os.path.exists(peer.progress) and peer.calls() == [] and os.listdir(os.path.dirname(peer.dest)) == []
     with open(peer.progress, 'w') as handle:
         handle.write('pid 1\n50%\n')

@@ -22,7 +22,8 @@ def test_a_send_through_main_with_the_defaults(tmp_path, monkeypatch, capsys):
         handle.write(content)
     result = run_main(vmm_disk_send, capsys, src=peer.src, dest=peer.dest, host='peer', progress=peer.progress, bwlimit='20M')
     assert result['changed'] is True and result['bytes'] == len(content) and result['sha256'] == hashlib.sha256(content).hexdigest()
-    assert result['cmd'] == [peer.ssh, '-o', 'BatchMode=yes', '-p', '22', '-l', 'root', '--', 'peer', 'umask 077 && exec cat > %s.send' % peer.dest]
+    assert result['cmd'] == [peer.ssh, '-o', 'BatchMode=yes', '-p', '22', '-l', 'root', '--', 'peer',
+                             'umask 077 && rm -f %s.send && exec cat > %s.send' % (peer.dest, peer.dest)]
     assert result['host'] == 'peer' and result['dest'] == peer.dest and result['stopped'] is None and isinstance(result['rate'], float)
     with open(peer.dest, 'rb') as handle:
         assert handle.read() == content
