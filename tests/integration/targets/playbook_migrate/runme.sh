@@ -19,7 +19,7 @@ all:
       hosts:
         vmm1: {lab_root: "$(root vmm1)"}
         vmm2: {lab_root: "$(root vmm2)", vmm_host_memory: 512M}
-        vmm3: {lab_root: "$(root vmm3)", vmm_host_memory: 512M}
+        vmm3: {lab_root: "$(root vmm3)", vmm_host_memory: 512M, vmm_migrate_ssh_host: vmm3}
   vars:
 $(lab_inventory_vars)
     vmm_disk_dir: "{{ lab_root }}/var/vmm"
@@ -65,6 +65,20 @@ fi
 grep -q 'no vmm host has room for web1 (memory 64M): vmm2 has 32M of memory free; nothing was moved' "$log"
 [ ! -e "$journal" ] && cmp "$(root vmm1)/etc/vm.conf" "$VMM_LAB_BASE/vm.conf.before"
 [ "$(vm_state vmm1 web1)" = running ]
+# host to host (vmm3 has vmm_migrate_ssh_host): SSH settings that are wrong, and a target ssh cannot reach, are
+# refused before anything is sent; each move is then cancelled
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm3 -e '{"vmm_migrate_ssh_port": 0}'; then
+    echo "a move ran with port 0" >&2; exit 1
+fi
+grep -q 'port: must be a number from 1 to 65535' "$log"
+migrate -e migrate_cancel=true
+if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm3 -e vmm_migrate_ssh_host=nosuch.invalid; then
+    echo "a move ran to a host ssh cannot reach" >&2; exit 1
+fi
+grep -q "vmm1 cannot write $(disks vmm3) on vmm3 as root@nosuch.invalid over SSH (exit 255: ssh: Could not resolve hostname nosuch.invalid" "$log"
+migrate -e migrate_cancel=true
+[ -z "$(ls -A "$(disks vmm3)")" ] && [ "$(vm_state vmm1 web1)" = running ] && enabled vmm1 web1 && ! defined vmm3 web1
+rm -f "$journal"
 
 # 2. web1 moves to vmm2: base first (the VM runs), overlay after the stop; running there with its MAC and data
 mac=$(grep -A8 '^vm "web1"' "$(root vmm1)/etc/vm.conf" | grep -o 'lladdr "[0-9a-f:]*"' | head -1)
@@ -102,7 +116,10 @@ assert list(move["sha256"].values()) == [sha256], move
 assert 0 < int(sent["while_down"]) < overlay, (sent, overlay)
 assert int(sent["while_running"]) >= overlay, (sent, overlay)   # the base (it lacked) and the pre-copy
 PY
-leftovers() { find "$(root vmm1)" "$(root vmm2)" "$(root vmm3)" \( -name '*.precopy' -o -name '*.delta' -o -name '.*.precopy.*' -o -name '.*.delta.*' \) -print; }
+leftovers() {
+    find "$(root vmm1)" "$(root vmm2)" "$(root vmm3)" \( -name '*.precopy' -o -name '*.delta' -o -name '.*.precopy.*' -o -name '.*.delta.*' \
+        -o -name '*.send' -o -name '*.progress' \) -print
+}
 [ -z "$(leftovers)" ]
 # stopped on vmm1 before it was defined on vmm2 (the journal's step times)
 python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["moves"]["web1"]["times"]; assert t["stopped"] < t["copied"] < t["defined"], t' "$journal"
@@ -209,6 +226,17 @@ for vm in $names web3 web4; do
 done
 [ -z "$(on vmm1 vmctl status | awk 'NR > 1')" ]
 [ "$(vm_state vmm2 d08)$(vm_state vmm3 d08)" = stopped ]
+# copies to vmm3 (vmm_migrate_ssh_host) went host to host over SSH, those to vmm2 through the controller
+python3 - "$journal" "$log" <<'PY'
+import json, re, sys
+moves = json.load(open(sys.argv[1]))["moves"]
+log = open(sys.argv[2]).read()
+for name in ["d%02d" % n for n in range(1, 9)] + ["web3", "web4"]:
+    sent = re.search(r"^TASK \[%s: send \S+ from vmm1 to vmm3\]" % name, log, re.M) is not None
+    fetched = re.search(r"^TASK \[%s: fetch from vmm1\]" % name, log, re.M) is not None
+    assert (sent, fetched) == ((True, False) if moves[name]["target"] == "vmm3" else (False, True)), (name, moves[name]["target"])
+PY
+[ -z "$(leftovers)" ]
 # placement: most free memory first, then the fewest VMs, then the name; 512M hosts hold 8 VMs of 64M each
 python3 - "$journal" <<'PY'
 import json, sys
