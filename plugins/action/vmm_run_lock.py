@@ -11,7 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.openbsd.vmm.plugins.plugin_utils.run_lock import RunLockHeld, acquire, describe, holder_of, release
+from ansible_collections.openbsd.vmm.plugins.plugin_utils.run_lock import RunLockHeld, acquire, describe, holder_of, release, run_pid
 
 ARGUMENT_SPEC = dict(
     path=dict(type='path', required=True),
@@ -44,8 +44,11 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('vmm_run_lock: path must be absolute (after ~ is expanded), got %r' % path)
         if not os.path.isdir(os.path.dirname(path)):
             raise AnsibleActionFail('vmm_run_lock: the directory of path %s does not exist' % path)
-        # each task runs in a worker forked from ansible-playbook: the run is the worker's parent
-        run = os.getppid()
+        # each task runs in a worker forked from ansible-playbook: the run is the worker's parent, while it lives
+        try:
+            run = run_pid()
+        except RunLockHeld as error:
+            raise AnsibleActionFail('vmm_run_lock: %s' % error)
         me = holder_of(run, _command(run))
         check_mode = bool(self._task.check_mode)
         # a lock is the run's bookkeeping, not a change to what the playbook manages: a no-op run stays changed=0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import json
+import multiprocessing
 import os
 import socket
 
@@ -43,6 +44,19 @@ def process_start(pid):
     except (OSError, IndexError):
         return None
     return '%s:%s' % (boot_id, start)
+
+
+def run_pid():
+    """The pid of the ansible-playbook run this task belongs to: the process that forked this worker.
+
+    Read from multiprocessing (the worker is its Process) and checked against os.getppid(): once that run has died
+    (killed with its process group while this worker still ran) the worker is reparented, to pid 1 or a subreaper,
+    and must not take or replace a lock in the name of that other process. Raises RunLockHeld then."""
+    parent = multiprocessing.parent_process()
+    run = parent.pid if parent is not None else os.getppid()
+    if os.getppid() != run:
+        raise RunLockHeld('the ansible-playbook run of this task (pid %d) has ended; nothing was done' % run)
+    return run
 
 
 def holder_of(pid, command):

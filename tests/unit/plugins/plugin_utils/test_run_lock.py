@@ -202,3 +202,22 @@ def test_a_process_start_is_read_past_a_command_name_with_parentheses(tmp_path):
         process.kill()
         process.wait()
     assert before is not None and ticks == sorted(ticks)
+
+
+def test_the_run_is_the_process_that_forked_the_worker():
+    # in a child forked by multiprocessing (as Ansible's workers are) the run is the parent, this test process
+    with multiprocessing.get_context('fork').Pool(1) as pool:
+        assert pool.apply(run_lock.run_pid) == os.getpid()
+    assert run_lock.run_pid() == os.getppid()   # not a multiprocessing child: its parent
+
+
+def test_a_worker_whose_run_has_ended_takes_nothing(monkeypatch):
+    # the run killed while this worker still ran: the worker was reparented (getppid 1) and acts for no one
+    class Parent:
+        pid = 4242
+    monkeypatch.setattr(multiprocessing, 'parent_process', lambda: Parent)
+    monkeypatch.setattr(os, 'getppid', lambda: 1)
+    with pytest.raises(RunLockHeld, match=r'the ansible-playbook run of this task \(pid 4242\) has ended; nothing was done'):
+        run_lock.run_pid()
+    monkeypatch.setattr(os, 'getppid', lambda: 4242)
+    assert run_lock.run_pid() == 4242
