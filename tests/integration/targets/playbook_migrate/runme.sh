@@ -127,6 +127,19 @@ python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["moves"]["web1"]["ti
 migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm2
 grep -q 'changed=0' "$log"
 
+# A run killed with -9: ansible-core's workers start their own sessions (os.setsid in WorkerProcess), so killing the
+# run's process group leaves a worker in its task, orphaned. Stopped first, the run forks no new worker while its
+# workers, then it, are killed; then the modules they ran. No process of the run is left.
+kill_run() {
+    kill -STOP "$1" 2>/dev/null || true
+    pkill -9 -P "$1" || true
+    kill -9 -- "-$1" 2>/dev/null || true
+    pkill -9 -f "$VMM_LAB_BASE/killremote/" || true
+    for _ in $(seq 100); do pgrep -f "ansible-playbook -i $inv" >/dev/null || return 0; sleep 0.1; done
+    echo "a process of the killed run is left: $(pgrep -af "ansible-playbook -i $inv")" >&2
+    return 1
+}
+
 # 3. killed after each step and run again: web2 to vmm3 (which has no base yet)
 mkdir -p "$VMM_LAB_BASE/killremote"
 # "precopy": killed once the overlay's pre-copy is on vmm3, before base_ready is journaled
@@ -138,8 +151,7 @@ for wanted in planned precopy base_ready stopped copied defined answering; do
         -e migrate_from=vmm1 -e '{"migrate_vms": ["web2"]}' -e migrate_to=vmm3 > "$VMM_LAB_BASE/killed.log" 2>&1 &
     leader=$!
     for _ in $(seq 600); do reached "$wanted" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.05; done
-    kill -9 -- "-$leader" 2>/dev/null || true
-    pkill -9 -f "$VMM_LAB_BASE/killremote/" || true
+    kill_run "$leader"
     wait "$leader" || true
     once web2
     echo "killed after $(step web2) (wanted $wanted)"
@@ -162,8 +174,7 @@ ANSIBLE_REMOTE_TMP="$VMM_LAB_BASE/killremote" setsid ansible-playbook -i "$inv" 
     -e migrate_from=vmm1 -e '{"migrate_vms": ["web3"]}' -e migrate_to=vmm2 > "$VMM_LAB_BASE/killed.log" 2>&1 &
 leader=$!
 for _ in $(seq 600); do [ "$(step web3)" = stopped ] && break; sleep 0.05; done
-kill -9 -- "-$leader" 2>/dev/null || true
-pkill -9 -f "$VMM_LAB_BASE/killremote/" || true
+kill_run "$leader"
 wait "$leader" || true
 once web3
 migrate -e migrate_cancel=true
