@@ -167,6 +167,12 @@ def ssh_argv(ssh, request, command):
     return argv + ['-p', str(request['port']), '-l', request['user'], '--', request['host'], command]
 
 
+def writable_command(dest):
+    """The peer's test that dest's directory exists and can be written (check mode's one call)."""
+    directory = shlex.quote(os.path.dirname(dest) or '/')
+    return 'test -d %s && test -w %s' % (directory, directory)
+
+
 def receive_command(dest):
     # removed first: the cat of a stopped older send may still be draining into the old file, which is then unlinked
     return 'umask 077 && rm -f %s && exec cat > %s' % (shlex.quote(dest + '.send'), shlex.quote(dest + '.send'))
@@ -343,6 +349,21 @@ def _write_all(pipe, data):
         view = view[pipe.write(view):]
 
 
+def probe(request, ssh):
+    """Check mode: one ssh call that reads, never writes; raises SendError when the user cannot log in to the peer or
+    cannot write dest's directory there, naming both and ssh's message."""
+    directory = os.path.dirname(request['dest']) or '/'
+    with tempfile.TemporaryFile() as errors:
+        status = subprocess.call(ssh_argv(ssh, request, writable_command(request['dest'])),  # pylint: disable=ansible-bad-function
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
+        message = _output(errors)
+    if status:
+        raise SendError("cannot write %s on %s as %s over SSH (port %d, exit %d%s): the sending user's key must be in "
+                        "%s's authorized_keys on %s and %s must exist and be writable by %s"
+                        % (directory, request['host'], request['user'], request['port'], status, ': ' + one_line(message) if message else '',
+                           request['user'], request['host'], directory, request['user']))
+
+
 def send(request, ssh, progress, clock=time.monotonic, sleep=time.sleep):
     """Send request['src'] to the peer (see the module's docstring); returns the result, raises SendError."""
     cmd = ssh_argv(ssh, request, receive_command(request['dest']))
@@ -412,6 +433,7 @@ def run(params, ssh, check_mode=False, clock=time.monotonic, sleep=time.sleep, g
         request = validate_request(params)
         if ssh is None:
             raise SendError('ssh: no ssh command found on PATH')
+        probe(request, ssh)
         cmd = ssh_argv(ssh, request, receive_command(request['dest']))
         return dict(changed=True, bytes=os.path.getsize(request['src']), dest=request['dest'], host=request['host'], cmd=cmd)
     progress = Progress(validate_progress(params), clock=clock, sleep=sleep, grace=grace)

@@ -40,7 +40,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Checks the options and that O(src) is a regular file, and reports the C(ssh) command; runs nothing and leaves O(progress) untouched.
+    details: >-
+      Sends nothing and leaves O(progress) untouched. Checks the options and that O(src) is a regular file, then runs
+      one C(ssh) with the same options, C(test -d DIR && test -w DIR) on the peer for the directory of O(dest) (it
+      reads, never writes), and fails naming O(user), O(host), the directory and ssh's message when that fails;
+      reports the C(ssh) command a send would run.
   diff_mode:
     support: none
   platform:

@@ -75,7 +75,7 @@ migrate -e migrate_cancel=true
 if migrate -e migrate_from=vmm1 -e '{"migrate_vms": ["web1"]}' -e migrate_to=vmm3 -e vmm_migrate_ssh_host=nosuch.invalid; then
     echo "a move ran to a host ssh cannot reach" >&2; exit 1
 fi
-grep -q "vmm1 cannot write $(disks vmm3) on vmm3 as root@nosuch.invalid over SSH (exit 255: ssh: Could not resolve hostname nosuch.invalid" "$log"
+grep -q "vmm1 to vmm3: cannot write $(disks vmm3) on nosuch.invalid as root over SSH (port 22, exit 255: ssh: Could not resolve hostname nosuch.invalid" "$log"
 migrate -e migrate_cancel=true
 [ -z "$(ls -A "$(disks vmm3)")" ] && [ "$(vm_state vmm1 web1)" = running ] && enabled vmm1 web1 && ! defined vmm3 web1
 rm -f "$journal"
@@ -230,6 +230,10 @@ printf '{"image": "%s", "sha256": "%s"}\n' "$(disks vmm1)/other.qcow2" "$(sha256
 names=$(seq -f 'd%02g' 1 8 | tr '\n' ' ')
 for vm in $names; do (cd "$(disks vmm1)" && on vmm1 vmctl create -b base.qcow2 "$vm.qcow2"); done
 play "$here/setup.yml" -e "{\"setup_vms\": [$(printf '"%s",' $names | sed 's/,$//')], \"setup_stopped\": [\"d08\"]}"
+# what a killed run's send of a base leaves on the source when that send (an async job) finishes on its own: the
+# next run finds the base on the target, sends none, and so has no progress file of its own to remove (seen in the
+# kill loop above with another test group running beside it); the drain's moves (base.qcow2 is on vmm2 and vmm3) remove it
+printf 'pid 1\n0%%\n100%%\ndone 65536 bytes in 0.1 s\n' > "$(disks vmm1)/base.qcow2.progress"
 migrate -e migrate_from=vmm1 -e migrate_drain=true
 for vm in $names web3 web4; do
     [ "$(step "$vm")" = done ] && ! defined vmm1 "$vm"

@@ -57,6 +57,17 @@ assert open(sys.argv[3]).read().splitlines()[-1].startswith("failed: "), open(sy
 PY
 [ -z "$(find "$B/vmm2" -name '*.send')" ]
 
+# 2b. check mode, as migrate.yml checks a target before any change: one ssh call to vmm2, nothing sent
+VMM_LAB_ROOT=$B/vmm1 ansible -i "$B/inventory.yml" vmm1 --check -m openbsd.vmm.vmm_disk_send \
+    -a "src=$src dest=$dest.check host=vmm2 progress=$src.check.progress" > "$B/check.log"
+grep -q 'vmm1 | CHANGED' "$B/check.log" && [ ! -e "$dest.check" ] && [ ! -e "$src.check.progress" ]
+if VMM_LAB_ROOT=$B/vmm1 ansible -i "$B/inventory.yml" vmm1 --check -m openbsd.vmm.vmm_disk_send \
+    -a "src=$src dest=$B/vmm2/nosuch/disk.qcow2 host=vmm2 progress=$src.check.progress" > "$B/check.log"; then
+    echo "check mode passed a directory that vmm2 does not have" >&2; exit 1
+fi
+grep -q "cannot write $B/vmm2/nosuch on vmm2 as root over SSH (port 22, exit 1)" "$B/check.log"
+[ -z "$(find "$B/vmm2" -name '*.send')" ]
+
 # 3. a send still running (slowed to 64 KiB/s) is stopped by the next send of the same file, which finishes it
 rm -f "$src.progress" "$dest"
 VMM_LAB_ROOT=$B/vmm1 ansible -i "$B/inventory.yml" vmm1 -B 600 -P 0 -m openbsd.vmm.vmm_disk_send \

@@ -497,20 +497,49 @@ def test_an_unexpected_error_still_ends_the_progress_file(peer, monkeypatch):
     assert peer.lines()[-1] == 'failed: [Errno 5] Input/output error'
 
 
-def test_check_mode_runs_nothing_and_leaves_the_progress_file(peer):
+def test_check_mode_sends_nothing_and_leaves_the_progress_file(peer):
     with open(peer.src, 'wb') as handle:
         handle.write(b'disk')
     result = disk_send.run(peer.params(host='2001:db8::10'), peer.ssh, check_mode=True)
     assert result == dict(changed=True, bytes=4, dest=peer.dest, host='2001:db8::10',
                           cmd=[peer.ssh, '-o', 'BatchMode=yes', '-p', '22', '-l', 'root', '--', '2001:db8::10',
                                'umask 077 && rm -f %s.send && exec cat > %s.send' % (peer.dest, peer.dest)])
-    assert not os.path.exists(peer.progress) and peer.calls() == [] and os.listdir(os.path.dirname(peer.dest)) == []
+    # one ssh call, which only tests the directory
+    directory = os.path.dirname(peer.dest)
+    assert [call['argv'][1:] for call in peer.calls()] == [
+        ['-o', 'BatchMode=yes', '-p', '22', '-l', 'root', '--', '2001:db8::10', 'test -d %s && test -w %s' % (directory, directory)]]
+    assert not os.path.exists(peer.progress) and os.listdir(directory) == []
     with open(peer.progress, 'w') as handle:
         handle.write('pid 1\n50%\n')
     with pytest.raises(SendError, match='^dest: must be an absolute path'):
         disk_send.run(peer.params(dest='x'), peer.ssh, check_mode=True)
     with open(peer.progress) as handle:
         assert handle.read() == 'pid 1\n50%\n'
+
+
+def test_check_mode_names_a_peer_directory_it_cannot_write(peer):
+    with open(peer.src, 'wb') as handle:
+        handle.write(b'disk')
+    missing = os.path.join(os.path.dirname(peer.dest), 'nosuch')
+    with pytest.raises(SendError) as failed:
+        disk_send.run(peer.params(dest=missing + '/image', user='vmmsend', port=2222), peer.ssh, check_mode=True)
+    assert str(failed.value) == (
+        "cannot write %s on peer as vmmsend over SSH (port 2222, exit 1): the sending user's key must be in vmmsend's "
+        "authorized_keys on peer and %s must exist and be writable by vmmsend" % (missing, missing))
+    assert peer.calls() and not os.path.exists(missing) and not os.path.exists(peer.progress)
+
+
+def test_check_mode_names_ssh_failing_with_its_message(peer, monkeypatch):
+    with open(peer.src, 'wb') as handle:
+        handle.write(b'disk')
+    monkeypatch.setenv('FAKE_SSH_EXIT', '255')
+    monkeypatch.setenv('FAKE_SSH_EXIT_WHEN', 'test -d')
+    with pytest.raises(SendError) as failed:
+        disk_send.run(peer.params(host='vmm3.example.org'), peer.ssh, check_mode=True)
+    assert str(failed.value).startswith(
+        'cannot write %s on vmm3.example.org as root over SSH (port 22, exit 255: ssh: connect to host vmm3.example.org port 22: '
+        'Connection refused): ' % os.path.dirname(peer.dest))
+    assert not os.path.exists(peer.progress)
 
 
 def test_the_sigterm_handler_is_put_back(peer):

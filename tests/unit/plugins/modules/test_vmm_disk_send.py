@@ -48,7 +48,7 @@ def test_failures_through_main_name_the_cause(tmp_path, monkeypatch, capsys):
     assert os.listdir(os.path.dirname(peer.dest)) == []
 
 
-def test_check_mode_through_main_runs_nothing(tmp_path, monkeypatch, capsys):
+def test_check_mode_through_main_sends_nothing(tmp_path, monkeypatch, capsys):
     peer = Peer(tmp_path, monkeypatch)
     with open(peer.src, 'wb') as handle:
         handle.write(b'disk')
@@ -56,4 +56,7 @@ def test_check_mode_through_main_runs_nothing(tmp_path, monkeypatch, capsys):
                       ssh_options=['ConnectTimeout=5'], user='vmmsend')
     assert result['changed'] is True and result['bytes'] == 4 and 'sha256' not in result
     assert result['cmd'][:7] == [peer.ssh, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-p', '22']
-    assert not os.path.exists(peer.progress) and peer.calls() == [] and os.listdir(os.path.dirname(peer.dest)) == []
+    # one ssh call, with the options given: the test that the peer's directory can be written
+    assert [call['argv'][-1] for call in peer.calls()] == ['test -d {0} && test -w {0}'.format(os.path.dirname(peer.dest))]
+    assert peer.calls()[0]['argv'][1:9] == ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5', '-p', '22', '-l', 'vmmsend']
+    assert not os.path.exists(peer.progress) and os.listdir(os.path.dirname(peer.dest)) == []
