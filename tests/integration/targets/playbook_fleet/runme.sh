@@ -17,6 +17,8 @@ fi
 # the provisioning key: the golden image carries its public half (build_image_root_ssh_key)
 ssh-keygen -q -t ed25519 -N '' -C fleet@controller -f "$VMM_LAB_BASE/id_ed25519"
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_PIPELINING=True ANSIBLE_FORKS=20
+# ansible-test turns deprecation warnings off; the first provision run below must show none
+export ANSIBLE_DEPRECATION_WARNINGS=True
 export ANSIBLE_INVENTORY_ENABLED=openbsd.vmm.vmm,yaml
 inv=$VMM_LAB_BASE/inventory
 fleet=$inv/fleet.vmm.yml
