@@ -69,3 +69,11 @@ def test_the_migrate_table_is_the_recorded_run():
                                                             'answer_seconds')] + [
             '%.1f MiB' % (move['bytes_while_down'] / 1048576), '%.1f MiB' % (move['bytes_while_running'] / 1048576),
             '%.2f %%' % move['copied_percent_of_disk'], '%.1f s' % move['move_seconds']]
+
+
+def test_the_poll_ab_figures_are_the_recorded_runs():
+    recorded, section = recorded_and_section('fleet_scale_poll_ab.json', '## fleet_scale.py')
+    for key, label in (('poll_2s', '2 s poll'), ('poll_1s', '1 s poll')):
+        (row,) = recorded[key]['sizes']
+        assert row['guests_per_host'] == 40 and row['ping_ok'] == 80
+        assert '- %s: %.2f s (%s s)' % (label, row['first_run_s'], ', '.join('%.1f' % run for run in row['first_runs_s'])) in section
